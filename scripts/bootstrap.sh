@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what building and testing mvirt needs on Debian 12, then a virtualenv at .venv with
+# the project installed. Idempotent: a second run only checks and returns in about a second.
+# Works as root or through sudo. Set MVIRT_BOOTSTRAP_FORCE=1 to redo every step.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+
+# Debian packages: build tools for the kernel, the image builder, the firmware and emulator
+# for boots, the signing and ISO tools, and the peers the tests talk to.
+PACKAGES=(
+  apt bubblewrap cpio debian-archive-keyring dpkg-dev zstd
+  build-essential bc bison flex libelf-dev libssl-dev linux-source-6.1 ncurses-dev
+  python3 python3-venv python3-dev libarchive13
+  qemu-system-x86 qemu-utils ovmf systemd-boot-efi
+  sbsigntool xorriso mtools dosfstools
+  busybox-static dnsmasq-base iproute2 nftables zfs-fuse
+  git make
+)
+BACKPORTS_PACKAGES=(mkosi)
+
+stamp_dir=${XDG_CACHE_HOME:-$HOME/.cache}/mvirt
+stamp=$stamp_dir/bootstrap.stamp
+want=$(sha256sum "$0" pyproject.toml | sha256sum | cut -c1-16)
+
+if [ "${MVIRT_BOOTSTRAP_FORCE:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+  && [ -x .venv/bin/mvirt-build ]; then
+  exit 0
+fi
+
+missing=()
+for p in "${PACKAGES[@]}" "${BACKPORTS_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  if [ ! -f /etc/apt/sources.list.d/bookworm-backports.sources ]; then
+    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO -E apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  $SUDO -E apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+    "${BACKPORTS_PACKAGES[@]}" >/dev/null
+fi
+
+# The virtualenv uses Debian's interpreter so that it matches the one the image carries.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+mkdir -p "$stamp_dir"
+echo "$want" >"$stamp"
+echo "bootstrap: done (.venv/bin/mvirt-build is ready)"

@@ -1,0 +1,1 @@
+"""mvirt runtime: pideisn (PID 1), the daemons and the CLI."""
