@@ -1,0 +1,1 @@
+"""pideisn: PID 1 of the mvirt image."""
