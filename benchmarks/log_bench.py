@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import grpc
+from mvirt.log.store import DB_FILE, QueryFilter, newest_rows, row_to_entry
 from mvirt.proto import log_pb2, log_pb2_grpc
 
 OBJECTS = 10_000
@@ -97,17 +98,34 @@ async def batched_ingest(target: str, start_i: int, count: int, batch: int, infl
         return count / (time.perf_counter() - began)
 
 
-def query_latencies(target: str, queries: int) -> list[float]:
+def query_latencies(target: str, queries: int, limit: int) -> list[float]:
     rng = random.Random(7)
     times = []
     with grpc.insecure_channel(target) as channel:
         stub = log_pb2_grpc.LogServiceStub(channel)
         list(stub.Query(log_pb2.QueryRequest(object_id="vm-0", limit=100)))  # warm up
         for _ in range(queries):
-            req = log_pb2.QueryRequest(object_id=f"vm-{rng.randrange(OBJECTS)}", limit=100)
+            req = log_pb2.QueryRequest(object_id=f"vm-{rng.randrange(OBJECTS)}", limit=limit)
             began = time.perf_counter()
             list(stub.Query(req))
             times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def store_query_latencies(db_path: Path, queries: int, limit: int) -> list[float]:
+    """The daemon's own query and row conversion, in this process without gRPC: shows how
+    much of the service's query latency is storage and how much is the RPC stream."""
+    rng = random.Random(7)
+    times = []
+    db = sqlite3.connect(db_path)
+    try:
+        for _ in range(queries):
+            flt = QueryFilter(object_id=f"vm-{rng.randrange(OBJECTS)}")
+            began = time.perf_counter()
+            [row_to_entry(r) for r in newest_rows(db, flt, limit, 1 << 62)]
+            times.append((time.perf_counter() - began) * 1000)
+    finally:
+        db.close()
     return times
 
 
@@ -145,15 +163,15 @@ class PlainSqlite:
             self.db.execute("COMMIT")
         return count / (time.perf_counter() - began)
 
-    def query_latencies(self, queries: int) -> list[float]:
+    def query_latencies(self, queries: int, limit: int) -> list[float]:
         rng = random.Random(7)
         times = []
         for _ in range(queries):
             began = time.perf_counter()
             self.db.execute(
                 "SELECT e.* FROM refs r JOIN entries e ON e.seq = r.seq WHERE r.object_id = ? "
-                "ORDER BY r.ts DESC LIMIT 100",
-                (f"vm-{rng.randrange(OBJECTS)}",),
+                "ORDER BY r.ts DESC LIMIT ?",
+                (f"vm-{rng.randrange(OBJECTS)}", limit),
             ).fetchall()
             times.append((time.perf_counter() - began) * 1000)
         return times
@@ -171,10 +189,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--inflight", type=int, default=4, help="batches in flight")
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--query-limit", type=int, default=100, help="Query.limit")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
     rows: list[tuple[str, str, str, str]] = []
+
+    def add(row: tuple[str, str, str, str]) -> None:
+        rows.append(row)
+        print(" | ".join(c for c in row if c), file=sys.stderr, flush=True)  # progress
+
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         target = f"127.0.0.1:{port}"
@@ -197,7 +221,7 @@ def main() -> None:
                 assert time.monotonic() < deadline, "mvirt-log did not start"
                 time.sleep(0.05)
             unary = asyncio.run(unary_ingest(target, args.unary, args.concurrency))
-            rows.append(("ingest, unary Log", f"{unary:,.0f} entries/s", "", ">= 5,000"))
+            add(("ingest, unary Log", f"{unary:,.0f} entries/s", "", ">= 5,000"))
             baseline = PlainSqlite(Path(tmp) / "plain.sqlite3")
             stored = args.unary
             plain_stored = 0
@@ -208,7 +232,7 @@ def main() -> None:
                 stored = size
                 plain_rate = baseline.insert(plain_stored, size - plain_stored, args.batch_size)
                 plain_stored = size
-                rows.append(
+                add(
                     (
                         f"ingest, LogBatch x{args.batch_size} (to {size:,})",
                         f"{rate:,.0f} entries/s",
@@ -216,17 +240,21 @@ def main() -> None:
                         ">= 50,000",
                     )
                 )
-                lat = query_latencies(target, args.queries)
-                plain = baseline.query_latencies(args.queries)
-                rows.append(
+                lat = query_latencies(target, args.queries, args.query_limit)
+                own = store_query_latencies(
+                    Path(tmp) / "log" / DB_FILE, args.queries, args.query_limit
+                )
+                plain = baseline.query_latencies(args.queries, args.query_limit)
+                add(
                     (
-                        f"query by object, limit 100, at {size:,}",
+                        f"query by object, limit {args.query_limit}, at {size:,}",
                         latency(lat),
                         latency(plain),
                         "p99 <= 20 ms at 1M",
                     )
                 )
-                rows.append(
+                add((f"  same query in the store, no gRPC, at {size:,}", latency(own), "", ""))
+                add(
                     (
                         f"daemon RSS at {size:,}",
                         f"{rss_mib(daemon.pid):.0f} MiB",

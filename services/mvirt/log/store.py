@@ -317,7 +317,7 @@ class LogStore:
         """
         high = self.last_seq
         if 0 < limit <= PAGE_ROWS:
-            rows = await self.read(lambda db: _newest(db, flt, limit, high))
+            rows = await self.read(lambda db: newest_rows(db, flt, limit, high))
             if rows:
                 yield rows
         else:
@@ -423,7 +423,7 @@ def _where(flt: QueryFilter, high_seq: int) -> tuple[str, str, list[Any]]:
     return f"FROM {source} WHERE {where}", key, args
 
 
-def _newest(db: sqlite3.Connection, flt: QueryFilter, limit: int, high_seq: int) -> list[Row]:
+def newest_rows(db: sqlite3.Connection, flt: QueryFilter, limit: int, high_seq: int) -> list[Row]:
     """The newest ``limit`` matches, oldest first."""
     base, k, args = _where(flt, high_seq)
     rows = db.execute(
