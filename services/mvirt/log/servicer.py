@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
 import grpc
 
-from mvirt.daemon.errors import InvalidArgumentError
+from mvirt.daemon.errors import InvalidArgumentError, UnavailableError
 from mvirt.daemon.server import DaemonContext
 from mvirt.daemon.version import package_version
 from mvirt.log import limits
@@ -60,7 +61,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         if not request.HasField("entry"):
             raise InvalidArgumentError("entry is missing")
         entry = _prepared(request.entry, "entry", time.time_ns())
-        ids = await self._store.append([entry])
+        ids = await self._append([entry])
         return log_pb2.LogResponse(id=ids[0])
 
     async def LogBatch(  # noqa: N802
@@ -76,7 +77,16 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
             )
         now = time.time_ns()
         entries = [_prepared(e, f"entries[{i}]", now) for i, e in enumerate(request.entries)]
-        return log_pb2.LogBatchResponse(ids=await self._store.append(entries))
+        return log_pb2.LogBatchResponse(ids=await self._append(entries))
+
+    async def _append(self, entries: list[log_pb2.LogEntry]) -> list[str]:
+        try:
+            return await self._store.append(entries)
+        except sqlite3.Error as exc:
+            # e.g. disk full or I/O error: nothing was stored, the client may retry later.
+            raise UnavailableError(
+                f"cannot store entries: {exc}; check free space and health of the data dir"
+            ) from exc
 
     async def Query(  # noqa: N802
         self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
