@@ -12,7 +12,7 @@ from mvirt.daemon.errors import InvalidArgumentError, UnavailableError
 from mvirt.daemon.server import DaemonContext
 from mvirt.daemon.version import package_version
 from mvirt.log import limits
-from mvirt.log.store import LogStore, QueryFilter, row_to_entry
+from mvirt.log.store import LogStore, QueryFilter, Row, row_to_entry
 from mvirt.proto import log_pb2, log_pb2_grpc
 
 
@@ -92,10 +92,21 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[log_pb2.LogEntry]:
         """Streams matching entries (docs/log.md: order, limit, follow)."""
-        flt = query_filter(request)
-        async for page in self._store.query(flt, request.limit, request.follow, self._ctx.stopping):
+        async for page in self._pages(request):
             for row in page:
                 yield row_to_entry(row)
+
+    async def QueryPages(  # noqa: N802
+        self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[log_pb2.LogEntryPage]:
+        """Streams the same entries as Query, in the same order, many per message."""
+        async for page in self._pages(request):
+            yield log_pb2.LogEntryPage(entries=[row_to_entry(row) for row in page])
+
+    def _pages(self, request: log_pb2.QueryRequest) -> AsyncIterator[list[Row]]:
+        return self._store.query(
+            query_filter(request), request.limit, request.follow, self._ctx.stopping
+        )
 
     async def GetVersion(  # noqa: N802
         self, request: log_pb2.GetVersionRequest, context: grpc.aio.ServicerContext
