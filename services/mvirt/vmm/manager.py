@@ -15,7 +15,7 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -156,16 +156,15 @@ class VmManager:
         for queue in list(self._watchers):
             queue.put_nowait(event)
 
-    async def watch(self, vm_id: str | None) -> AsyncIterator[VmEvent]:
-        """Events from now on, for every VM or only ``vm_id``."""
+    def subscribe(self) -> asyncio.Queue[VmEvent | None]:
+        """A queue that receives every event from now on (None when the daemon stops)."""
         queue: asyncio.Queue[VmEvent | None] = asyncio.Queue()
         self._watchers.add(queue)
-        try:
-            while (event := await queue.get()) is not None:
-                if vm_id is None or event.vm_id == vm_id:
-                    yield event
-        finally:
-            self._watchers.discard(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[VmEvent | None]) -> None:
+        """Stop delivering events to ``queue``."""
+        self._watchers.discard(queue)
 
     def _audit(self, message: str, vm: VmRecord, *extra: str) -> None:
         self.audit.log(AUDIT_LEVEL, message, [*_related(vm), *extra])
