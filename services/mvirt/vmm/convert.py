@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from mvirt.daemon.errors import InvalidArgument
+from mvirt.daemon.errors import InvalidArgumentError
 from mvirt.proto import vmm_pb2
 from mvirt.vmm.backend import DiskSpec
 from mvirt.vmm.manager import VmEvent
@@ -31,7 +31,7 @@ def config_from_proto(config: vmm_pb2.VmConfig) -> VmConfig:
     elif config.boot_mode in (vmm_pb2.BOOT_MODE_DISK, vmm_pb2.BOOT_MODE_KERNEL):
         boot_mode = BootMode(config.boot_mode)
     else:
-        raise InvalidArgument(f"config.boot_mode {config.boot_mode} is not a known BootMode")
+        raise InvalidArgumentError(f"config.boot_mode {config.boot_mode} is not a known BootMode")
     nics = tuple(
         check_nic(
             f"config.nics[{index}]",

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Protocol
 
 from mvirt.daemon.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
 )
 from mvirt.vmm import cloudinit
 from mvirt.vmm.backend import DiskSpec, Hypervisor, HypervisorError, NicSpec, VmPaths, VmSpec
@@ -109,7 +109,7 @@ class VmManager:
         limits: HostLimits | None = None,
     ) -> None:
         if len(str(data_dir.resolve())) + _SOCKET_SUFFIX_LEN > MAX_SOCKET_PATH:
-            raise InvalidArgument(
+            raise InvalidArgumentError(
                 f"data dir {data_dir} is too long for the VMs' unix sockets (at most "
                 f"{MAX_SOCKET_PATH - _SOCKET_SUFFIX_LEN} characters); use a shorter --data-dir"
             )
@@ -136,10 +136,10 @@ class VmManager:
     def get(self, ref: str) -> VmRecord:
         """A VM by id (or, for convenience, by name); NOT_FOUND otherwise."""
         if not ref:
-            raise InvalidArgument("id is empty: give a VM id")
+            raise InvalidArgumentError("id is empty: give a VM id")
         vm = self.store.get(ref) or self.store.get_by_name(ref)
         if vm is None:
-            raise NotFound(f"VM {ref!r} does not exist; `mvirt list` shows the VMs")
+            raise NotFoundError(f"VM {ref!r} does not exist; `mvirt list` shows the VMs")
         return vm
 
     def list(self) -> list[VmRecord]:
@@ -204,7 +204,7 @@ class VmManager:
         if name is not None:
             check_name(name)
             if self.store.get_by_name(name) is not None:
-                raise AlreadyExists(f"a VM named {name!r} exists already; pick another name")
+                raise AlreadyExistsError(f"a VM named {name!r} exists already; pick another name")
         check_config(config, self.limits)
         vm = VmRecord(
             id=str(uuid.uuid4()),
@@ -220,7 +220,9 @@ class VmManager:
             self.store.insert(vm)
         except NameTakenError:
             shutil.rmtree(folder, ignore_errors=True)
-            raise AlreadyExists(f"a VM named {name!r} exists already; pick another name") from None
+            raise AlreadyExistsError(
+                f"a VM named {name!r} exists already; pick another name"
+            ) from None
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -234,7 +236,7 @@ class VmManager:
         async with self._lock(vm.id):
             vm = self.get(vm.id)
             if vm.state != VmState.STOPPED:
-                raise FailedPrecondition(f"VM {ref!r} is {vm.state.name}, not STOPPED")
+                raise FailedPreconditionError(f"VM {ref!r} is {vm.state.name}, not STOPPED")
             vm = self.store.set_state(vm, VmState.STARTING, stop_reason=None)
             paths = self.paths(vm.id)
             paths.root.mkdir(parents=True, exist_ok=True)
@@ -244,11 +246,11 @@ class VmManager:
                     check_disk(f"config.disks[{index}]", disk)
                 self._write_seed(vm)
                 pid = await self.hypervisor.start(self._spec(vm), paths)
-            except (HypervisorError, InvalidArgument, OSError) as exc:
+            except (HypervisorError, InvalidArgumentError, OSError) as exc:
                 self.store.set_state(vm, VmState.STOPPED, stop_reason=f"start failed: {exc}")
                 if isinstance(exc, HypervisorError) and "not found" in str(exc):
-                    raise Unavailable(str(exc)) from None
-                raise FailedPrecondition(f"VM {ref!r} could not start: {exc}") from None
+                    raise UnavailableError(str(exc)) from None
+                raise FailedPreconditionError(f"VM {ref!r} could not start: {exc}") from None
             vm = self.store.set_state(vm, VmState.RUNNING, started_at=int(time.time()), pid=pid)
             self._track(vm, pid, backlog=b"")
             self._audit(f"VM {vm.name or vm.id} started (pid {pid})", vm)
@@ -266,31 +268,34 @@ class VmManager:
     async def _monitor(self, vm_id: str, runtime: Runtime) -> None:
         status = await runtime.watch.wait()
         reason = runtime.reason or ("guest powered off" if status == 0 else describe_exit(status))
-        await self.hypervisor.forget(vm_id)
-        vm = self.store.get(vm_id)
-        if vm is not None:
-            vm = self.store.set_state(vm, VmState.STOPPED, pid=None, stop_reason=reason)
-            self._audit(f"VM {vm.name or vm.id} stopped: {reason}", vm)
-            self._emit(vm_id, VmEventType.STOPPED, vm)
-        self._runtimes.pop(vm_id, None)
-        runtime.finished.set()
-        await runtime.hub.close()
+        try:
+            await self.hypervisor.forget(vm_id)
+            vm = self.store.get(vm_id)
+            if vm is not None:
+                vm = self.store.set_state(vm, VmState.STOPPED, pid=None, stop_reason=reason)
+                self._audit(f"VM {vm.name or vm.id} stopped: {reason}", vm)
+                self._emit(vm_id, VmEventType.STOPPED, vm)
+        finally:
+            # Whatever happened above, callers waiting for the exit must not hang.
+            self._runtimes.pop(vm_id, None)
+            runtime.finished.set()
+            await runtime.hub.close()
 
     def _runtime(self, vm: VmRecord, ref: str) -> Runtime:
         runtime = self._runtimes.get(vm.id)
         if runtime is None or vm.state == VmState.STOPPED:
-            raise FailedPrecondition(f"VM {ref!r} is not running")
+            raise FailedPreconditionError(f"VM {ref!r} is not running")
         return runtime
 
     async def stop(self, ref: str, timeout: float) -> VmRecord:
         """Press the power button, wait up to ``timeout`` s (0 = forever), then kill."""
         if timeout < 0:
-            raise InvalidArgument("timeout_seconds must not be negative (0 waits forever)")
+            raise InvalidArgumentError("timeout_seconds must not be negative (0 waits forever)")
         vm = self.get(ref)
         async with self._lock(vm.id):
             vm = self.get(vm.id)
             if vm.state != VmState.RUNNING:
-                raise FailedPrecondition(f"VM {ref!r} is {vm.state.name}, not RUNNING")
+                raise FailedPreconditionError(f"VM {ref!r} is {vm.state.name}, not RUNNING")
             runtime = self._runtime(vm, ref)
             self.store.set_state(vm, VmState.STOPPING)
             self._audit(f"VM {vm.name or vm.id} stopping (power button, timeout {timeout:g} s)", vm)
@@ -324,7 +329,7 @@ class VmManager:
         async with self._lock(vm.id):
             vm = self.get(vm.id)
             if vm.state != VmState.STOPPED:
-                raise FailedPrecondition(
+                raise FailedPreconditionError(
                     f"VM {ref!r} is {vm.state.name}: stop or kill it before deleting it"
                 )
             self.store.delete(vm.id)
@@ -338,7 +343,7 @@ class VmManager:
     async def _hotplug_target(self, ref: str) -> VmRecord:
         vm = self.get(ref)
         if vm.state in (VmState.STARTING, VmState.STOPPING):
-            raise FailedPrecondition(f"VM {ref!r} is {vm.state.name}; retry when it settled")
+            raise FailedPreconditionError(f"VM {ref!r} is {vm.state.name}; retry when it settled")
         return vm
 
     async def attach_disk(self, ref: str, disk: DiskSpec) -> VmRecord:
@@ -348,13 +353,15 @@ class VmManager:
             vm = await self._hotplug_target(vm.id)
             check_disk("disk", disk)
             if any(d.path == disk.path for d in vm.config.disks):
-                raise AlreadyExists(f"disk {disk.path!r} is attached to VM {ref!r} already")
+                raise AlreadyExistsError(f"disk {disk.path!r} is attached to VM {ref!r} already")
             check_unique_disks([*vm.config.disks, disk])
             if vm.state == VmState.RUNNING:
                 try:
                     await self.hypervisor.attach_disk(vm.id, disk)
                 except HypervisorError as exc:
-                    raise FailedPrecondition(f"hot-plug of {disk.path!r} failed: {exc}") from None
+                    raise FailedPreconditionError(
+                        f"hot-plug of {disk.path!r} failed: {exc}"
+                    ) from None
             vm = replace(vm, config=vm.config.with_disks((*vm.config.disks, disk)))
             self.store.update(vm)
             self._audit(f"disk {disk.path} attached to VM {vm.name or vm.id}", vm)
@@ -363,18 +370,18 @@ class VmManager:
     async def detach_disk(self, ref: str, path: str) -> VmRecord:
         """Remove a disk by path (hot-unplugged when running)."""
         if not path:
-            raise InvalidArgument("path is empty: give the path of an attached disk")
+            raise InvalidArgumentError("path is empty: give the path of an attached disk")
         vm = await self._hotplug_target(ref)
         async with self._lock(vm.id):
             vm = await self._hotplug_target(vm.id)
             disk = next((d for d in vm.config.disks if d.path == path), None)
             if disk is None:
-                raise NotFound(f"disk {path!r} is not attached to VM {ref!r}")
+                raise NotFoundError(f"disk {path!r} is not attached to VM {ref!r}")
             if vm.state == VmState.RUNNING:
                 try:
                     await self.hypervisor.detach_disk(vm.id, disk)
                 except HypervisorError as exc:
-                    raise FailedPrecondition(f"hot-unplug of {path!r} failed: {exc}") from None
+                    raise FailedPreconditionError(f"hot-unplug of {path!r} failed: {exc}") from None
             vm = replace(
                 vm, config=vm.config.with_disks(tuple(d for d in vm.config.disks if d != disk))
             )
@@ -388,13 +395,17 @@ class VmManager:
         async with self._lock(vm.id):
             vm = await self._hotplug_target(vm.id)
             if any(n.mac == nic.mac for n in vm.config.nics):
-                raise AlreadyExists(f"a NIC with MAC {nic.mac} is attached to VM {ref!r} already")
+                raise AlreadyExistsError(
+                    f"a NIC with MAC {nic.mac} is attached to VM {ref!r} already"
+                )
             check_unique_macs([*vm.config.nics, nic])
             if vm.state == VmState.RUNNING:
                 try:
                     await self.hypervisor.attach_nic(vm.id, nic)
                 except HypervisorError as exc:
-                    raise FailedPrecondition(f"hot-plug of NIC {nic.mac} failed: {exc}") from None
+                    raise FailedPreconditionError(
+                        f"hot-plug of NIC {nic.mac} failed: {exc}"
+                    ) from None
             vm = replace(vm, config=vm.config.with_nics((*vm.config.nics, nic)))
             self.store.update(vm)
             self._audit(f"NIC {nic.mac} attached to VM {vm.name or vm.id}", vm)
@@ -403,18 +414,20 @@ class VmManager:
     async def detach_nic(self, ref: str, mac: str) -> VmRecord:
         """Remove a NIC by MAC (hot-unplugged when running)."""
         if not mac:
-            raise InvalidArgument("mac is empty: give the MAC of an attached NIC")
+            raise InvalidArgumentError("mac is empty: give the MAC of an attached NIC")
         vm = await self._hotplug_target(ref)
         async with self._lock(vm.id):
             vm = await self._hotplug_target(vm.id)
             nic = next((n for n in vm.config.nics if n.mac == mac.lower()), None)
             if nic is None:
-                raise NotFound(f"no NIC with MAC {mac} is attached to VM {ref!r}")
+                raise NotFoundError(f"no NIC with MAC {mac} is attached to VM {ref!r}")
             if vm.state == VmState.RUNNING:
                 try:
                     await self.hypervisor.detach_nic(vm.id, nic)
                 except HypervisorError as exc:
-                    raise FailedPrecondition(f"hot-unplug of NIC {mac} failed: {exc}") from None
+                    raise FailedPreconditionError(
+                        f"hot-unplug of NIC {mac} failed: {exc}"
+                    ) from None
             vm = replace(
                 vm, config=vm.config.with_nics(tuple(n for n in vm.config.nics if n != nic))
             )

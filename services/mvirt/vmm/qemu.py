@@ -171,7 +171,8 @@ class QemuHypervisor(Hypervisor):
                 try:
                     await client.connect(str(paths.control_socket))
                 except (QMPError, OSError):
-                    await client.disconnect()
+                    with contextlib.suppress(QMPError, OSError, EOFError):
+                        await client.disconnect()
                 else:
                     self._qmp[vm_id] = client
                     return
@@ -298,5 +299,6 @@ class QemuHypervisor(Hypervisor):
         """Close the QMP connection of a VM."""
         client = self._qmp.pop(vm_id, None)
         if client is not None:
-            with contextlib.suppress(QMPError, OSError):
+            # After QEMU died, disconnect() re-raises what its reader saw (EOFError, resets).
+            with contextlib.suppress(QMPError, OSError, EOFError):
                 await client.disconnect()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from mvirt.daemon.errors import InvalidArgument
+from mvirt.daemon.errors import InvalidArgumentError
 from mvirt.daemon.version import package_version
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 from mvirt.vmm.backend import DiskSpec
@@ -35,87 +35,87 @@ class VmServicer(vmm_pb2_grpc.VmServiceServicer):
         self.stopping = stopping
         self.sysinfo = SystemInfoCollector()
 
-    async def GetVersion(
+    async def GetVersion(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.GetVersionRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.VersionInfo:
         """The daemon's version."""
         return vmm_pb2.VersionInfo(version=package_version())
 
-    async def GetSystemInfo(
+    async def GetSystemInfo(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.GetSystemInfoRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.SystemInfo:
         """Host facts plus what the VMs have allocated."""
         cpus, memory = self.manager.allocated()
         return system_info_to_proto(await self.sysinfo.collect(cpus, memory))
 
-    async def CreateVm(
+    async def CreateVm(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.CreateVmRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """Validate and store a new VM (STOPPED)."""
         if not request.HasField("config"):
-            raise InvalidArgument("config is required")
+            raise InvalidArgumentError("config is required")
         name = request.name if request.HasField("name") and request.name else None
         vm = await self.manager.create(name, config_from_proto(request.config))
         return vm_to_proto(vm)
 
-    async def GetVm(
+    async def GetVm(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.GetVmRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """One VM."""
         return vm_to_proto(self.manager.get(request.id))
 
-    async def ListVms(
+    async def ListVms(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.ListVmsRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.ListVmsResponse:
         """Every VM, oldest first."""
         return vmm_pb2.ListVmsResponse(vms=[vm_to_proto(vm) for vm in self.manager.list()])
 
-    async def DeleteVm(
+    async def DeleteVm(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.DeleteVmRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.DeleteVmResponse:
         """Delete a stopped VM."""
         await self.manager.delete(request.id)
         return vmm_pb2.DeleteVmResponse()
 
-    async def StartVm(
+    async def StartVm(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.StartVmRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """Start a stopped VM."""
         return vm_to_proto(await self.manager.start(request.id))
 
-    async def StopVm(
+    async def StopVm(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.StopVmRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """Graceful stop, then kill after the timeout (0 = wait forever)."""
         return vm_to_proto(await self.manager.stop(request.id, request.timeout_seconds))
 
-    async def KillVm(
+    async def KillVm(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.KillVmRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """Kill the hypervisor at once."""
         return vm_to_proto(await self.manager.kill(request.id))
 
-    async def AttachDisk(
+    async def AttachDisk(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.AttachDiskRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """Add a disk (hot-plug when running)."""
         if not request.HasField("disk"):
-            raise InvalidArgument("disk is required")
+            raise InvalidArgumentError("disk is required")
         disk = DiskSpec(request.disk.path, request.disk.readonly)
         return vm_to_proto(await self.manager.attach_disk(request.vm_id, disk))
 
-    async def DetachDisk(
+    async def DetachDisk(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.DetachDiskRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """Remove a disk by path."""
         return vm_to_proto(await self.manager.detach_disk(request.vm_id, request.path))
 
-    async def AttachNic(
+    async def AttachNic(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.AttachNicRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """Add a NIC (hot-plug when running)."""
         if not request.HasField("nic"):
-            raise InvalidArgument("nic is required")
+            raise InvalidArgumentError("nic is required")
         nic = request.nic
         spec = check_nic(
             "nic",
@@ -125,13 +125,13 @@ class VmServicer(vmm_pb2_grpc.VmServiceServicer):
         )
         return vm_to_proto(await self.manager.attach_nic(request.vm_id, spec))
 
-    async def DetachNic(
+    async def DetachNic(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.DetachNicRequest, context: grpc.aio.ServicerContext
     ) -> vmm_pb2.Vm:
         """Remove a NIC by MAC."""
         return vm_to_proto(await self.manager.detach_nic(request.vm_id, request.mac))
 
-    async def Console(
+    async def Console(  # noqa: N802 (gRPC method name)
         self,
         request_iterator: AsyncIterator[vmm_pb2.ConsoleInput],
         context: grpc.aio.ServicerContext,
@@ -139,7 +139,7 @@ class VmServicer(vmm_pb2_grpc.VmServiceServicer):
         """Bridge the stream to the VM's serial console; the first message names the VM."""
         first = await anext(aiter(request_iterator), None)
         if first is None:
-            raise InvalidArgument("the first ConsoleInput must name the VM (vm_id)")
+            raise InvalidArgumentError("the first ConsoleInput must name the VM (vm_id)")
         hub, viewer = self.manager.console(first.vm_id)
 
         async def pump_input() -> None:
@@ -170,7 +170,7 @@ class VmServicer(vmm_pb2_grpc.VmServiceServicer):
                 with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
                     await task
 
-    async def WatchVms(
+    async def WatchVms(  # noqa: N802 (gRPC method name)
         self, request: vmm_pb2.WatchVmsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[vmm_pb2.VmEvent]:
         """Lifecycle events from now on, for all VMs or one."""

@@ -135,6 +135,6 @@ class VmStore:
     def list(self) -> list[VmRecord]:
         """All VMs, oldest first."""
         rows = self._db.execute(
-            f"SELECT {self._COLUMNS} FROM vms ORDER BY created_at, id"
+            f"SELECT {self._COLUMNS} FROM vms ORDER BY created_at, rowid"
         ).fetchall()
         return [self._row(r) for r in rows]
