@@ -80,9 +80,14 @@ class Runtime:
     monitor: asyncio.Task[None] | None = None
 
 
+def disk_object_id(path: str) -> str:
+    """The audit object id of a disk: log ids start with a letter or digit, paths with '/'."""
+    return f"disk:{path}"
+
+
 def _related(vm: VmRecord) -> list[str]:
     ids = [vm.id]
-    ids += [d.path for d in vm.config.disks]
+    ids += [disk_object_id(d.path) for d in vm.config.disks]
     ids += [n.mac for n in vm.config.nics]
     return ids
 
@@ -386,7 +391,9 @@ class VmManager:
                 vm, config=vm.config.with_disks(tuple(d for d in vm.config.disks if d != disk))
             )
             self.store.update(vm)
-            self._audit(f"disk {path} detached from VM {vm.name or vm.id}", vm, path)
+            self._audit(
+                f"disk {path} detached from VM {vm.name or vm.id}", vm, disk_object_id(path)
+            )
             return vm
 
     async def attach_nic(self, ref: str, nic: NicSpec) -> VmRecord:
