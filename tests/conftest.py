@@ -24,7 +24,8 @@ def free_port() -> int:
 
 
 class DaemonProcess:
-    """One daemon subprocess (``python -m <module>``) with its stderr kept in a file."""
+    """One daemon subprocess (``python -m <module>``, or ``python <module>`` for a path ending
+    in .py) with its stderr kept in a file."""
 
     def __init__(self, module: str, data_dir: Path, port: int | None = None, *args: str) -> None:
         self.module = module
@@ -41,8 +42,7 @@ class DaemonProcess:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    self.module,
+                    *self._program(),
                     "--listen",
                     self.endpoint,
                     "--data-dir",
@@ -80,6 +80,9 @@ class DaemonProcess:
                     pass
                 time.sleep(0.05)
         pytest.fail(f"{self.module} not serving after {timeout}s: {self.stderr()}")
+
+    def _program(self) -> list[str]:
+        return [self.module] if self.module.endswith(".py") else ["-m", self.module]
 
     def _port_open(self) -> bool:
         with socket.socket() as s:

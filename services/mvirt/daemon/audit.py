@@ -71,6 +71,11 @@ class AuditLogger:
         """Entries not yet acknowledged by mvirt-log (queued in memory or spooled)."""
         return len(self._queue) + (len(self._spool) if self._spool else 0)
 
+    @property
+    def spooled(self) -> int:
+        """Entries waiting in the on-disk spool."""
+        return len(self._spool) if self._spool else 0
+
     async def start(self) -> None:
         """Opens the spool and starts delivering (spooled entries from a previous run first)."""
         self._loop = asyncio.get_running_loop()

@@ -76,36 +76,77 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        decode = _tolerant(handler.request_deserializer)
+        encode = handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                _wrap_unary(handler.unary_unary, method, streaming=False),
+                request_deserializer=decode,
+                response_serializer=encode,
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                _wrap_unary(handler.stream_unary, method, streaming=True),
+                request_deserializer=decode,
+                response_serializer=encode,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                _wrap_stream(handler.unary_stream, method, streaming=False),
+                request_deserializer=decode,
+                response_serializer=encode,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(handler.stream_stream, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            _wrap_stream(handler.stream_stream, method, streaming=True),
+            request_deserializer=decode,
+            response_serializer=encode,
         )
 
 
+class _Undecodable:
+    """Stands in for a request message whose bytes did not parse."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    # A deserializer that raises makes gRPC answer UNKNOWN; this turns the failure into a
+    # value the wrapped handler reports as INVALID_ARGUMENT.
+    if decode is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception as exc:
+            return _Undecodable(exc)
+
+    return parse
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidArgumentError(f"request message could not be decoded: {request.error}")
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        _check_decoded(request)
+        yield request
+
+
 def _wrap_unary(
-    behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], method: str
+    behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+    method: str,
+    streaming: bool,
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            if streaming:
+                request = _checked_stream(request)
+            else:
+                _check_decoded(request)
             return await behavior(request, context)
         except AbortError:
             raise
@@ -118,10 +159,16 @@ def _wrap_unary(
 
 
 def _wrap_stream(
-    behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]], method: str
+    behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]],
+    method: str,
+    streaming: bool,
 ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
+            if streaming:
+                request = _checked_stream(request)
+            else:
+                _check_decoded(request)
             async for item in behavior(request, context):
                 yield item
         except AbortError:

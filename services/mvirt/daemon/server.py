@@ -124,6 +124,9 @@ def check_listen_address(listen: str) -> None:
         ) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
+        # As gRPC does: connections of a previous run in TIME_WAIT must not block a restart
+        # (on Linux a port someone listens on still fails to bind).
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as exc:
