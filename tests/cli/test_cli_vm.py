@@ -41,6 +41,7 @@ def test_create_list_get_start_stop_delete_by_name(vmm_server, tmp_path, monkeyp
 
     table = mvirt(vmm_server, "list").output
     assert "web" in table and "STOPPED" in table and "64 MiB" in table
+    assert vm["id"] in table  # ids are never shortened
     listed = [
         json.loads(line) for line in mvirt(vmm_server, "list", "-o", "json").output.splitlines()
     ]

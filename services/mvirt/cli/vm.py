@@ -12,6 +12,7 @@ import click
 import grpc
 from google.protobuf.json_format import MessageToDict
 from rich.markup import escape
+from rich.table import Table
 
 from mvirt.cli.console import run_console
 from mvirt.cli.output import Decorator, console, output_option, print_json_line, print_table
@@ -195,8 +196,15 @@ def list_vms(*, fmt: str, server: str) -> None:
     if fmt == "json":
         for vm in vms:
             print_json_line(vm_json(vm))
-    else:
-        print_table(COLUMNS, (vm_row(vm) for vm in vms))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in COLUMNS:
+        # Ids are what scripts and people copy: never shorten them; the reason may wrap.
+        wrap = column == COLUMNS[-1]
+        table.add_column(column, no_wrap=not wrap, min_width=36 if column == "ID" else None)
+    for vm in vms:
+        table.add_row(*vm_row(vm))
+    console().print(table)
 
 
 @click.command()
