@@ -323,8 +323,14 @@ def test_restart_readopts_running_and_stops_dead_vms(start_vmm):
     # The re-adopted VM is fully controlled again: QMP for hot-plug, the pid for kill.
     disk = empty_disk(vmm.data_dir.parent / "late.img")
     again.stub.AttachDisk(pb.AttachDiskRequest(vm_id=alive.id, disk=pb.DiskConfig(path=disk)))
-    killed = again.stub.KillVm(pb.KillVmRequest(id=alive.id))
+    # A graceful daemon stop (SIGTERM) also leaves the VM running for the next daemon.
+    assert again.daemon.terminate() == 0
+    again.close()
+    third = start_vmm(data_dir=vmm.data_dir)
+    assert third.stub.GetVm(pb.GetVmRequest(id=alive.id)).state == pb.VM_STATE_RUNNING
+    killed = third.stub.KillVm(pb.KillVmRequest(id=alive.id))
     assert killed.state == pb.VM_STATE_STOPPED
+    assert len(third.stub.ListVms(pb.ListVmsRequest()).vms) == 2
 
 
 def test_data_dir_too_long_for_sockets_is_a_startup_error(tmp_path):

@@ -2,7 +2,11 @@
 these checks need the hypervisor, not a booted kernel)."""
 
 import asyncio
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -95,3 +99,57 @@ def test_qemu_start_failure_reports_qemu_output(paths):
     )
     with pytest.raises(HypervisorError, match=r"exited during start: .*missing"):
         asyncio.run(QemuHypervisor(accel="tcg").start(spec, paths))
+
+
+NIC_SCRIPT = """
+import asyncio, json, os, sys
+from pathlib import Path
+from mvirt.vmm.backend import DiskSpec, NicSpec, VmPaths, VmSpec
+from mvirt.vmm.process import ProcessWatch, kill
+from mvirt.vmm.qemu import QemuHypervisor
+
+async def main():
+    paths = VmPaths(Path(sys.argv[1]))
+    boot = paths.root / "boot.img"
+    boot.write_bytes(bytes(1024 * 1024))
+    spec = VmSpec(id="n1", vcpus=1, memory_mb=64, boot_kernel=False, disks=(DiskSpec(str(boot)),),
+                  nics=(NicSpec("52:54:00:00:00:a1", tap="mvtap0"),))
+    backend = QemuHypervisor(accel="tcg")
+    pid = await backend.start(spec, paths)
+    watch = ProcessWatch(pid)
+    await backend.attach_nic("n1", NicSpec("52:54:00:00:00:a2", tap="mvtap1"))
+    pci = await backend._qmp["n1"].execute("query-pci")
+    ids = sorted(d.get("qdev_id") for bus in pci for d in bus["devices"] if d.get("qdev_id"))
+    print(json.dumps({"devices": ids, "links": sorted(os.listdir("/sys/class/net"))}))
+    await backend.forget("n1")
+    kill(pid)
+    await watch.wait()
+
+asyncio.run(main())
+"""
+
+
+@needs_qemu
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None or not Path("/dev/net/tun").exists(),
+    reason="needs root, iproute2 and /dev/net/tun for a network namespace with TAP devices",
+)
+def test_real_qemu_tap_nics_and_nic_hotplug_in_a_network_namespace(paths):
+    namespace = f"mvirt-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        script = paths.root / "nic.py"
+        script.write_text(NIC_SCRIPT)
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, str(script), str(paths.root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        seen = json.loads(result.stdout.strip().splitlines()[-1])
+        assert {"nic-5254000000a1", "nic-5254000000a2"} <= set(seen["devices"])
+        assert {"mvtap0", "mvtap1"} <= set(seen["links"])
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=True)
