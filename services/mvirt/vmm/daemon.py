@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 from collections.abc import Sequence
 
@@ -69,6 +70,8 @@ async def choose_hypervisor(options: argparse.Namespace) -> Hypervisor:
 
 async def create(ctx: DaemonContext) -> Service:
     """Open the store, re-adopt running VMs, and hand the servicer to the bootstrap."""
+    # qemu.qmp narrates every connection at INFO; its warnings and errors are what matter.
+    logging.getLogger("qemu.qmp").setLevel(max(logging.WARNING, ctx.logger.getEffectiveLevel()))
     hypervisor = await choose_hypervisor(ctx.options)
     manager = VmManager(ctx.data_dir, hypervisor, ctx.audit)
     await manager.recover()
