@@ -69,6 +69,12 @@ def test_real_qemu_qmp_hotplug_and_kill(paths):
     async def go():
         backend = QemuHypervisor(accel="tcg")
         pid = await backend.start(spec, paths)
+        try:
+            await exercise(backend, pid)
+        finally:
+            kill(pid)
+
+    async def exercise(backend, pid):
         watch = ProcessWatch(pid)
         assert paths.efi_vars.stat().st_size == Path(backend.ovmf_vars).stat().st_size
         await backend.attach_disk(spec.id, DiskSpec(str(extra), readonly=True))
@@ -117,13 +123,15 @@ async def main():
     backend = QemuHypervisor(accel="tcg")
     pid = await backend.start(spec, paths)
     watch = ProcessWatch(pid)
-    await backend.attach_nic("n1", NicSpec("52:54:00:00:00:a2", tap="mvtap1"))
-    pci = await backend._qmp["n1"].execute("query-pci")
-    ids = sorted(d.get("qdev_id") for bus in pci for d in bus["devices"] if d.get("qdev_id"))
-    print(json.dumps({"devices": ids, "links": sorted(os.listdir("/sys/class/net"))}))
-    await backend.forget("n1")
-    kill(pid)
-    await watch.wait()
+    try:
+        await backend.attach_nic("n1", NicSpec("52:54:00:00:00:a2", tap="mvtap1"))
+        pci = await backend._qmp["n1"].execute("query-pci")
+        ids = sorted(d.get("qdev_id") for bus in pci for d in bus["devices"] if d.get("qdev_id"))
+        print(json.dumps({"devices": ids, "links": sorted(os.listdir("/sys/class/net"))}))
+    finally:
+        await backend.forget("n1")
+        kill(pid)
+        await watch.wait()
 
 asyncio.run(main())
 """
