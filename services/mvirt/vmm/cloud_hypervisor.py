@@ -23,7 +23,7 @@ from mvirt.vmm.backend import (
     VmSpec,
     owns_process,
 )
-from mvirt.vmm.process import cmdline_of, is_alive, kill, spawn
+from mvirt.vmm.process import cmdline_of, is_alive, kill_and_reap, spawn
 
 log = logging.getLogger("mvirt.vmm.cloud_hypervisor")
 
@@ -125,7 +125,7 @@ class CloudHypervisor(Hypervisor):
             await self._call(socket, "PUT", "vm.create", vm_config(spec, paths, self.firmware))
             await self._call(socket, "PUT", "vm.boot")
         except HypervisorError:
-            kill(pid)
+            await kill_and_reap(pid)
             raise
         self._sockets[spec.id] = socket
         return pid

@@ -105,6 +105,20 @@ def kill(pid: int, sig: int = signal.SIGKILL) -> None:
         os.kill(pid, sig)
 
 
+async def kill_and_reap(pid: int, timeout: float = 5.0) -> None:
+    """SIGKILL a process this daemon spawned and collect its exit status (no zombie)."""
+    kill(pid)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # not ours, or already collected
+        if waited == pid or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.01)
+
+
 class ProcessWatch:
     """Waits for a process to exit via a pidfd; reaps it when it is our child.
 

@@ -28,7 +28,7 @@ from mvirt.vmm.backend import (
     VmSpec,
     owns_process,
 )
-from mvirt.vmm.process import cmdline_of, is_alive, kill, spawn
+from mvirt.vmm.process import cmdline_of, is_alive, kill_and_reap, spawn
 
 log = logging.getLogger("mvirt.vmm.qemu")
 
@@ -153,7 +153,7 @@ class QemuHypervisor(Hypervisor):
         try:
             await self._connect(spec.id, paths, pid)
         except HypervisorError:
-            kill(pid)
+            await kill_and_reap(pid)
             raise
         return pid
 
