@@ -3,6 +3,7 @@ graceful shutdown."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -159,3 +160,12 @@ def test_sigterm_finishes_in_flight_calls_then_closes_stores(sample) -> None:
     assert results == [b"done"]
     assert (sample.data_dir / "closed").read_text() == "yes"
     assert "Traceback" not in sample.stderr()
+
+
+def test_daemon_log_is_structured_json(log_daemon) -> None:
+    assert log_daemon.terminate() == 0
+    records = [json.loads(line) for line in log_daemon.stderr().splitlines()]
+    serving = next(r for r in records if r["msg"] == "serving")
+    assert serving["listen"] == log_daemon.endpoint
+    assert serving["level"] == "info" and serving["logger"] == "mvirt.log"
+    assert [r["msg"] for r in records][-2:] == ["stopping", "stopped"]

@@ -94,7 +94,7 @@ class AuditLogger:
         entry = log_pb2.LogEntry(
             timestamp_ns=time.time_ns(),
             level=level if level in limits.LEVELS else log_pb2.AUDIT,  # type: ignore[arg-type]
-            component=component or self.component,
+            component=component if _valid_component(component) else self.component,
             message=_fit_message(message),
             related_object_ids=self._usable_ids(related_ids),
         )
@@ -233,6 +233,10 @@ class AuditLogger:
                 "audit spool full; entries remain only in this log",
                 extra={"ids": [e.id for e in batch[stored:]], "spool": str(self._spool.path)},
             )
+
+
+def _valid_component(component: str) -> bool:
+    return limits.COMPONENT_PATTERN.match(component) is not None
 
 
 def _fit_message(message: str) -> str:

@@ -66,41 +66,54 @@ def _describe_internal(method: str, exc: BaseException) -> str:
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Maps :class:`MvirtError` (and unexpected exceptions) to gRPC status codes."""
 
+    def __init__(self) -> None:
+        # Wrapped handlers are built once per method, not on every call.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         """Wraps the method handler so that its exceptions become statuses."""
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = handler_call_details.method
-        decode = _tolerant(handler.request_deserializer)
-        encode = handler.response_serializer
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method, streaming=False),
-                request_deserializer=decode,
-                response_serializer=encode,
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method, streaming=True),
-                request_deserializer=decode,
-                response_serializer=encode,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method, streaming=False),
-                request_deserializer=decode,
-                response_serializer=encode,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(handler.stream_stream, method, streaming=True),
+        wrapped = _wrap_handler(handler, method)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+
+def _wrap_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    decode = _tolerant(handler.request_deserializer)
+    encode = handler.response_serializer
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(handler.unary_unary, method, streaming=False),
             request_deserializer=decode,
             response_serializer=encode,
         )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            _wrap_unary(handler.stream_unary, method, streaming=True),
+            request_deserializer=decode,
+            response_serializer=encode,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _wrap_stream(handler.unary_stream, method, streaming=False),
+            request_deserializer=decode,
+            response_serializer=encode,
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        _wrap_stream(handler.stream_stream, method, streaming=True),
+        request_deserializer=decode,
+        response_serializer=encode,
+    )
 
 
 class _Undecodable:

@@ -31,6 +31,7 @@ DB_FILE = "log.sqlite3"
 PAGE_ROWS = 1000
 MAX_GROUP_ENTRIES = 20_000
 RETENTION_CHUNK = 2000
+WRITER_CACHE_KIB = 64 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -90,17 +91,28 @@ def row_to_entry(row: Row) -> log_pb2.LogEntry:
 
 
 class _Append:
-    def __init__(self, entries: list[log_pb2.LogEntry], done: Callable[[Any], None]) -> None:
+    def __init__(self, entries: list[log_pb2.LogEntry], future: asyncio.Future[Any]) -> None:
         self.entries = entries
-        self.done = done
+        self.future = future
 
 
 class _Job:
     def __init__(
-        self, fn: Callable[[sqlite3.Connection], Any], done: Callable[[Any], None]
+        self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]
     ) -> None:
         self.fn = fn
-        self.done = done
+        self.future = future
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    """Runs on the event loop: hands each waiting caller its result or exception."""
+    for future, result in outcomes:
+        if future.done():  # the caller went away (cancelled)
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 _STOP = object()
@@ -117,6 +129,9 @@ class LogStore:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_readers: list[sqlite3.Connection] = []
         self._db = self._connect()
+        # Inserts into the inverted index land at random places (object ids are not
+        # ordered); a larger page cache for the writer keeps the hot pages in memory.
+        self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         self._db.executescript(_SCHEMA)
         self.last_seq: int = self._db.execute(
             "SELECT coalesce(max(seq), 0) FROM entries"
@@ -151,28 +166,18 @@ class LogStore:
         stored again (so a client may retry a batch safely).
         """
         future: asyncio.Future[list[str]] = self._loop.create_future()
-        self._jobs.put(_Append(entries, self._resolver(future)))
+        self._jobs.put(_Append(entries, future))
         return await future
 
     async def run_job(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Runs ``fn(connection)`` in its own transaction on the writer thread."""
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._jobs.put(_Job(fn, self._resolver(future)))
+        self._jobs.put(_Job(fn, future))
         return await future
 
-    def _resolver(self, future: asyncio.Future[Any]) -> Callable[[Any], None]:
-        def settle(result: Any) -> None:
-            if future.done():
-                return
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-        def done(result: Any) -> None:
-            self._loop.call_soon_threadsafe(settle, result)
-
-        return done
+    def _reply(self, outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
+        # One wake-up of the event loop per commit, however many callers it answers.
+        self._loop.call_soon_threadsafe(_settle, outcomes)
 
     def _write_forever(self) -> None:
         while True:
@@ -211,45 +216,62 @@ class LogStore:
 
     def _commit_group(self, group: list[_Append]) -> None:
         db = self._db
-        results: list[list[str]] = []
         try:
-            db.execute("BEGIN IMMEDIATE")
+            existing = self._stored_ids([e.id for item in group for e in item.entries if e.id])
+            # The writer thread is the only writer, so it numbers rows itself and can insert
+            # whole groups with executemany.
+            seq = self.last_seq
+            entry_rows: list[tuple[int, str, int, int, str, str, str]] = []
+            ref_rows: list[tuple[str, int, int]] = []
+            results: list[list[str]] = []
             for item in group:
                 ids = []
                 for entry in item.entries:
                     entry_id = entry.id or self._ids.new()
+                    ids.append(entry_id)
+                    if entry_id in existing:
+                        continue  # stored before: a retried delivery
+                    existing.add(entry_id)
+                    seq += 1
                     related = list(dict.fromkeys(entry.related_object_ids))
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO entries (id, ts, level, component, message, "
-                        "related) VALUES (?, ?, ?, ?, ?, ?)",
+                    ts = entry.timestamp_ns
+                    entry_rows.append(
                         (
+                            seq,
                             entry_id,
-                            entry.timestamp_ns,
+                            ts,
                             entry.level,
                             entry.component,
                             entry.message,
                             _SEP.join(related),
-                        ),
-                    )
-                    if cur.rowcount == 1:
-                        seq = cur.lastrowid
-                        db.executemany(
-                            "INSERT INTO refs (object_id, ts, seq) VALUES (?, ?, ?)",
-                            [(oid, entry.timestamp_ns, seq) for oid in related],
                         )
-                    ids.append(entry_id)
+                    )
+                    ref_rows.extend((oid, ts, seq) for oid in related)
                 results.append(ids)
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entry_rows)
+            db.executemany("INSERT INTO refs (object_id, ts, seq) VALUES (?, ?, ?)", ref_rows)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            for item in group:
-                item.done(exc)
+            self._reply([(item.future, exc) for item in group])
             return
-        self.last_seq = self._max_seq()
+        self.last_seq = seq
         self._loop.call_soon_threadsafe(self._committed.set)
-        for item, ids in zip(group, results, strict=True):
-            item.done(ids)
+        self._reply([(item.future, ids) for item, ids in zip(group, results, strict=True)])
+
+    def _stored_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` are stored already."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)
+            )
+        return found
 
     def _run_job(self, job: _Job) -> None:
         try:
@@ -259,9 +281,9 @@ class LogStore:
         except Exception as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            job.done(exc)
+            self._reply([(job.future, exc)])
             return
-        job.done(result)
+        self._reply([(job.future, result)])
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -295,7 +317,7 @@ class LogStore:
         """
         high = self.last_seq
         if 0 < limit <= PAGE_ROWS:
-            rows = await self.read(lambda db: _newest(db, flt, limit, high))
+            rows = await self.read(lambda db: newest_rows(db, flt, limit, high))
             if rows:
                 yield rows
         else:
@@ -401,7 +423,7 @@ def _where(flt: QueryFilter, high_seq: int) -> tuple[str, str, list[Any]]:
     return f"FROM {source} WHERE {where}", key, args
 
 
-def _newest(db: sqlite3.Connection, flt: QueryFilter, limit: int, high_seq: int) -> list[Row]:
+def newest_rows(db: sqlite3.Connection, flt: QueryFilter, limit: int, high_seq: int) -> list[Row]:
     """The newest ``limit`` matches, oldest first."""
     base, k, args = _where(flt, high_seq)
     rows = db.execute(
