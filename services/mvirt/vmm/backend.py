@@ -17,6 +17,10 @@ class HypervisorError(Exception):
     """The hypervisor refused or failed an operation; the message says what and why."""
 
 
+class HypervisorMissingError(HypervisorError):
+    """The hypervisor binary or its firmware is not installed on this host."""
+
+
 @dataclass(frozen=True)
 class DiskSpec:
     """One disk of a VM."""

@@ -18,6 +18,7 @@ from mvirt.vmm.backend import (
     DiskSpec,
     Hypervisor,
     HypervisorError,
+    HypervisorMissingError,
     NicSpec,
     VmPaths,
     VmSpec,
@@ -108,7 +109,7 @@ class CloudHypervisor(Hypervisor):
     async def start(self, spec: VmSpec, paths: VmPaths) -> int:
         """Spawn the VMM, create and boot the VM."""
         if shutil.which(self.binary) is None:
-            raise HypervisorError(
+            raise HypervisorMissingError(
                 f"cloud-hypervisor binary {self.binary!r} not found; "
                 "install it or run mvirt-vmm with --hypervisor qemu"
             )

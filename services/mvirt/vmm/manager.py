@@ -28,7 +28,15 @@ from mvirt.daemon.errors import (
     UnavailableError,
 )
 from mvirt.vmm import cloudinit
-from mvirt.vmm.backend import DiskSpec, Hypervisor, HypervisorError, NicSpec, VmPaths, VmSpec
+from mvirt.vmm.backend import (
+    DiskSpec,
+    Hypervisor,
+    HypervisorError,
+    HypervisorMissingError,
+    NicSpec,
+    VmPaths,
+    VmSpec,
+)
 from mvirt.vmm.console import ConsoleHub, Viewer
 from mvirt.vmm.model import BootMode, VmConfig, VmEventType, VmRecord, VmState
 from mvirt.vmm.process import ProcessWatch, describe_exit, kill
@@ -101,6 +109,22 @@ def _read_tail(path: Path, limit: int) -> bytes:
             return f.read()
     except FileNotFoundError:
         return b""
+
+
+SERIAL_LOG_KEEP = 256 * 1024
+
+
+def _trim_log(path: Path, keep: int) -> None:
+    """Keep only the last ``keep`` bytes of a log that only grows (done while nobody writes)."""
+    try:
+        if path.stat().st_size <= 4 * keep:
+            return
+    except FileNotFoundError:
+        return
+    tail = _read_tail(path, keep)
+    tmp = path.with_suffix(".trim")
+    tmp.write_bytes(tail)
+    tmp.replace(path)
 
 
 class VmManager:
@@ -245,6 +269,7 @@ class VmManager:
             vm = self.store.set_state(vm, VmState.STARTING, stop_reason=None)
             paths = self.paths(vm.id)
             paths.root.mkdir(parents=True, exist_ok=True)
+            _trim_log(paths.serial_log, keep=SERIAL_LOG_KEEP)
             try:
                 # Disks may have vanished since CreateVm: say which one instead of failing late.
                 for index, disk in enumerate(vm.config.disks):
@@ -253,7 +278,7 @@ class VmManager:
                 pid = await self.hypervisor.start(self._spec(vm), paths)
             except (HypervisorError, InvalidArgumentError, OSError) as exc:
                 self.store.set_state(vm, VmState.STOPPED, stop_reason=f"start failed: {exc}")
-                if isinstance(exc, HypervisorError) and "not found" in str(exc):
+                if isinstance(exc, HypervisorMissingError):
                     raise UnavailableError(str(exc)) from None
                 raise FailedPreconditionError(f"VM {ref!r} could not start: {exc}") from None
             vm = self.store.set_state(vm, VmState.RUNNING, started_at=int(time.time()), pid=pid)

@@ -23,6 +23,7 @@ from mvirt.vmm.backend import (
     DiskSpec,
     Hypervisor,
     HypervisorError,
+    HypervisorMissingError,
     NicSpec,
     VmPaths,
     VmSpec,
@@ -140,10 +141,14 @@ class QemuHypervisor(Hypervisor):
     async def start(self, spec: VmSpec, paths: VmPaths) -> int:
         """Spawn QEMU for ``spec`` and connect to its QMP socket."""
         if shutil.which(self.binary) is None:
-            raise HypervisorError(f"QEMU binary {self.binary!r} not found; install qemu-system-x86")
+            raise HypervisorMissingError(
+                f"QEMU binary {self.binary!r} not found; install qemu-system-x86"
+            )
         if not spec.boot_kernel:
             if not Path(self.ovmf_code).is_file():
-                raise HypervisorError(f"UEFI firmware {self.ovmf_code} not found; install ovmf")
+                raise HypervisorMissingError(
+                    f"UEFI firmware {self.ovmf_code} not found; install ovmf"
+                )
             if not paths.efi_vars.exists():
                 shutil.copyfile(self.ovmf_vars, paths.efi_vars)
         for stale in (paths.control_socket, paths.serial_socket):
