@@ -12,6 +12,7 @@ isolates the daemon's share of a graceful stop. Run: ``.venv/bin/python benchmar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -22,10 +23,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+
 from mvirt.proto import vmm_pb2 as pb
 from mvirt.proto import vmm_pb2_grpc
 
@@ -67,11 +69,12 @@ class Daemon:
         self.proc.wait(30)
 
 
-def timed(samples: list[float], call: Callable[[], object]) -> object:
+@contextlib.contextmanager
+def timing(samples: list[float]) -> Iterator[None]:
+    """Append the block's duration in milliseconds to ``samples``."""
     begin = time.perf_counter()
-    result = call()
+    yield
     samples.append((time.perf_counter() - begin) * 1000)
-    return result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -92,22 +95,14 @@ def latency_qemu(root: Path, rounds: int) -> dict[str, list[float]]:
     result: dict[str, list[float]] = {"Create": [], "Start": [], "Kill": [], "Delete": []}
     try:
         for _ in range(rounds):
-            vm = timed(
-                result["Create"],
-                lambda: daemon.stub.CreateVm(pb.CreateVmRequest(config=firmware_config(disk))),
-            )
-            vm_id = vm.id  # type: ignore[attr-defined]
-            timed(
-                result["Start"],
-                lambda vm_id=vm_id: daemon.stub.StartVm(pb.StartVmRequest(id=vm_id)),
-            )
-            timed(
-                result["Kill"], lambda vm_id=vm_id: daemon.stub.KillVm(pb.KillVmRequest(id=vm_id))
-            )
-            timed(
-                result["Delete"],
-                lambda vm_id=vm_id: daemon.stub.DeleteVm(pb.DeleteVmRequest(id=vm_id)),
-            )
+            with timing(result["Create"]):
+                vm = daemon.stub.CreateVm(pb.CreateVmRequest(config=firmware_config(disk)))
+            with timing(result["Start"]):
+                daemon.stub.StartVm(pb.StartVmRequest(id=vm.id))
+            with timing(result["Kill"]):
+                daemon.stub.KillVm(pb.KillVmRequest(id=vm.id))
+            with timing(result["Delete"]):
+                daemon.stub.DeleteVm(pb.DeleteVmRequest(id=vm.id))
     finally:
         daemon.close()
     return result
@@ -121,24 +116,14 @@ def latency_fake_ch(root: Path, rounds: int) -> dict[str, list[float]]:
     config = pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(kernel))
     try:
         for _ in range(rounds):
-            vm = timed(
-                result["Create"], lambda: daemon.stub.CreateVm(pb.CreateVmRequest(config=config))
-            )
-            vm_id = vm.id  # type: ignore[attr-defined]
-            timed(
-                result["Start"],
-                lambda vm_id=vm_id: daemon.stub.StartVm(pb.StartVmRequest(id=vm_id)),
-            )
-            timed(
-                result["Stop"],
-                lambda vm_id=vm_id: daemon.stub.StopVm(
-                    pb.StopVmRequest(id=vm_id, timeout_seconds=30)
-                ),
-            )
-            timed(
-                result["Delete"],
-                lambda vm_id=vm_id: daemon.stub.DeleteVm(pb.DeleteVmRequest(id=vm_id)),
-            )
+            with timing(result["Create"]):
+                vm = daemon.stub.CreateVm(pb.CreateVmRequest(config=config))
+            with timing(result["Start"]):
+                daemon.stub.StartVm(pb.StartVmRequest(id=vm.id))
+            with timing(result["Stop"]):
+                daemon.stub.StopVm(pb.StopVmRequest(id=vm.id, timeout_seconds=30))
+            with timing(result["Delete"]):
+                daemon.stub.DeleteVm(pb.DeleteVmRequest(id=vm.id))
     finally:
         daemon.close()
     return result

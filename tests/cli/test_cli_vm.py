@@ -11,9 +11,10 @@ import time
 
 import pytest
 from click.testing import CliRunner
+
 from mvirt.cli.console import EscapeFilter
 from mvirt.cli.main import cli
-from vmm.conftest import FAKE_CH, start_vmm  # noqa: F401 (fixture used below)
+from tests.vmm.conftest import FAKE_CH, start_vmm  # noqa: F401 (fixture used below)
 
 
 @pytest.fixture
@@ -94,30 +95,32 @@ def test_console_bridges_keys_and_leaves_on_ctrl_a_t(vmm_server, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
     seen = bytearray()
 
     def read() -> None:
-        while chunk := proc.stdout.read1(1024):
+        while chunk := stdout.read1(1024):  # type: ignore[attr-defined]
             seen.extend(chunk)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        proc.stdin.write(b"hello\n")
-        proc.stdin.flush()
+        stdin.write(b"hello\n")
+        stdin.flush()
         deadline = time.monotonic() + 15
         while b"echo: hello" not in seen and time.monotonic() < deadline:
             time.sleep(0.05)
         assert b"fake guest: booted" in seen and b"echo: hello" in seen, bytes(seen)
-        proc.stdin.write(b"\x01t")
-        proc.stdin.flush()
-        assert proc.wait(15) == 0, proc.stderr.read()
+        stdin.write(b"\x01t")
+        stdin.flush()
+        assert proc.wait(15) == 0, stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         reader.join(5)
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
+        for stream in (stdin, stdout, stderr):
             stream.close()
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import DaemonProcess
+
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
+from tests.conftest import DaemonProcess
 
 FAKE_CH = Path(__file__).with_name("fake_cloud_hypervisor.py")
 
@@ -95,7 +96,8 @@ def start_vmm() -> Iterator[object]:
 @pytest.fixture
 def vmm(start_vmm) -> Vmm:
     """One mvirt-vmm on QEMU/TCG with a fresh data dir."""
-    return start_vmm()  # type: ignore[no-any-return]
+    vmm: Vmm = start_vmm()
+    return vmm
 
 
 class ConsoleSession:

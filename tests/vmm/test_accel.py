@@ -5,6 +5,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from mvirt.vmm.accel import AcceleratorChoice, probe_boot_sector
 
 QEMU = "qemu-system-x86_64"

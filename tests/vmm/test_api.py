@@ -13,8 +13,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import free_port
+
 from mvirt.proto import vmm_pb2
+from tests.conftest import free_port
 
 from .conftest import hypervisor_pids
 
@@ -123,7 +124,9 @@ def test_malformed_requests_get_precise_codes_and_leave_no_trace(vmm, tmp_path):
         (pb.CreateVmRequest(config=config(memory_mb=1)), invalid, "config.memory_mb"),
         (pb.CreateVmRequest(config=config(memory_mb=1 << 40)), invalid, "config.memory_mb"),
         (
-            pb.CreateVmRequest(config=pb.VmConfig(vcpus=1, memory_mb=64, boot_mode=2)),
+            pb.CreateVmRequest(
+                config=pb.VmConfig(vcpus=1, memory_mb=64, boot_mode=pb.BOOT_MODE_KERNEL)
+            ),
             invalid,
             "config.kernel is required",
         ),
@@ -133,7 +136,9 @@ def test_malformed_requests_get_precise_codes_and_leave_no_trace(vmm, tmp_path):
         (pb.CreateVmRequest(config=config(initramfs="/nope")), invalid, "config.initramfs"),
         (pb.CreateVmRequest(config=config(boot_mode=7)), invalid, "config.boot_mode"),
         (
-            pb.CreateVmRequest(config=pb.VmConfig(vcpus=1, memory_mb=64, boot_mode=1)),
+            pb.CreateVmRequest(
+                config=pb.VmConfig(vcpus=1, memory_mb=64, boot_mode=pb.BOOT_MODE_DISK)
+            ),
             invalid,
             "config.disks is empty",
         ),
@@ -192,7 +197,7 @@ def test_malformed_requests_get_precise_codes_and_leave_no_trace(vmm, tmp_path):
         assert (got_code, text in details) == (code, True), (request, got_code, details)
 
     not_found = grpc.StatusCode.NOT_FOUND
-    for call, request, code in [
+    for call, message, code in [
         (vmm.stub.GetVm, pb.GetVmRequest(id="nope"), not_found),
         (vmm.stub.GetVm, pb.GetVmRequest(), invalid),
         (vmm.stub.StartVm, pb.StartVmRequest(id="nope"), not_found),
@@ -216,8 +221,8 @@ def test_malformed_requests_get_precise_codes_and_leave_no_trace(vmm, tmp_path):
         ),
         (lambda: next(vmm.stub.WatchVms(pb.WatchVmsRequest(vm_id="nope"))), None, not_found),
     ]:
-        got_code, details = code_of(call, request) if request is not None else code_of(call)
-        assert got_code == code, (request, details)
+        got_code, details = code_of(call, message) if message is not None else code_of(call)
+        assert got_code == code, (message, details)
         assert details
 
     # Still serving, and nothing but the one valid VM was stored or left on disk.

@@ -8,6 +8,7 @@ import time
 
 import grpc
 import pytest
+
 from mvirt.proto import log_pb2, log_pb2_grpc, vmm_pb2
 
 from .conftest import FAKE_CH

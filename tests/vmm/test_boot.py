@@ -7,6 +7,7 @@ import time
 
 import grpc
 import pytest
+
 from mvirt.proto import vmm_pb2
 
 from .guest import PROMPT, READY, find_kernel, find_uki, make_esp_disk, make_initramfs

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from mvirt.vmm.backend import DiskSpec, HypervisorError, NicSpec, VmPaths, VmSpec
 from mvirt.vmm.cloud_hypervisor import CloudHypervisor
 from mvirt.vmm.process import ProcessWatch, is_alive, kill

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from mvirt.vmm.cloudinit import network_config, write_seed
 
 pytestmark = pytest.mark.skipif(shutil.which("xorriso") is None, reason="xorriso not installed")

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from mvirt.vmm.backend import DiskSpec, HypervisorError, NicSpec, VmPaths, VmSpec
 from mvirt.vmm.process import ProcessWatch, is_alive, kill
 from mvirt.vmm.qemu import OVMF_CODE, QemuHypervisor, build_argv

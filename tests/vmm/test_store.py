@@ -3,6 +3,7 @@
 import sqlite3
 
 import pytest
+
 from mvirt.vmm.backend import DiskSpec, NicSpec
 from mvirt.vmm.model import BootMode, VmConfig, VmRecord, VmState
 from mvirt.vmm.store import MIGRATIONS, NameTakenError, VmStore
@@ -27,13 +28,16 @@ def test_records_survive_reopening(tmp_path):
     store = VmStore(tmp_path / "vmm.db")
     store.insert(record("a", "web"))
     store.insert(record("b", None))
-    running = store.set_state(store.get("a"), VmState.RUNNING, pid=42, started_at=200)
+    stored = store.get("a")
+    assert stored is not None
+    running = store.set_state(stored, VmState.RUNNING, pid=42, started_at=200)
     store.close()
 
     store = VmStore(tmp_path / "vmm.db")
     assert store.get("a") == running
     assert store.get_by_name("web") == running
-    assert store.get("b").config == CONFIG
+    other = store.get("b")
+    assert other is not None and other.config == CONFIG
     assert [vm.id for vm in store.list()] == ["a", "b"]
     store.delete("a")
     assert store.get("a") is None
