@@ -120,7 +120,7 @@ def test_uki_disk_boot_reaches_ready_and_stops_gracefully(vmm, console_sessions,
 
     # pideisn powers off on the ACPI power button: the stop ends well before the timeout.
     begin = time.monotonic()
-    stopped = vmm.stub.StopVm(pb.StopVmRequest(id=vm.id, timeout_seconds=90))
+    stopped = vmm.stub.StopVm(pb.StopVmRequest(id=vm.id, timeout_seconds=60))
     assert stopped.state == pb.VM_STATE_STOPPED
     assert stopped.stop_reason == "stopped by request (power button)", stopped.stop_reason
-    assert time.monotonic() - begin < 90
+    assert time.monotonic() - begin < 60
