@@ -86,6 +86,8 @@ async def route(method: str, endpoint: str, body):
 async def main() -> None:
     args = sys.argv[1:]
     socket = args[args.index("--api-socket") + 1].removeprefix("path=")
+    # A VMM that is slow to come up, for tests that interrupt a start.
+    await asyncio.sleep(float(os.environ.get("FAKE_CH_START_DELAY", "0")))
     server = await asyncio.start_unix_server(handle, socket)
     Path("fake-ch.pid").write_text("running\n")
     async with server:

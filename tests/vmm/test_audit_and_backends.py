@@ -10,8 +10,9 @@ import grpc
 import pytest
 
 from mvirt.proto import log_pb2, log_pb2_grpc, vmm_pb2
+from mvirt.vmm.process import is_alive
 
-from .conftest import FAKE_CH
+from .conftest import FAKE_CH, hypervisor_pids
 
 pb = vmm_pb2
 
@@ -101,3 +102,36 @@ def test_get_system_info_describes_the_host(vmm):
     assert (info.allocated_cpus, info.allocated_memory_mb) == (0, 0)
     with pytest.raises(grpc.RpcError):
         vmm.stub.GetVm(pb.GetVmRequest(id="x"))
+
+
+def test_daemon_killed_during_start_leaves_no_unmanaged_hypervisor(
+    start_vmm, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("FAKE_CH_START_DELAY", "60")
+    args = ("--hypervisor", "cloud-hypervisor", "--ch-binary", str(FAKE_CH))
+    vmm = start_vmm(*args)
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"kernel")
+    vm = vmm.stub.CreateVm(
+        pb.CreateVmRequest(config=pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(kernel)))
+    )
+    pending = vmm.stub.StartVm.future(pb.StartVmRequest(id=vm.id))
+    deadline = time.monotonic() + 10
+    while not hypervisor_pids(vmm.data_dir) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [pid] = hypervisor_pids(vmm.data_dir)  # recorded while the VM is still STARTING
+    assert vmm.stub.GetVm(pb.GetVmRequest(id=vm.id)).state == pb.VM_STATE_STARTING
+    vmm.daemon.kill()
+    pending.cancel()
+    vmm.close()
+    assert is_alive(pid)
+
+    monkeypatch.delenv("FAKE_CH_START_DELAY")
+    again = start_vmm(*args, data_dir=vmm.data_dir)
+    after = again.stub.GetVm(pb.GetVmRequest(id=vm.id))
+    assert after.state == pb.VM_STATE_STOPPED
+    assert "could not be re-adopted" in after.stop_reason
+    deadline = time.monotonic() + 5
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not is_alive(pid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,8 +110,14 @@ class Hypervisor(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    async def start(self, spec: VmSpec, paths: VmPaths) -> int:
-        """Spawn the hypervisor, boot the VM, open its control channel; return the pid."""
+    async def start(
+        self, spec: VmSpec, paths: VmPaths, on_spawn: Callable[[int], None] | None = None
+    ) -> int:
+        """Spawn the hypervisor, boot the VM, open its control channel; return the pid.
+
+        ``on_spawn`` is called with the pid as soon as the process exists, so the caller can
+        record it before waiting for the hypervisor (a daemon killed meanwhile can adopt it).
+        """
 
     @abc.abstractmethod
     async def adopt(self, spec: VmSpec, paths: VmPaths, pid: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from mvirt.vmm import uds_http
@@ -106,7 +107,9 @@ class CloudHypervisor(Hypervisor):
             raise HypervisorError(f"no API connection to VM {vm_id}")
         return socket
 
-    async def start(self, spec: VmSpec, paths: VmPaths) -> int:
+    async def start(
+        self, spec: VmSpec, paths: VmPaths, on_spawn: Callable[[int], None] | None = None
+    ) -> int:
         """Spawn the VMM, create and boot the VM."""
         if shutil.which(self.binary) is None:
             raise HypervisorMissingError(
@@ -121,6 +124,8 @@ class CloudHypervisor(Hypervisor):
             log_path=paths.hypervisor_log,
             cwd=paths.root,
         )
+        if on_spawn is not None:
+            on_spawn(pid)
         try:
             await self._wait_for_api(pid, paths)
             await self._call(socket, "PUT", "vm.create", vm_config(spec, paths, self.firmware))

@@ -36,10 +36,11 @@ from mvirt.vmm.backend import (
     NicSpec,
     VmPaths,
     VmSpec,
+    owns_process,
 )
 from mvirt.vmm.console import ConsoleHub, Viewer
 from mvirt.vmm.model import BootMode, VmConfig, VmEventType, VmRecord, VmState
-from mvirt.vmm.process import ProcessWatch, describe_exit, kill
+from mvirt.vmm.process import ProcessWatch, cmdline_of, describe_exit, kill
 from mvirt.vmm.store import NameTakenError, VmStore
 from mvirt.vmm.validation import (
     HostLimits,
@@ -275,9 +276,16 @@ class VmManager:
                 for index, disk in enumerate(vm.config.disks):
                     check_disk(f"config.disks[{index}]", disk)
                 self._write_seed(vm)
-                pid = await self.hypervisor.start(self._spec(vm), paths)
+                starting = vm
+
+                def record_pid(pid: int) -> None:
+                    self.store.set_state(starting, VmState.STARTING, pid=pid)
+
+                pid = await self.hypervisor.start(self._spec(vm), paths, on_spawn=record_pid)
             except (HypervisorError, InvalidArgumentError, OSError) as exc:
-                self.store.set_state(vm, VmState.STOPPED, stop_reason=f"start failed: {exc}")
+                self.store.set_state(
+                    vm, VmState.STOPPED, pid=None, stop_reason=f"start failed: {exc}"
+                )
                 if isinstance(exc, HypervisorMissingError):
                     raise UnavailableError(str(exc)) from None
                 raise FailedPreconditionError(f"VM {ref!r} could not start: {exc}") from None
@@ -485,19 +493,23 @@ class VmManager:
 
     async def _recover_one(self, vm: VmRecord) -> None:
         paths = self.paths(vm.id)
-        if vm.pid is not None:
+        pid = vm.pid
+        reason = "hypervisor exited while mvirt-vmm was not running"
+        if pid is not None:
             try:
-                adopted = await self.hypervisor.adopt(self._spec(vm), paths, vm.pid)
-                if adopted:
-                    self._track(vm, vm.pid, _read_tail(paths.serial_log, 64 * 1024))
+                if await self.hypervisor.adopt(self._spec(vm), paths, pid):
+                    self._track(vm, pid, _read_tail(paths.serial_log, 64 * 1024))
                     vm = self.store.set_state(vm, VmState.RUNNING)
-                    log.info("re-adopted VM %s (pid %s)", vm.id, vm.pid)
+                    log.info("re-adopted VM %s (pid %s)", vm.id, pid)
                     self._audit(f"VM {vm.name or vm.id} re-adopted after restart", vm)
                     return
             except (HypervisorError, ProcessLookupError) as exc:
                 log.warning("adopting VM %s failed: %s", vm.id, exc)
                 await self.hypervisor.forget(vm.id)
-        reason = "hypervisor exited while mvirt-vmm was not running"
+            # A hypervisor of this VM that cannot be controlled must not run on unmanaged.
+            if owns_process(pid, paths, cmdline_of(pid)):
+                kill(pid)
+                reason = "hypervisor could not be re-adopted after a restart and was killed"
         vm = self.store.set_state(vm, VmState.STOPPED, pid=None, stop_reason=reason)
         self._audit(f"VM {vm.name or vm.id} stopped: {reason}", vm)
         self._emit(vm.id, VmEventType.STOPPED, vm)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,9 @@ class QemuHypervisor(Hypervisor):
         self.ovmf_vars = ovmf_vars
         self._qmp: dict[str, QMPClient] = {}
 
-    async def start(self, spec: VmSpec, paths: VmPaths) -> int:
+    async def start(
+        self, spec: VmSpec, paths: VmPaths, on_spawn: Callable[[int], None] | None = None
+    ) -> int:
         """Spawn QEMU for ``spec`` and connect to its QMP socket."""
         if shutil.which(self.binary) is None:
             raise HypervisorMissingError(
@@ -155,6 +158,8 @@ class QemuHypervisor(Hypervisor):
             stale.unlink(missing_ok=True)
         argv = build_argv(self.binary, await self.accel.get(), spec, paths, self.ovmf_code)
         pid = spawn(argv, log_path=paths.hypervisor_log, cwd=paths.root)
+        if on_spawn is not None:
+            on_spawn(pid)
         try:
             await self._connect(spec.id, paths, pid)
         except HypervisorError:
