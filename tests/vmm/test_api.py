@@ -351,3 +351,18 @@ def test_data_dir_too_long_for_sockets_is_a_startup_error(tmp_path):
     assert result.returncode != 0
     assert "too long for the VMs' unix sockets" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_kill_cuts_short_a_stop_that_waits_forever(vmm):
+    vm = firmware_vm(vmm)
+    vmm.stub.StartVm(pb.StartVmRequest(id=vm.id))
+    waiting = vmm.stub.StopVm.future(pb.StopVmRequest(id=vm.id, timeout_seconds=0))
+    deadline = time.monotonic() + 10
+    while vmm.stub.GetVm(pb.GetVmRequest(id=vm.id)).state != pb.VM_STATE_STOPPING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.5)
+    assert not waiting.done()  # the firmware ignores the button; timeout 0 waits forever
+    killed = vmm.stub.KillVm(pb.KillVmRequest(id=vm.id))
+    assert killed.state == pb.VM_STATE_STOPPED and killed.stop_reason == "killed by request"
+    assert waiting.result(timeout=10).state == pb.VM_STATE_STOPPED
