@@ -18,6 +18,7 @@ from mvirt.proto import log_pb2
 
 async def create(ctx: DaemonContext) -> Service:
     async def sleep(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        (ctx.data_dir / "sleeping").write_text("yes")  # lets a test know the call arrived
         await asyncio.sleep(float(request.decode()))
         return b"done"
 

@@ -153,7 +153,10 @@ def test_sigterm_finishes_in_flight_calls_then_closes_stores(sample) -> None:
 
         thread = threading.Thread(target=call)
         thread.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 20
+        while not (sample.data_dir / "sleeping").exists():
+            assert time.monotonic() < deadline, "the call never reached the daemon"
+            time.sleep(0.02)
         assert sample.proc is not None
         sample.proc.terminate()
         thread.join(20)
@@ -170,3 +173,14 @@ def test_daemon_log_is_structured_json(log_daemon) -> None:
     assert serving["listen"] == log_daemon.endpoint
     assert serving["level"] == "info" and serving["logger"] == "mvirt.log"
     assert [r["msg"] for r in records][-2:] == ["stopping", "stopped"]
+
+
+def test_corrupt_state_is_one_line_and_exit_1(tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "log.sqlite3").write_bytes(b"this is not a database" * 100)
+    result = run_cli("--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(data))
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"mvirt-log: error: cannot open state in {data}: ")
+    assert "file is not a database" in line

@@ -182,3 +182,25 @@ def test_unknown_method_is_unimplemented(log_daemon) -> None:
         with pytest.raises(grpc.RpcError) as err:
             call(b"", timeout=5)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_query_pages_returns_what_query_returns(stub) -> None:
+    stub.LogBatch(
+        log_pb2.LogBatchRequest(entries=[entry(f"q{i}", "vm-q", ts=100 + i) for i in range(2500)])
+    )
+    for request in (
+        log_pb2.QueryRequest(object_id="vm-q"),
+        log_pb2.QueryRequest(object_id="vm-q", limit=1500),
+        log_pb2.QueryRequest(object_id="vm-q", limit=10, start_time_ns=105, end_time_ns=200),
+    ):
+        pages = list(stub.QueryPages(request, timeout=10))
+        flat = [e for page in pages for e in page.entries]
+        assert flat == list(stub.Query(request, timeout=10))
+        assert len(pages) < max(2, len(flat))  # many entries per message
+
+
+def test_query_pages_follow_sends_new_entries(stub) -> None:
+    pages = stub.QueryPages(log_pb2.QueryRequest(object_id="vm-g", follow=True), timeout=20)
+    stub.Log(log_pb2.LogRequest(entry=entry("later", "vm-g")))
+    assert [e.message for e in next(pages).entries] == ["later"]
+    pages.cancel()

@@ -105,10 +105,11 @@ def test_missing_entry_and_empty_or_oversized_batch(stub) -> None:
 @pytest.mark.parametrize("case", sorted(BAD_QUERIES))
 def test_bad_query_is_invalid_argument(stub, case: str) -> None:
     request, field = BAD_QUERIES[case]
-    with pytest.raises(grpc.RpcError) as err:
-        list(stub.Query(request, timeout=10))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field in err.value.details()
+    for call in (stub.Query, stub.QueryPages):
+        with pytest.raises(grpc.RpcError) as err:
+            list(call(request, timeout=10))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in err.value.details()
     assert_still_serving(stub)
 
 

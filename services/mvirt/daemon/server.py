@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -142,12 +143,18 @@ async def serve(spec: DaemonSpec, config: DaemonConfig) -> None:
     prepare_data_dir(config.data_dir)
     audit = AuditLogger(spec.component, config.log_endpoint, config.data_dir)
     ctx = DaemonContext(config=config, audit=audit, logger=logger)
-    await audit.start()
+    try:
+        await audit.start()
+    except (OSError, sqlite3.Error) as exc:
+        raise StartupError(f"cannot open the audit spool in {config.data_dir}: {exc}") from None
     try:
         try:
             service = await spec.create(ctx)
-        except OSError as exc:
-            raise StartupError(f"cannot open state in {config.data_dir}: {exc}") from None
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(
+                f"cannot open state in {config.data_dir}: {exc}; check the files there or "
+                "start with an empty --data-dir"
+            ) from None
         try:
             await _serve_until_stopped(spec, ctx, service)
         finally:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
 import grpc
 
-from mvirt.daemon.errors import InvalidArgumentError
+from mvirt.daemon.errors import InvalidArgumentError, UnavailableError
 from mvirt.daemon.server import DaemonContext
 from mvirt.daemon.version import package_version
 from mvirt.log import limits
-from mvirt.log.store import LogStore, QueryFilter, row_to_entry
+from mvirt.log.store import LogStore, QueryFilter, Row, row_to_entry
 from mvirt.proto import log_pb2, log_pb2_grpc
 
 
@@ -60,7 +61,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         if not request.HasField("entry"):
             raise InvalidArgumentError("entry is missing")
         entry = _prepared(request.entry, "entry", time.time_ns())
-        ids = await self._store.append([entry])
+        ids = await self._append([entry])
         return log_pb2.LogResponse(id=ids[0])
 
     async def LogBatch(  # noqa: N802
@@ -76,16 +77,36 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
             )
         now = time.time_ns()
         entries = [_prepared(e, f"entries[{i}]", now) for i, e in enumerate(request.entries)]
-        return log_pb2.LogBatchResponse(ids=await self._store.append(entries))
+        return log_pb2.LogBatchResponse(ids=await self._append(entries))
+
+    async def _append(self, entries: list[log_pb2.LogEntry]) -> list[str]:
+        try:
+            return await self._store.append(entries)
+        except sqlite3.Error as exc:
+            # e.g. disk full or I/O error: nothing was stored, the client may retry later.
+            raise UnavailableError(
+                f"cannot store entries: {exc}; check free space and health of the data dir"
+            ) from exc
 
     async def Query(  # noqa: N802
         self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[log_pb2.LogEntry]:
         """Streams matching entries (docs/log.md: order, limit, follow)."""
-        flt = query_filter(request)
-        async for page in self._store.query(flt, request.limit, request.follow, self._ctx.stopping):
+        async for page in self._pages(request):
             for row in page:
                 yield row_to_entry(row)
+
+    async def QueryPages(  # noqa: N802
+        self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[log_pb2.LogEntryPage]:
+        """Streams the same entries as Query, in the same order, many per message."""
+        async for page in self._pages(request):
+            yield log_pb2.LogEntryPage(entries=[row_to_entry(row) for row in page])
+
+    def _pages(self, request: log_pb2.QueryRequest) -> AsyncIterator[list[Row]]:
+        return self._store.query(
+            query_filter(request), request.limit, request.follow, self._ctx.stopping
+        )
 
     async def GetVersion(  # noqa: N802
         self, request: log_pb2.GetVersionRequest, context: grpc.aio.ServicerContext

@@ -133,9 +133,7 @@ class LogStore:
         # ordered); a larger page cache for the writer keeps the hot pages in memory.
         self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         self._db.executescript(_SCHEMA)
-        self.last_seq: int = self._db.execute(
-            "SELECT coalesce(max(seq), 0) FROM entries"
-        ).fetchone()[0]
+        self.last_seq = self._max_seq()
         self._committed = asyncio.Event()
         self._writer = threading.Thread(target=self._write_forever, name="log-writer", daemon=True)
         self._writer.start()
@@ -252,7 +250,8 @@ class LogStore:
             db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entry_rows)
             db.executemany("INSERT INTO refs (object_id, ts, seq) VALUES (?, ?, ?)", ref_rows)
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:
+            # Whatever failed, the callers get the error and the writer keeps running.
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._reply([(item.future, exc) for item in group])

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mvirt/proto/log.proto\x12\tmvirt.log\"\x90\x01\n\x08LogEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\"\n\x05level\x18\x04 \x01(\x0e\x32\x13.mvirt.log.LogLevel\x12\x11\n\tcomponent\x18\x05 \x01(\t\x12\x1a\n\x12related_object_ids\x18\x06 \x03(\t\"0\n\nLogRequest\x12\"\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x13.mvirt.log.LogEntry\"\x19\n\x0bLogResponse\x12\n\n\x02id\x18\x01 \x01(\t\"\xd1\x01\n\x0cQueryRequest\x12\x16\n\tobject_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rstart_time_ns\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12\x18\n\x0b\x65nd_time_ns\x18\x03 \x01(\x03H\x02\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\x12\x16\n\tcomponent\x18\x06 \x01(\tH\x03\x88\x01\x01\x42\x0c\n\n_object_idB\x10\n\x0e_start_time_nsB\x0e\n\x0c_end_time_nsB\x0c\n\n_component\"7\n\x0fLogBatchRequest\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.mvirt.log.LogEntry\"\x1f\n\x10LogBatchResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\x13\n\x11GetVersionRequest\"\x1e\n\x0bVersionInfo\x12\x0f\n\x07version\x18\x01 \x01(\t*?\n\x08LogLevel\x12\x08\n\x04INFO\x10\x00\x12\x08\n\x04WARN\x10\x01\x12\t\n\x05\x45RROR\x10\x02\x12\t\n\x05\x44\x45\x42UG\x10\x03\x12\t\n\x05\x41UDIT\x10\x04\x32\x84\x02\n\nLogService\x12\x34\n\x03Log\x12\x15.mvirt.log.LogRequest\x1a\x16.mvirt.log.LogResponse\x12\x37\n\x05Query\x12\x17.mvirt.log.QueryRequest\x1a\x13.mvirt.log.LogEntry0\x01\x12\x42\n\nGetVersion\x12\x1c.mvirt.log.GetVersionRequest\x1a\x16.mvirt.log.VersionInfo\x12\x43\n\x08LogBatch\x12\x1a.mvirt.log.LogBatchRequest\x1a\x1b.mvirt.log.LogBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mvirt/proto/log.proto\x12\tmvirt.log\"\x90\x01\n\x08LogEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\"\n\x05level\x18\x04 \x01(\x0e\x32\x13.mvirt.log.LogLevel\x12\x11\n\tcomponent\x18\x05 \x01(\t\x12\x1a\n\x12related_object_ids\x18\x06 \x03(\t\"0\n\nLogRequest\x12\"\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x13.mvirt.log.LogEntry\"\x19\n\x0bLogResponse\x12\n\n\x02id\x18\x01 \x01(\t\"\xd1\x01\n\x0cQueryRequest\x12\x16\n\tobject_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rstart_time_ns\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12\x18\n\x0b\x65nd_time_ns\x18\x03 \x01(\x03H\x02\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\x12\x16\n\tcomponent\x18\x06 \x01(\tH\x03\x88\x01\x01\x42\x0c\n\n_object_idB\x10\n\x0e_start_time_nsB\x0e\n\x0c_end_time_nsB\x0c\n\n_component\"7\n\x0fLogBatchRequest\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.mvirt.log.LogEntry\"\x1f\n\x10LogBatchResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\"4\n\x0cLogEntryPage\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.mvirt.log.LogEntry\"\x13\n\x11GetVersionRequest\"\x1e\n\x0bVersionInfo\x12\x0f\n\x07version\x18\x01 \x01(\t*?\n\x08LogLevel\x12\x08\n\x04INFO\x10\x00\x12\x08\n\x04WARN\x10\x01\x12\t\n\x05\x45RROR\x10\x02\x12\t\n\x05\x44\x45\x42UG\x10\x03\x12\t\n\x05\x41UDIT\x10\x04\x32\xc6\x02\n\nLogService\x12\x34\n\x03Log\x12\x15.mvirt.log.LogRequest\x1a\x16.mvirt.log.LogResponse\x12\x37\n\x05Query\x12\x17.mvirt.log.QueryRequest\x1a\x13.mvirt.log.LogEntry0\x01\x12\x42\n\nGetVersion\x12\x1c.mvirt.log.GetVersionRequest\x1a\x16.mvirt.log.VersionInfo\x12\x43\n\x08LogBatch\x12\x1a.mvirt.log.LogBatchRequest\x1a\x1b.mvirt.log.LogBatchResponse\x12@\n\nQueryPages\x12\x17.mvirt.log.QueryRequest\x1a\x17.mvirt.log.LogEntryPage0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mvirt.proto.log_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOGLEVEL']._serialized_start=615
-  _globals['_LOGLEVEL']._serialized_end=678
+  _globals['_LOGLEVEL']._serialized_start=669
+  _globals['_LOGLEVEL']._serialized_end=732
   _globals['_LOGENTRY']._serialized_start=37
   _globals['_LOGENTRY']._serialized_end=181
   _globals['_LOGREQUEST']._serialized_start=183
@@ -45,10 +45,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGBATCHREQUEST']._serialized_end=527
   _globals['_LOGBATCHRESPONSE']._serialized_start=529
   _globals['_LOGBATCHRESPONSE']._serialized_end=560
-  _globals['_GETVERSIONREQUEST']._serialized_start=562
-  _globals['_GETVERSIONREQUEST']._serialized_end=581
-  _globals['_VERSIONINFO']._serialized_start=583
-  _globals['_VERSIONINFO']._serialized_end=613
-  _globals['_LOGSERVICE']._serialized_start=681
-  _globals['_LOGSERVICE']._serialized_end=941
+  _globals['_LOGENTRYPAGE']._serialized_start=562
+  _globals['_LOGENTRYPAGE']._serialized_end=614
+  _globals['_GETVERSIONREQUEST']._serialized_start=616
+  _globals['_GETVERSIONREQUEST']._serialized_end=635
+  _globals['_VERSIONINFO']._serialized_start=637
+  _globals['_VERSIONINFO']._serialized_end=667
+  _globals['_LOGSERVICE']._serialized_start=735
+  _globals['_LOGSERVICE']._serialized_end=1061
 # @@protoc_insertion_point(module_scope)
