@@ -145,6 +145,8 @@ def test_hotplug_power_button_and_adopt(vm_dir):
         await other.detach_nic(spec.id, nic)
         with pytest.raises(HypervisorError, match="HTTP 404"):
             await other.detach_nic(spec.id, nic)
+        await other.shutdown(spec.id)
+        assert (await other.info(spec.id))["state"] == "Shutdown"
         await other.power_button(spec.id)
         await asyncio.wait_for(watch.wait(), 5)
         assert not await other.adopt(spec, vm_dir, pid)
@@ -160,6 +162,8 @@ def test_hotplug_power_button_and_adopt(vm_dir):
         ("GET", "vm.info", None),
         ("PUT", "vm.remove-device", {"id": nic.device_id}),
         ("PUT", "vm.remove-device", {"id": nic.device_id}),
+        ("PUT", "vm.shutdown", None),
+        ("GET", "vm.info", None),
         ("PUT", "vm.power-button", None),
     ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -64,7 +64,6 @@ class VmSpec:
     nics: tuple[NicSpec, ...] = ()
     seed_iso: str | None = None
     nested_virt: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mvirt.vmm.backend import DiskSpec, NicSpec
@@ -111,4 +111,3 @@ class VmRecord:
     started_at: int | None = None
     pid: int | None = None
     stop_reason: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
