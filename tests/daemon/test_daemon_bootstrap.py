@@ -184,3 +184,13 @@ def test_corrupt_state_is_one_line_and_exit_1(tmp_path) -> None:
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"mvirt-log: error: cannot open state in {data}: ")
     assert "file is not a database" in line
+
+
+def test_bad_retention_flags_say_what_is_expected(tmp_path) -> None:
+    for flag, value, expected in (
+        ("--max-age", "3x", "invalid duration '3x'"),
+        ("--max-size", "lots", "invalid size 'lots'"),
+    ):
+        result = run_cli(flag, value, "--data-dir", str(tmp_path))
+        assert result.returncode == 2
+        assert expected in result.stderr

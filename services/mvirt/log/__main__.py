@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from mvirt.daemon.server import DaemonContext, DaemonSpec, Service, run
 from mvirt.log.retention import RetentionPolicy, parse_duration, parse_size, run_retention
@@ -15,17 +16,30 @@ from mvirt.proto import log_pb2, log_pb2_grpc
 SERVICE_NAME = log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name
 
 
+def _flag_type(parse: Callable[[str], float]) -> Callable[[str], float]:
+    # argparse shows an ArgumentTypeError's text; a ValueError only as "invalid value".
+    def convert(text: str) -> float:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """mvirt-log's own flags: retention."""
     parser.add_argument(
-        "--max-age", type=parse_duration, help="delete entries older than this (e.g. 30d)"
+        "--max-age",
+        type=_flag_type(parse_duration),
+        help="delete entries older than this (e.g. 30d)",
     )
     parser.add_argument(
-        "--max-size", type=parse_size, help="keep the store below this size (e.g. 2G)"
+        "--max-size", type=_flag_type(parse_size), help="keep the store below this size (e.g. 2G)"
     )
     parser.add_argument(
         "--retention-interval",
-        type=parse_duration,
+        type=_flag_type(parse_duration),
         default=60.0,
         help="how often retention runs (default: 60s)",
     )
