@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import grpc
+
 from mvirt.log.store import DB_FILE, QueryFilter, newest_rows, row_to_entry
 from mvirt.proto import log_pb2, log_pb2_grpc
 

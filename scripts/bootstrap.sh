@@ -19,7 +19,7 @@ PACKAGES=(
   build-essential bc bison flex libelf-dev libssl-dev linux-source-6.1 ncurses-dev
   python3 python3-venv python3-dev libarchive13
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi
-  sbsigntool xorriso mtools dosfstools
+  sbsigntool xorriso mtools dosfstools fdisk
   busybox-static dnsmasq-base iproute2 nftables zfs-fuse
   git make
 )

@@ -11,10 +11,11 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
+
 from mvirt.cli.logs import parse_since
 from mvirt.cli.main import cli
 from mvirt.proto import log_pb2, log_pb2_grpc
+from tests.conftest import free_port
 
 
 @pytest.fixture

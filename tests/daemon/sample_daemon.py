@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+
 from mvirt.daemon import DaemonContext, DaemonSpec, Service, errors, run
 from mvirt.proto import log_pb2
 

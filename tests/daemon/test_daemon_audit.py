@@ -7,10 +7,10 @@ import logging
 import time
 from pathlib import Path
 
-from conftest import DaemonProcess, free_port
 from mvirt.daemon.audit import AuditLogger
 from mvirt.log import limits
 from mvirt.proto import log_pb2, log_pb2_grpc
+from tests.conftest import DaemonProcess, free_port
 
 FAST_RETRY = {"retry_initial": 0.05, "retry_max": 0.2}
 

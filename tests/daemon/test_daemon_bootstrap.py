@@ -13,9 +13,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import DaemonProcess, free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from tests.conftest import DaemonProcess, free_port
 
 SAMPLE = str(Path(__file__).with_name("sample_daemon.py"))
 

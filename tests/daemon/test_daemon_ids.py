@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from mvirt.daemon.endpoint import grpc_target
 from mvirt.daemon.ulid import UlidGenerator, is_ulid, new_ulid
 

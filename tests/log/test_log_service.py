@@ -7,6 +7,7 @@ import time
 
 import grpc
 import pytest
+
 from mvirt.daemon.ulid import is_ulid, new_ulid
 from mvirt.proto import log_pb2, log_pb2_grpc
 

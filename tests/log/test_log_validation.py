@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import DaemonProcess
+
 from mvirt.log import limits
 from mvirt.proto import log_pb2, log_pb2_grpc
+from tests.conftest import DaemonProcess
 
 
 def good(**fields: object) -> log_pb2.LogEntry:

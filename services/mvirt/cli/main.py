@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from mvirt.cli.logs import logs
+from mvirt.cli.vm import COMMANDS as VM_COMMANDS
 from mvirt.daemon.version import package_version
 
 
@@ -16,6 +17,8 @@ def cli() -> None:
 
 
 cli.add_command(logs)
+for command in VM_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -52,20 +52,22 @@ class VersionInfo(_message.Message):
     def __init__(self, version: _Optional[str] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("id", "name", "state", "config", "created_at", "started_at")
+    __slots__ = ("id", "name", "state", "config", "created_at", "started_at", "stop_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     state: VmState
     config: VmConfig
     created_at: int
     started_at: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[VmState, str]] = ..., config: _Optional[_Union[VmConfig, _Mapping]] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ...) -> None: ...
+    stop_reason: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[VmState, str]] = ..., config: _Optional[_Union[VmConfig, _Mapping]] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., stop_reason: _Optional[str] = ...) -> None: ...
 
 class VmConfig(_message.Message):
     __slots__ = ("vcpus", "memory_mb", "kernel", "initramfs", "cmdline", "disks", "nics", "user_data", "boot_mode", "nested_virt")
