@@ -129,6 +129,6 @@ def start_log_daemon(tmp_path: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def log_daemon(start_log_daemon) -> DaemonProcess:  # type: ignore[no-untyped-def]
+def log_daemon(start_log_daemon) -> DaemonProcess:
     """A running mvirt-log on a temporary data dir."""
-    return start_log_daemon()  # type: ignore[no-any-return]
+    return start_log_daemon()

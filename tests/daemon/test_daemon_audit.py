@@ -6,13 +6,14 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from mvirt.daemon.audit import AuditLogger
 from mvirt.log import limits
 from mvirt.proto import log_pb2, log_pb2_grpc
 from tests.conftest import DaemonProcess, free_port
 
-FAST_RETRY = {"retry_initial": 0.05, "retry_max": 0.2}
+FAST_RETRY: dict[str, Any] = {"retry_initial": 0.05, "retry_max": 0.2}
 
 
 def stored(daemon: DaemonProcess, **query: object) -> list[log_pb2.LogEntry]:
@@ -21,7 +22,7 @@ def stored(daemon: DaemonProcess, **query: object) -> list[log_pb2.LogEntry]:
         return list(stub.Query(log_pb2.QueryRequest(**query), timeout=30))  # type: ignore[arg-type]
 
 
-async def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(predicate, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -128,7 +129,7 @@ def test_every_entry_is_in_the_local_log_and_bad_input_never_raises(tmp_path: Pa
     with caplog.at_level(logging.INFO):
         entry_id = asyncio.run(scenario())
     (record,) = [r for r in caplog.records if getattr(r, "audit_id", None) == entry_id]
-    assert record.related_ids == ["vm-1"]  # type: ignore[attr-defined]
+    assert record.related_ids == ["vm-1"]
     assert record.getMessage().endswith("[truncated]")
     assert len(record.getMessage().encode()) <= limits.MAX_MESSAGE_BYTES
     assert any("invalid related id" in r.getMessage() for r in caplog.records)
@@ -175,4 +176,4 @@ def test_spool_is_bounded_and_says_what_it_dropped(tmp_path: Path, caplog) -> No
     with caplog.at_level(logging.INFO):
         assert asyncio.run(scenario()) == 10
     (full,) = [r for r in caplog.records if "spool full" in r.getMessage()]
-    assert len(full.ids) == 5  # type: ignore[attr-defined]
+    assert len(full.ids) == 5
