@@ -8,12 +8,16 @@ driven by a test with a fake clock and by PID 1 alike.
 from __future__ import annotations
 
 import _socket
-from collections.abc import Callable
 
 from mvirt.pideisn import dhcp4_codec as codec
 from mvirt.pideisn.console import log
 from mvirt.pideisn.entropy import jitter, random_bytes
 from mvirt.pideisn.loop import Loop, Timer
+
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 INIT = "init"
 SELECTING = "selecting"
@@ -38,7 +42,6 @@ PARAMS = bytes(
 FIRST_TIMEOUT = 2.0
 MAX_TIMEOUT = 64.0
 REQUEST_TRIES = 4
-SendFunction = Callable[[bytes, str], None]
 
 
 class Dhcp4Client:
@@ -50,7 +53,7 @@ class Dhcp4Client:
         ifname: str,
         mac: bytes,
         *,
-        send: SendFunction,
+        send: Callable[[bytes, str], None],
         on_bound: Callable[[codec.Lease], None],
         on_expired: Callable[[codec.Lease], None],
         hostname: str | None = None,

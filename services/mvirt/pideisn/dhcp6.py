@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import _socket
 import struct
-from collections.abc import Callable
 
 from mvirt.pideisn import dhcp6_codec as codec
 from mvirt.pideisn.console import log
 from mvirt.pideisn.entropy import jitter, random_bytes
 from mvirt.pideisn.loop import Loop, Timer
+
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ALL_SERVERS = "ff02::1:2"
 SOL_TIMEOUT = 1.0

@@ -10,9 +10,13 @@ from __future__ import annotations
 import heapq
 import select
 import time
-from collections.abc import Callable
 
 from mvirt.pideisn.console import log
+
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Timer:

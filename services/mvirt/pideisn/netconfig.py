@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import _socket
 import os
-from collections.abc import Callable
 
 from mvirt.pideisn import dhcp4_codec, ndp_codec
 from mvirt.pideisn import netlink as nl
@@ -17,6 +16,11 @@ from mvirt.pideisn.loop import Loop
 from mvirt.pideisn.prefix_pool import PrefixPool
 from mvirt.pideisn.resolv import write_resolv_conf
 from mvirt.pideisn.slaac import Icmp6Socket, SlaacClient
+
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 WAIT_DHCP4 = "dhcp4"
 WAIT_RA = "ra"

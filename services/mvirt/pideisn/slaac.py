@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import _socket
 import struct
-from collections.abc import Callable
 
 from mvirt.pideisn import ndp_codec as codec
 from mvirt.pideisn.console import log
 from mvirt.pideisn.loop import Loop, Timer
+
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ALL_ROUTERS = "ff02::2"
 FIRST_INTERVAL = 1.0
