@@ -16,4 +16,10 @@ def write_resolv_conf(path: str, servers: list[str], domains: list[str]) -> None
     tmp = path + ".pideisn.tmp"
     with open(tmp, "w") as out:
         out.writelines(lines)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        # A bind-mounted resolv.conf (containers, tests) cannot be replaced: write in place.
+        os.unlink(tmp)
+        with open(path, "w") as out:
+            out.writelines(lines)

@@ -144,7 +144,8 @@ class Supervisor:
         service.pid = pid
         service.started_at = now
         service.state = STARTING
-        self.start_order = [s for s in self.start_order if s is not service] + [service]
+        if service not in self.start_order:  # a restart keeps its place in the order
+            self.start_order.append(service)
         self.reaper.watch(pid, lambda status: self._exited(service, pid, status))
         what = "started" if service.starts == 1 else f"restarted (start {service.starts})"
         log(f"{service.name}: {what}, pid {pid}, ready when {spec.ready.describe()}")
