@@ -1,5 +1,7 @@
 """DHCPv4 client state machine, driven by a fake server and a manual clock."""
 
+import itertools
+
 from mvirt.pideisn import dhcp4_codec as codec
 from mvirt.pideisn.dhcp4 import BOUND, REBINDING, RENEWING, REQUESTING, Dhcp4Client
 from mvirt.pideisn.loop import Loop
@@ -86,7 +88,7 @@ def test_discover_is_retransmitted_with_exponential_backoff():
         h.advance(0.25)
         if len(h.sent) > len(times):
             times.append(h.clock.now)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) >= 4
     # 2, 4, 8, 16 s with at most ±1 s of jitter each.
     for gap, nominal in zip(gaps, [2, 4, 8, 16], strict=False):

@@ -58,9 +58,9 @@ after = ["web"]
 
 def ask(pair: NetnsPair, address: str, message: str) -> str:
     code = (
-        "import socket; s = socket.create_connection(({!r}, 8080), timeout=5); "
-        "s.sendall({!r}); print(s.recv(64).decode().strip())"
-    ).format(address, message.encode())
+        f"import socket; s = socket.create_connection(({address!r}, 8080), timeout=5); "
+        f"s.sendall({message.encode()!r}); print(s.recv(64).decode().strip())"
+    )
     return pair.server_cmd(sys.executable, "-c", code).stdout.strip()
 
 

@@ -61,7 +61,7 @@ def test_dhcpv4_single_host_lease_gets_on_link_route_to_gateway(pair, tmp_path):
     )
     result = pair.pideisn_dhcp("--no-ipv6")
     assert result.returncode == 0, result.stderr
-    [(address, prefixlen)] = pair.client_addresses()
+    [(_address, prefixlen)] = pair.client_addresses()
     assert prefixlen == 32
     routes = {(r["dst"], r.get("gateway")) for r in pair.client_routes("-4")}
     assert ("192.168.77.1", None) in routes  # on-link host route to the gateway
@@ -81,9 +81,7 @@ def test_dhcpv6_address_dns_and_slaac_from_router_advertisements(pair, tmp_path)
         "--dhcp-option=option6:dns-server,[fd00:77::53]",
     )
     resolv = tmp_path / "resolv.conf"
-    result = pair.pideisn_dhcp(
-        "--no-ipv4", "--wait", "ra,dhcp6", "--resolv-conf", str(resolv)
-    )
+    result = pair.pideisn_dhcp("--no-ipv4", "--wait", "ra,dhcp6", "--resolv-conf", str(resolv))
     assert result.returncode == 0, result.stderr
     mac = pair.client_cmd("cat", "/sys/class/net/eth0/address").stdout.strip().split(":")
     interface_id = f"{int(mac[0], 16) ^ 2:02x}{mac[1]}:{mac[2]}ff:fe{mac[3]}:{mac[4]}{mac[5]}"

@@ -2,12 +2,12 @@
 output prefixing, reverse-order stop with SIGTERM then SIGKILL."""
 
 import _signal
+import itertools
 import os
 import socket
 import sys
 
 import pytest
-
 from mvirt.pideisn import services_file
 from mvirt.pideisn.loop import Loop
 from mvirt.pideisn.signals import Reaper, SignalDispatcher
@@ -103,11 +103,9 @@ def test_always_restarts_with_growing_backoff(runtime, tmp_path):
         {"flaky": {"command": py(code), "restart": "always", "restart_delay": 0.2}},
     )
     supervisor.start()
-    assert loop.run_until(
-        lambda: starts.exists() and len(starts.read_text().split()) >= 4, 30
-    )
+    assert loop.run_until(lambda: starts.exists() and len(starts.read_text().split()) >= 4, 30)
     times = [float(t) for t in starts.read_text().split()]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # The delay doubles per quick exit: at least 0.2, 0.4, 0.8 s between starts.
     for gap, delay in zip(gaps, [0.2, 0.4, 0.8], strict=False):
         assert gap >= delay
