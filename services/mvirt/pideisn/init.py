@@ -220,6 +220,7 @@ class Init:
         if modules is not None and self.shutdown_request is None:
             step("services", lambda: self.start_services(*modules))
         log(self.ready_line())
+        log(f"resident memory {resident_mib():.1f} MiB")
         if self.power_button is not None:
             self.power_button.scan()  # input devices probed late show up by now
         while self.shutdown_request is None:
@@ -251,6 +252,18 @@ class Init:
         except ProcessLookupError:
             pass
         self.reaper.reap()
+
+
+def resident_mib() -> float:
+    """This process's resident set size (VmRSS) in MiB, 0 if unknown."""
+    try:
+        with open("/proc/self/status") as source:
+            for line in source:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def _other_processes() -> bool:
