@@ -219,8 +219,9 @@ class Init:
         step("network wait", self.wait_network)
         if modules is not None and self.shutdown_request is None:
             step("services", lambda: self.start_services(*modules))
-        log(self.ready_line())
-        log(f"resident memory {resident_mib():.1f} MiB")
+        if self.shutdown_request is None:
+            log(self.ready_line())
+            log(f"resident memory {resident_mib():.1f} MiB")
         if self.power_button is not None:
             self.power_button.scan()  # input devices probed late show up by now
         while self.shutdown_request is None:
