@@ -6,8 +6,8 @@ PID 1 must never exit: every step's failure is logged and the boot goes on; if t
 itself fails, `emergency_loop` keeps reaping and still honours power-off requests.
 
 Startup imports are what the boot pays for under emulation, so they are kept to built-in and
-small modules. The services file parser (tomllib) is imported while the DHCP requests are in
-flight, through `load_services_module`; builds must include `DEFERRED_MODULES` in the image.
+small modules. The services file parser (tomllib) is imported the first time the network wait
+is idle (see `Init.wait_network`); builds must include `DEFERRED_MODULES` in the image.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
     from mvirt.pideisn.supervisor import Supervisor
 
-# Imported after the network has been kicked off (see load_services_module).
+# Imported once the boot is idle or the network configured (see Init.wait_network).
+IDLE_SLICE = 0.05
 DEFERRED_MODULES = ("mvirt.pideisn.services_file", "mvirt.pideisn.supervisor")
 
 _NOSUID_NODEV = syscalls.MS_NOSUID | syscalls.MS_NODEV
@@ -163,23 +164,35 @@ class Init:
         if not self.hostname_from_cmdline:
             apply_hostname(name)
 
-    def wait_network(self) -> None:
-        """Run the loop until the network is configured, the timeout, or a shutdown request."""
+    def wait_network(self) -> tuple[ModuleType, ModuleType] | None:
+        """Run the loop until the network is configured, the timeout, or a shutdown request.
+
+        The first time the loop is idle for IDLE_SLICE (e.g. while DAD runs or a DHCP server
+        takes its time), the services modules are imported and returned: their import costs
+        a noticeable time under emulation, better spent while nothing else can happen.
+        """
         network = self.network
         if network is None:
-            return
-        done = self.loop.run_until(
-            lambda: network.configured() or self.shutdown_request is not None,
-            self.options.network_timeout,
-        )
-        if done and network.configured():
+            return None
+        modules = None
+        deadline = self.loop.clock() + self.options.network_timeout
+        while not network.configured() and self.shutdown_request is None:
+            left = deadline - self.loop.clock()
+            if left <= 0:
+                break
+            if not self.loop.run_once(min(left, IDLE_SLICE)) and modules is None:
+                modules = load_services_module_logged()
+        done = network.configured()
+        if done:
             log(f"network configured ({network.summary() or 'no addresses'})")
         else:
             network.report_pending()
             log(f"network not fully configured after {self.options.network_timeout:.0f} s")
+        return modules
 
-    def start_services(self, services_file: ModuleType, supervisor_module: ModuleType) -> None:
+    def start_services(self, modules: tuple[ModuleType, ModuleType]) -> None:
         """Load the services file and start the services, waiting until all are settled."""
+        services_file, supervisor_module = modules
         try:
             specs = services_file.load(self.options.services_file)
         except ValueError as exc:
@@ -215,10 +228,15 @@ class Init:
         step("hostname", lambda: set_hostname(self.options))
         step("signals", self.setup_pid1)
         step("network", self.start_network)
-        modules = load_services_module_logged()
-        step("network wait", self.wait_network)
+        modules = None
+        try:
+            modules = self.wait_network()
+        except Exception as exc:
+            log(f"network wait failed: {exc!r}")
+        if modules is None:
+            modules = load_services_module_logged()
         if modules is not None and self.shutdown_request is None:
-            step("services", lambda: self.start_services(*modules))
+            step("services", lambda: self.start_services(modules))
         if self.shutdown_request is None:
             log(self.ready_line())
             log(f"resident memory {resident_mib():.1f} MiB")

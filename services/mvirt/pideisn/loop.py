@@ -82,16 +82,20 @@ class Loop:
             heapq.heappop(self._timers)
         return self._timers[0].when if self._timers else None
 
-    def fire_due(self) -> None:
-        """Run every timer that is due now."""
+    def fire_due(self) -> int:
+        """Run every timer that is due now; returns how many ran."""
         now = self.clock()
+        ran = 0
         while self._timers and self._timers[0].when <= now:
             timer = heapq.heappop(self._timers)
             if not timer.cancelled:
+                ran += 1
                 _guarded(timer.callback)
+        return ran
 
-    def run_once(self, max_wait: float = 3600.0) -> None:
-        """Wait for readiness or the next timer (at most `max_wait` s), then dispatch."""
+    def run_once(self, max_wait: float = 3600.0) -> int:
+        """Wait for readiness or the next timer (at most `max_wait` s), then dispatch;
+        returns how many callbacks ran (0: the wait was idle)."""
         deadline = self.next_deadline()
         wait = max_wait
         if deadline is not None:
@@ -100,11 +104,13 @@ class Loop:
             events = self._epoll.poll(wait)
         except InterruptedError:
             events = []
+        ran = 0
         for fd, _mask in events:
             callback = self._readers.get(fd)
             if callback is not None:
+                ran += 1
                 _guarded(callback)
-        self.fire_due()
+        return ran + self.fire_due()
 
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         """Run until `done()` is true (returns True) or `timeout` s pass (returns False)."""
