@@ -1,0 +1,43 @@
+# The front door: familiar targets over the Python builder (mvirt-build). Every target first
+# runs scripts/bootstrap.sh, which installs what is missing and returns at once otherwise.
+
+BUILD := .venv/bin/mvirt-build
+BOOTSTRAP := scripts/bootstrap.sh
+BOOT_ARGS ?=
+
+.PHONY: all uos kernel rootfs initramfs boot status check test lint menuconfig clean distclean bootstrap
+
+all: uos
+
+bootstrap:
+	@$(BOOTSTRAP)
+
+uos: bootstrap
+	@$(BUILD) uki
+
+kernel rootfs initramfs: bootstrap
+	@$(BUILD) $@
+
+boot: bootstrap
+	@$(BUILD) boot $(BOOT_ARGS)
+
+status: bootstrap
+	@$(BUILD) status
+
+check: bootstrap
+	@$(BUILD) check
+
+menuconfig: bootstrap
+	@$(BUILD) menuconfig
+
+test: bootstrap
+	@scripts/test.sh
+
+lint: bootstrap
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+clean:
+	@if [ -x $(BUILD) ]; then $(BUILD) clean; else rm -rf build; fi
+
+distclean:
+	@if [ -x $(BUILD) ]; then $(BUILD) distclean; else rm -rf build; fi
