@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mvirt.pideisn import dhcp4_codec as codec
 
 MAC = bytes.fromhex("525400123456")

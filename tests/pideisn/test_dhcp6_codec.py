@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mvirt.pideisn import dhcp6_codec as codec
 from mvirt.pideisn.dhcp6 import Dhcp6Lease
 

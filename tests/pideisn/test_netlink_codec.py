@@ -5,6 +5,7 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mvirt.pideisn import netlink as nl
 
 

@@ -1,6 +1,7 @@
 """Services file parsing: defaults, dependency order and actionable errors."""
 
 import pytest
+
 from mvirt.pideisn import services_file
 from mvirt.pideisn.services_file import ServicesFileError
 

@@ -8,6 +8,7 @@ import socket
 import sys
 
 import pytest
+
 from mvirt.pideisn import services_file
 from mvirt.pideisn.loop import Loop
 from mvirt.pideisn.signals import Reaper, SignalDispatcher
