@@ -167,7 +167,7 @@ class Init:
     def wait_network(self) -> tuple[ModuleType, ModuleType] | None:
         """Run the loop until the network is configured, the timeout, or a shutdown request.
 
-        The first time the loop is idle for IDLE_SLICE (e.g. while DAD runs or a DHCP server
+        The first time no packet arrives for IDLE_SLICE (e.g. while DAD runs or a DHCP server
         takes its time), the services modules are imported and returned: their import costs
         a noticeable time under emulation, better spent while nothing else can happen.
         """

@@ -95,7 +95,7 @@ class Loop:
 
     def run_once(self, max_wait: float = 3600.0) -> int:
         """Wait for readiness or the next timer (at most `max_wait` s), then dispatch;
-        returns how many callbacks ran (0: the wait was idle)."""
+        returns how many descriptors were ready (0: no I/O arrived, only timers ran)."""
         deadline = self.next_deadline()
         wait = max_wait
         if deadline is not None:
@@ -110,7 +110,8 @@ class Loop:
             if callback is not None:
                 ran += 1
                 _guarded(callback)
-        return ran + self.fire_due()
+        self.fire_due()
+        return ran
 
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         """Run until `done()` is true (returns True) or `timeout` s pass (returns False)."""

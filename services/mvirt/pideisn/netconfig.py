@@ -140,6 +140,11 @@ class NetworkConfig:
             # routes and DNS servers from RAs are applied (and logged) like DHCP's.
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/accept_ra", "0")
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/autoconf", "0")
+            # The kernel waits a random 0-rtr_solicit_delay (1 s) before starting DAD, a
+            # precaution for many hosts booting at once on one link (RFC 4862 5.4.2); a VM's
+            # virtual NIC is not that, and IPv6 (RS, DHCPv6) waits for DAD. pideisn sends its
+            # own solicitations, so the kernel's RS delay is otherwise unused.
+            _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/rtr_solicit_delay", "0")
         self.netlink.set_up(iface.link.index)
         log(f"{name}: link up (mac {iface.link.mac.hex(':')})")
         if self.ipv4:
