@@ -4,7 +4,7 @@ import itertools
 import struct
 
 from mvirt.pideisn import dhcp6_codec as codec
-from mvirt.pideisn.dhcp6 import BOUND, REBINDING, RENEWING, REQUESTING, Dhcp6Client
+from mvirt.pideisn.dhcp6 import BOUND, REBINDING, RENEWING, REQUESTING, Dhcp6Client, Dhcp6Lease
 from mvirt.pideisn.loop import Loop
 
 from .clock import ManualClock
@@ -18,8 +18,8 @@ class Harness:
         self.clock = ManualClock()
         self.loop = Loop(self.clock)
         self.sent: list[codec.Message] = []
-        self.bound = []
-        self.expired = []
+        self.bound: list[Dhcp6Lease] = []
+        self.expired: list[Dhcp6Lease] = []
         self.client = Dhcp6Client(
             self.loop,
             "eth0",
@@ -62,7 +62,7 @@ def test_solicit_asks_for_address_and_prefix():
     assert solicit.kind == codec.SOLICIT
     assert solicit.get(codec.OPT_CLIENTID) == codec.duid_ll(MAC)
     assert [ia.kind for ia in solicit.ias()] == [codec.OPT_IA_NA, codec.OPT_IA_PD]
-    assert struct.unpack("!HH", solicit.get(codec.OPT_ORO)) == (23, 24)
+    assert struct.unpack("!HH", solicit.get(codec.OPT_ORO) or b"") == (23, 24)
 
 
 def test_advertise_request_reply_binds_address_and_prefix():

@@ -19,6 +19,11 @@ from __future__ import annotations
 
 import tomllib
 
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 RESTART_POLICIES = ("always", "on-failure", "never")
 _KEYS = {
     "command",
@@ -119,7 +124,7 @@ def load(path: str) -> list[ServiceSpec]:
     return parse(data, path)
 
 
-def parse(data: dict[str, object], where: str = "services file") -> list[ServiceSpec]:
+def parse(data: Mapping[str, object], where: str = "services file") -> list[ServiceSpec]:
     """Validate parsed TOML into specs, in dependency order (a service after what it needs)."""
     extra = set(data) - {"services"}
     if extra:
