@@ -300,3 +300,7 @@ def distclean(ctx: click.Context) -> None:
     for path in (cfg.output_dir, cfg.cache_dir):
         shutil.rmtree(path, ignore_errors=True)
         click.echo(f"removed {path}")
+
+
+if __name__ == "__main__":
+    main()
