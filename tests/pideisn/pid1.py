@@ -55,8 +55,8 @@ class Pid1:
         """The host pid of the namespace's PID 1 (the child of unshare)."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            for pid in _children(self.proc.pid):
-                if _comm(pid).startswith("python"):
+            for pid in children_of(self.proc.pid):
+                if command_name(pid).startswith("python"):
                     return pid
             time.sleep(0.05)
         raise AssertionError("pideisn did not start")
@@ -102,7 +102,7 @@ class Pid1:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _children(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:
@@ -110,7 +110,7 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def _comm(pid: int) -> str:
+def command_name(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
@@ -120,7 +120,7 @@ def _comm(pid: int) -> str:
 def zombies_of(pid: int) -> list[int]:
     """Host pids of zombie children of `pid`."""
     out = []
-    for child in _children(pid):
+    for child in children_of(pid):
         try:
             status = Path(f"/proc/{child}/status").read_text()
         except OSError:
