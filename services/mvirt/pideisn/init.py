@@ -30,6 +30,7 @@ from mvirt.pideisn.signals import Reaper, SignalDispatcher
 # Set to True by type checkers only: importing `typing` would cost boot time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import ModuleType
 
     from mvirt.pideisn.supervisor import Supervisor
@@ -348,10 +349,10 @@ def load_services_module_logged() -> tuple[ModuleType, ModuleType] | None:
         return None
 
 
-def step(what: str, action: object) -> object:
+def step(what: str, action: Callable[[], object]) -> object:
     """Run one boot step; an exception is logged and the boot goes on."""
     try:
-        return action()  # type: ignore[operator]
+        return action()
     except Exception as exc:
         log(f"{what} failed: {exc!r}")
         return None
