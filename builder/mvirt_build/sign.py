@@ -1,0 +1,48 @@
+"""Signs PE images (kernel, UKI) with sbsign and checks signatures with sbverify."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pefile
+
+from mvirt_build.errors import BuildError
+from mvirt_build.runner import require_tool, run
+
+_SECURITY = pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_SECURITY"]
+
+
+def sign_pe(src: Path, dst: Path, key: Path, cert: Path) -> None:
+    """Write `src` signed with `key`/`cert` to `dst` (atomically), then check the signature.
+    Any failure raises BuildError: an image that should be signed is never left unsigned."""
+    sbsign = require_tool("sbsign", "sbsigntool")
+    tmp = dst.with_name(f".{dst.name}.signing-{os.getpid()}")
+    try:
+        run([sbsign, "--key", key, "--cert", cert, "--output", tmp, src])
+        verify_pe(tmp, cert)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def verify_pe(path: Path, cert: Path) -> None:
+    """Fail unless `path` carries a valid signature by `cert` over its current content."""
+    sbverify = require_tool("sbverify", "sbsigntool")
+    proc = run([sbverify, "--cert", cert, path], check=False)
+    if proc.returncode != 0:
+        detail = (proc.stderr + proc.stdout).decode(errors="replace").strip().splitlines()
+        raise BuildError(
+            f"{path}: signature does not verify with {cert}"
+            + "".join(f"\n    {line}" for line in detail[-5:])
+        )
+
+
+def is_signed(path: Path) -> bool:
+    """True when the PE image has an Authenticode certificate table."""
+    pe = pefile.PE(str(path), fast_load=True)
+    try:
+        entry = pe.OPTIONAL_HEADER.DATA_DIRECTORY[_SECURITY]
+        return bool(entry.Size)
+    finally:
+        pe.close()
