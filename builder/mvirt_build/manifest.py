@@ -275,7 +275,8 @@ def verify_artifact(artifact: Path, *, cert: Path | None = None) -> list[str]:
         if pe_file is not None and expected_pe is not None:
             what = pe_file.name if pe_file != artifact else artifact.name
             actual = pe_record(pe_file)
-            problems.extend(f"{what}: {p}" for p in pe_layout_problems(actual, uki=True))
+            was_uki = any(s["name"] == ".linux" for s in expected_pe["sections"])
+            problems.extend(f"{what}: {p}" for p in pe_layout_problems(actual, uki=was_uki))
             problems.extend(compare_pe(expected_pe, actual, what))
             if actual["signed"] != expected_pe["signed"]:
                 problems.append(
