@@ -1,10 +1,8 @@
-"""The one error type the builder raises for problems a user can act on."""
-
-from __future__ import annotations
+"""The one error type of the builder: a message a person can act on, and the fix when known."""
 
 
 class BuildError(Exception):
-    """A failure with a message for the user and, where one exists, the next step (hint)."""
+    """A build failed for a reason that can be named; `hint` says what to do about it."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -12,6 +10,4 @@ class BuildError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message}\n  hint: {self.hint}"
-        return self.message
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"

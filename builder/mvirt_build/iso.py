@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mvirt_build.errors import BuildError
-from mvirt_build.runner import require_tool, run
+from mvirt_build.run import output, run
 
 ESP_LABEL = "MVIRT-ESP"
 ESP_VOLUME_ID = "4d564952"  # "MVIR": fixed, so the ESP does not depend on the clock
 BOOT_PATH = "EFI/BOOT/BOOTX64.EFI"
 KIB = 1024
+FAT_HINT = "apt-get install dosfstools mtools"
 
 
 @dataclass(frozen=True)
@@ -47,41 +48,27 @@ def esp_size_kib(payload: int, slack_kib: int) -> int:
 
 def build_esp(efi: Path, out: Path, epoch: int) -> None:
     """Write a FAT image at `out` holding `efi` as EFI/BOOT/BOOTX64.EFI, sized to fit."""
-    mkfs = require_tool("mkfs.fat", "dosfstools")
-    mmd = require_tool("mmd", "mtools")
-    mcopy = require_tool("mcopy", "mtools")
     env = _tool_env(epoch)
     payload = efi.stat().st_size
     slack = 256
     for _ in range(6):
         out.unlink(missing_ok=True)
-        run(
-            [
-                mkfs,
-                "-C",
-                "--invariant",
-                "-i",
-                ESP_VOLUME_ID,
-                "-n",
-                ESP_LABEL,
-                out,
-                str(esp_size_kib(payload, slack)),
-            ],
-            env=env,
-        )
-        run([mmd, "-i", out, "::/EFI", "::/EFI/BOOT"], env=env)
-        proc = run([mcopy, "-i", out, efi, f"::/{BOOT_PATH}"], env=env, check=False)
-        if proc.returncode == 0:
+        size = str(esp_size_kib(payload, slack))
+        run(["mkfs.fat", "-C", "--invariant", "-i", ESP_VOLUME_ID, "-n", ESP_LABEL, out, size],
+            env=env, hint=FAT_HINT)  # fmt: skip
+        run(["mmd", "-i", out, "::/EFI", "::/EFI/BOOT"], env=env, hint=FAT_HINT)
+        try:
+            run(["mcopy", "-i", out, efi, f"::/{BOOT_PATH}"], env=env, hint=FAT_HINT)
             return
-        if b"full" not in (proc.stderr + proc.stdout).lower():
-            raise BuildError(f"mcopy into {out} failed: {proc.stderr.decode(errors='replace')}")
+        except BuildError as exc:
+            if "full" not in str(exc).lower():
+                raise
         slack *= 2  # the estimate was short for this payload: grow and try again
     raise BuildError(f"cannot fit {efi} ({payload} bytes) into a FAT image")
 
 
 def build_iso(efi: Path, out: Path, *, epoch: int, volume_id: str = "MVIRT") -> IsoResult:
     """Write the hybrid ISO for EFI application `efi` to `out` (atomically)."""
-    xorriso = require_tool("xorriso", "xorriso")
     if not efi.is_file():
         raise BuildError(f"{efi} does not exist", hint="build the UKI first: make uos")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -94,28 +81,21 @@ def build_iso(efi: Path, out: Path, *, epoch: int, volume_id: str = "MVIRT") -> 
         tmp_iso = work / "out.iso"
         run(
             [
-                xorriso,
-                "-as",
-                "mkisofs",
-                "-o",
-                tmp_iso,
-                "-V",
-                volume_id,
-                "-iso-level",
-                "3",
+                "xorriso", "-as", "mkisofs",
+                "-o", tmp_iso,
+                "-V", volume_id,
+                "-iso-level", "3",
                 "-no-pad",
-                "-append_partition",
-                "2",
-                "0xef",
-                esp,
+                # The ESP becomes GPT partition 2 (EF00) and the El Torito EFI boot image.
+                "-append_partition", "2", "0xef", esp,
                 "-appended_part_as_gpt",
-                "-e",
-                "--interval:appended_partition_2:all::",
+                "-e", "--interval:appended_partition_2:all::",
                 "-no-emul-boot",
                 tree,
             ],
             env=_tool_env(epoch),
-        )
+            hint="apt-get install xorriso",
+        )  # fmt: skip
         os.replace(tmp_iso, out)
         esp_size = esp.stat().st_size
     return IsoResult(out, out.stat().st_size, esp_size, efi.stat().st_size)
@@ -148,10 +128,9 @@ def find_esp(iso: Path) -> tuple[int, int]:
 
 def extract_boot_file(iso: Path, out: Path) -> None:
     """Copy EFI/BOOT/BOOTX64.EFI out of the ISO's ESP to `out`."""
-    mcopy = require_tool("mcopy", "mtools")
     offset, _ = find_esp(iso)
     out.unlink(missing_ok=True)
-    run([mcopy, "-n", "-i", f"{iso}@@{offset}", f"::/{BOOT_PATH}", out])
+    run(["mcopy", "-n", "-i", f"{iso}@@{offset}", f"::/{BOOT_PATH}", out], hint=FAT_HINT)
 
 
 @dataclass(frozen=True)
@@ -165,10 +144,11 @@ class ElToritoEntry:
 
 def el_torito_entries(iso: Path) -> list[ElToritoEntry]:
     """The El Torito boot images of `iso`, as xorriso reports them."""
-    xorriso = require_tool("xorriso", "xorriso")
-    proc = run([xorriso, "-indev", iso, "-report_el_torito", "plain"])
+    report = output(
+        ["xorriso", "-indev", iso, "-report_el_torito", "plain"], hint="apt-get install xorriso"
+    )
     entries = []
-    for line in proc.stdout.decode(errors="replace").splitlines():
+    for line in report.splitlines():
         if line.startswith("El Torito boot img :"):
             fields = line.split(":", 1)[1].split()
             # N Pltf B Emul Ld_seg Hdpt Ldsiz LBA

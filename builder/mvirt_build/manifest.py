@@ -23,7 +23,7 @@ import pefile
 from mvirt_build.errors import BuildError
 from mvirt_build.fetch import sha256_file
 from mvirt_build.iso import el_torito_entries, extract_boot_file, find_esp
-from mvirt_build.runner import run
+from mvirt_build.run import output
 from mvirt_build.sign import verify_pe
 
 FORMAT = "mvirt-manifest/1"
@@ -73,11 +73,10 @@ def tool_versions(tools: Iterable[str]) -> dict[str, str]:
     for tool in tools:
         args = TOOL_VERSION_ARGS.get(tool, ["--version"])
         try:
-            proc = run([tool, *args], check=False)
+            text = output([tool, *args]).splitlines()
         except BuildError:
             versions[tool] = "missing"
             continue
-        text = (proc.stdout or proc.stderr).decode(errors="replace").strip().splitlines()
         versions[tool] = text[0].strip() if text else "unknown"
     return versions
 

@@ -8,18 +8,18 @@ from pathlib import Path
 import pefile
 
 from mvirt_build.errors import BuildError
-from mvirt_build.runner import require_tool, run
+from mvirt_build.run import run
 
+HINT = "apt-get install sbsigntool"
 _SECURITY = pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_SECURITY"]
 
 
 def sign_pe(src: Path, dst: Path, key: Path, cert: Path) -> None:
     """Write `src` signed with `key`/`cert` to `dst` (atomically), then check the signature.
     Any failure raises BuildError: an image that should be signed is never left unsigned."""
-    sbsign = require_tool("sbsign", "sbsigntool")
     tmp = dst.with_name(f".{dst.name}.signing-{os.getpid()}")
     try:
-        run([sbsign, "--key", key, "--cert", cert, "--output", tmp, src])
+        run(["sbsign", "--key", key, "--cert", cert, "--output", tmp, src], hint=HINT)
         verify_pe(tmp, cert)
         os.replace(tmp, dst)
     finally:
@@ -28,14 +28,13 @@ def sign_pe(src: Path, dst: Path, key: Path, cert: Path) -> None:
 
 def verify_pe(path: Path, cert: Path) -> None:
     """Fail unless `path` carries a valid signature by `cert` over its current content."""
-    sbverify = require_tool("sbverify", "sbsigntool")
-    proc = run([sbverify, "--cert", cert, path], check=False)
-    if proc.returncode != 0:
-        detail = (proc.stderr + proc.stdout).decode(errors="replace").strip().splitlines()
+    try:
+        run(["sbverify", "--cert", cert, path], hint=HINT)
+    except BuildError as exc:
+        detail = exc.message.splitlines()[1:6]
         raise BuildError(
-            f"{path}: signature does not verify with {cert}"
-            + "".join(f"\n    {line}" for line in detail[-5:])
-        )
+            f"{path}: signature does not verify with {cert}" + "".join(f"\n{d}" for d in detail)
+        ) from None
 
 
 def is_signed(path: Path) -> bool:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from mvirt_build.errors import BuildError
-from mvirt_build.runner import run
+from mvirt_build.run import output
 
 
 def source_date_epoch(repo_root: Path) -> int:
@@ -18,8 +18,7 @@ def source_date_epoch(repo_root: Path) -> int:
         except ValueError:
             raise BuildError(f"SOURCE_DATE_EPOCH={env!r} is not a number of seconds") from None
     try:
-        proc = run(["git", "-C", repo_root, "log", "-1", "--format=%ct"], check=False)
+        text = output(["git", "-C", repo_root, "log", "-1", "--format=%ct"])
     except BuildError:
         return 0
-    text = proc.stdout.decode().strip()
-    return int(text) if proc.returncode == 0 and text.isdigit() else 0
+    return int(text) if text.isdigit() else 0
