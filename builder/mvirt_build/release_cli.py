@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from mvirt_build import fetch as fetch_mod
+from mvirt_build.compare import diff_files
 from mvirt_build.errors import BuildError
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import DEFAULT_KEYS_DIR, generate_keys, resolve_signing
@@ -246,7 +247,21 @@ def secureboot_vars(output: Path, cert: Path | None) -> None:
     click.echo(f"{output}: " + ", ".join(f"{k}={v}" for k, v in subjects.items()))
 
 
-COMMANDS = (genkey, sign, fetch_cmd, lock, iso, verify, secureboot_vars)
+@click.command()
+@click.argument("first", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("second", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@user_errors
+def compare(first: Path, second: Path) -> None:
+    """Compare two builds of an artifact; name the PE section / initramfs file that differs."""
+    differences = diff_files(first, second)
+    if differences:
+        for line in differences:
+            click.secho(f"DIFFERS: {line}", fg="red", err=True)
+        raise click.ClickException(f"{first} and {second} differ")
+    click.echo(f"{first} and {second} are identical")
+
+
+COMMANDS = (genkey, sign, fetch_cmd, lock, iso, verify, secureboot_vars, compare)
 
 
 def register(group: click.Group) -> None:
