@@ -1,1 +1,1 @@
-"""mvirt-build: turns a kernel fragment, a rootfs and an init into a UKI, rebuilding only what changed."""
+"""mvirt-build: kernel fragment + rootfs + init → a UKI, rebuilding only what changed."""

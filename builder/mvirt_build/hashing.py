@@ -1,0 +1,96 @@
+"""Content digests of files and trees, remembered by (size, mtime, inode) so a no-op build
+only stats files instead of reading them again."""
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+CHUNK = 1 << 20
+SKIP_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's content, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    """SHA-256 of a string (UTF-8)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class DigestCache:
+    """A persistent map from a file's identity (path, size, mtime_ns, inode) to its SHA-256."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, list[int | str]] = {}
+        self._dirty = False
+        try:
+            self._entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self._entries = {}
+
+    def file(self, path: Path) -> str:
+        """The SHA-256 of `path`, read only when the file changed since it was last hashed."""
+        st = path.stat()
+        key = os.fspath(path)
+        ident: list[int | str] = [st.st_size, st.st_mtime_ns, st.st_ino]
+        entry = self._entries.get(key)
+        if entry is not None and entry[:3] == ident:
+            return str(entry[3])
+        digest = sha256_file(path)
+        self._entries[key] = [*ident, digest]
+        self._dirty = True
+        return digest
+
+    def tree(self, root: Path) -> str:
+        """tree_digest(root), reading only the files that changed."""
+        return tree_digest(root, self.file)
+
+    def save(self) -> None:
+        """Write the cache back when something was added (atomically)."""
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._entries))
+        tmp.replace(self.path)
+        self._dirty = False
+
+
+def tree_digest(root: Path, file_digest: Callable[[Path], str] = sha256_file) -> str:
+    """One digest over everything below `root`: relative paths, types, modes, link targets and
+    file contents."""
+    h = hashlib.sha256()
+    for rel, kind, detail in walk_tree(root):
+        content = f":{file_digest(root / rel)}" if kind == "f" else ""
+        h.update(f"{rel}\0{kind}\0{detail}{content}\n".encode())
+    return h.hexdigest()
+
+
+def walk_tree(root: Path) -> list[tuple[str, str, str]]:
+    """Sorted (relative path, kind f/l/d, mode or link target) of everything below `root`."""
+    found: list[tuple[str, str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_NAMES)
+        base = Path(dirpath)
+        for name in [*dirnames, *sorted(filenames)]:
+            full = base / name
+            rel = full.relative_to(root).as_posix()
+            st = full.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                found.append((rel, "l", os.readlink(full)))
+            elif stat.S_ISDIR(st.st_mode):
+                found.append((rel, "d", oct(st.st_mode & 0o7777)))
+            elif stat.S_ISREG(st.st_mode) and not name.endswith(".pyc"):
+                found.append((rel, "f", oct(st.st_mode & 0o7777)))
+    found.sort()
+    return found

@@ -1,0 +1,188 @@
+"""Initramfs stage: cut the running system out of the rootfs tree into a zstd-compressed cpio.
+
+Contents: /init, the image's Python interpreter and only the shared libraries it and its
+extension modules need (DT_NEEDED closure), the modules the runtime imports as bytecode (no
+sources, tests or docs), the services, and the skeleton of mkosi.extra/.
+"""
+
+import base64
+import json
+import logging
+import shutil
+import stat
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import zstandard
+
+from mvirt_build import elfdeps
+from mvirt_build.config import BuildConfig
+from mvirt_build.cpio import Archive, Entry
+from mvirt_build.errors import BuildError
+from mvirt_build.graph import Context, Stage
+from mvirt_build.run import output
+from mvirt_build.stages.rootfs import rootfs_tree
+
+log = logging.getLogger("mvirt_build")
+
+SITE_DIR = "/usr/lib/python3/dist-packages"
+INTERPRETER = "/usr/bin/python3"
+SKELETON_DIRS = {"/dev": 0o755, "/proc": 0o555, "/sys": 0o555, "/run": 0o755, "/tmp": 0o1777,
+                 "/root": 0o700, "/var": 0o755, "/etc": 0o755, "/mnt": 0o755}  # fmt: skip
+DEVICES = {"/dev/console": (0o600, (5, 1)), "/dev/null": (0o666, (1, 3))}
+COMPONENTS = ("python runtime", "services", "third-party", "other")
+
+
+def init_script(init: str) -> bytes:
+    """/init: the kernel runs it as PID 1 (BINFMT_SCRIPT); -S skips site for a fast start."""
+    module, _, function = init.partition(":")
+    return (
+        f"#!{INTERPRETER} -S\n"
+        "import sys\n"
+        f"sys.path.append({SITE_DIR!r})\n"
+        f"from {module} import {function}\n"
+        f"{function}()\n"
+    ).encode()
+
+
+def component_of(path: str) -> str:
+    """Which part of the image a path belongs to, for the size breakdown."""
+    if path.startswith(f"{SITE_DIR}/mvirt/") or path == "/init":
+        return "services"
+    if path.startswith(SITE_DIR):
+        return "third-party"
+    if path.startswith(("/usr/lib/python3", "/usr/bin/python", "/usr/lib/x86_64-linux-gnu/")):
+        return "python runtime"
+    return "other"
+
+
+class InitramfsStage(Stage):
+    """Assemble and compress the initramfs."""
+
+    name = "initramfs"
+    deps = ("rootfs",)
+    description = "zstd cpio: /init, Python runtime, imported modules, services, skeleton"
+
+    def inputs(self, ctx: Context) -> dict[str, str]:
+        cfg = ctx.config.initramfs
+        return {
+            "init": cfg.init,
+            "modules": " ".join(cfg.modules),
+            "extra modules": " ".join(cfg.extra_modules),
+            "extra files": " ".join(cfg.extra_files),
+            "compress level": str(cfg.compress_level),
+            "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
+            "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
+            "builder code": ctx.code_input(
+                "stages/initramfs.py", "cpio.py", "elfdeps.py", "collect_modules.py"
+            ),
+        }
+
+    def outputs(self, ctx: Context) -> list[Path]:
+        return [image_path(ctx.config), listing_path(ctx.config)]
+
+    def summary(self, ctx: Context) -> str:
+        return f"{image_path(ctx.config).stat().st_size / 2**20:.2f} MiB ({image_path(ctx.config)})"
+
+    def build(self, ctx: Context) -> None:
+        tree = rootfs_tree(ctx)
+        archive = assemble(ctx, tree)
+        raw = archive.write(ctx.config.source_date_epoch)
+        level = ctx.config.initramfs.compress_level
+        compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
+        image_path(ctx.config).parent.mkdir(parents=True, exist_ok=True)
+        tmp = image_path(ctx.config).with_suffix(".tmp")
+        tmp.write_bytes(compressed)
+        tmp.replace(image_path(ctx.config))
+        listing_path(ctx.config).write_text(render_listing(archive))
+        for line in size_breakdown(archive, level, len(raw), len(compressed)):
+            log.info("initramfs  %s", line)
+
+
+def image_path(config: BuildConfig) -> Path:
+    """build/initramfs.cpio.zst"""
+    return config.output_dir / "initramfs.cpio.zst"
+
+
+def listing_path(config: BuildConfig) -> Path:
+    """build/initramfs.list: what the archive holds (`mvirt-build initramfs --list`)."""
+    return config.output_dir / "initramfs.list"
+
+
+def collect_modules(ctx: Context, tree: Path) -> dict[str, dict[str, str]]:
+    """Import the configured modules with the tree's own interpreter (in a chroot) and return
+    the bytecode of every module that got loaded and the paths of extension modules."""
+    cfg = ctx.config.initramfs
+    names = [cfg.init.partition(":")[0], *cfg.modules, *cfg.extra_modules]
+    script = Path(__file__).parent.parent / "collect_modules.py"
+    with tempfile.TemporaryDirectory(dir=tree / "tmp", prefix="mvirt-collect-") as tmp:
+        shutil.copyfile(script, Path(tmp) / "collect_modules.py")
+        inside = "/" + str((Path(tmp) / "collect_modules.py").relative_to(tree))
+        text = output(
+            ["chroot", str(tree), INTERPRETER, "-S", inside, SITE_DIR, *names],
+            env={"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"},
+            hint="the image's interpreter could not import the configured modules; "
+            "is every dependency in mkosi.conf?",
+        )
+    result: dict[str, dict[str, str]] = json.loads(text)["modules"]
+    return result
+
+
+def assemble(ctx: Context, tree: Path) -> Archive:
+    """Every entry of the initramfs, from the rootfs tree and the configuration."""
+    archive = Archive()
+    for path, mode in SKELETON_DIRS.items():
+        archive.add(Entry(path, "dir", mode))
+    for path, (mode, rdev) in DEVICES.items():
+        archive.add(Entry(path, "chardev", mode, rdev=rdev))
+    archive.add(Entry("/init", "file", 0o755, init_script(ctx.config.initramfs.init)))
+
+    modules = collect_modules(ctx, tree)
+    for path, pyc in modules["source"].items():
+        archive.add(Entry(path[: -len(".py")] + ".pyc", "file", 0o644, base64.b64decode(pyc)))
+    archive.add(Entry("/usr/lib/python3.11/lib-dynload", "dir", 0o755))
+
+    files, links = elfdeps.closure(tree, [INTERPRETER, *modules["extension"]])
+    skeleton = [
+        "/" + p.relative_to(ctx.config.root / "mkosi.extra").as_posix()
+        for p in sorted((ctx.config.root / "mkosi.extra").rglob("*"))
+        if p.is_file() or p.is_symlink()
+    ]
+    for path in [*skeleton, *ctx.config.initramfs.extra_files]:
+        resolved = elfdeps.resolve(tree, path)
+        links.update(resolved.links)
+        files.add(resolved.real)
+    for link, target in links.items():
+        archive.add(Entry(link, "symlink", 0o777, target=target))
+    for path in sorted(files):
+        host = tree / path.lstrip("/")
+        if not host.is_file():
+            raise BuildError(f"{path} is not in the rootfs", "check [Initramfs] ExtraFiles=")
+        archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), host.read_bytes()))
+    return archive
+
+
+def render_listing(archive: Archive) -> str:
+    """One line per entry: mode, size, path (and link target)."""
+    lines = []
+    for e in archive.sorted_entries():
+        kind = {"file": "-", "dir": "d", "symlink": "l", "chardev": "c"}[e.kind]
+        target = f" -> {e.target}" if e.target else ""
+        lines.append(f"{kind}{e.mode & 0o7777:04o} {e.size:>10} {e.path}{target}")
+    return "\n".join(lines) + "\n"
+
+
+def size_breakdown(archive: Archive, level: int, raw: int, compressed: int) -> list[str]:
+    """Uncompressed and (separately compressed, so approximate) size of each component."""
+    data: dict[str, list[bytes]] = defaultdict(list)
+    for e in archive.sorted_entries():
+        data[component_of(e.path)].append(e.data)
+    compressor = zstandard.ZstdCompressor(level=level)
+    lines = []
+    for name in COMPONENTS:
+        blob = b"".join(data.get(name, []))
+        packed = len(compressor.compress(blob)) if blob else 0
+        lines.append(f"  {name:<15} {len(blob) / 2**20:7.2f} MiB -> {packed / 2**20:6.2f} MiB")
+    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB")
+    return lines

@@ -1,0 +1,135 @@
+"""Staleness decisions of the build graph, on real files in a temporary folder."""
+
+from pathlib import Path
+
+import pytest
+
+from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.errors import BuildError
+from mvirt_build.graph import Context, Graph, Stage
+
+
+def make_config(tmp_path: Path) -> BuildConfig:
+    return BuildConfig(
+        root=tmp_path,
+        output_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        source_date_epoch=0,
+        kernel=KernelConfig("x", None, "6.1", tmp_path / "frag", ""),
+        initramfs=InitramfsConfig("m:f", (), (), (), 3),
+        uki=UkiConfig(tmp_path / "stub", "t"),
+    )
+
+
+class Copy(Stage):
+    """Copies an input file (or an upstream output) to its output, counting builds."""
+
+    def __init__(self, name: str, source: str, deps: tuple[str, ...] = (), fail: bool = False):
+        self.name = name
+        self.source = source
+        self.deps = deps
+        self.fail = fail
+        self.runs = 0
+
+    def inputs(self, ctx: Context) -> dict[str, str]:
+        src = ctx.config.root / self.source
+        return {} if self.deps else {self.source: ctx.file_input(src)}
+
+    def outputs(self, ctx: Context) -> list[Path]:
+        return [ctx.config.output_dir / self.name]
+
+    def build(self, ctx: Context) -> None:
+        self.runs += 1
+        src = (ctx.config.output_dir if self.deps else ctx.config.root) / self.source
+        ctx.config.output_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.config.output_dir / self.name).write_bytes(src.read_bytes() + b"+")
+        if self.fail:
+            raise BuildError("stage failed halfway")
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> tuple[Graph, Copy, Copy]:
+    (tmp_path / "input.txt").write_text("one")
+    first = Copy("first", "input.txt")
+    second = Copy("second", "first", deps=("first",))
+    return Graph(Context(make_config(tmp_path)), [first, second]), first, second
+
+
+def test_first_build_builds_everything_then_nothing(chain):
+    graph, first, second = chain
+    assert graph.build(["second"], echo=False) == ["first", "second"]
+    assert graph.build(["second"], echo=False) == []
+    assert (first.runs, second.runs) == (1, 1)
+
+
+def test_changed_input_rebuilds_the_stage_and_its_dependents(chain, tmp_path):
+    graph, _first, _second = chain
+    graph.build(["second"], echo=False)
+    (tmp_path / "input.txt").write_text("two")
+    check = graph.staleness(graph.stages["first"])
+    assert check.stale and check.reasons == ["input.txt changed"]
+    assert graph.build(["second"], echo=False) == ["first", "second"]
+    assert (tmp_path / "out/second").read_text() == "two++"
+
+
+def test_same_content_rewritten_is_not_a_change(chain, tmp_path):
+    graph, _first, _second = chain
+    graph.build(["second"], echo=False)
+    (tmp_path / "input.txt").write_text("one")  # new mtime, same bytes
+    assert graph.build(["second"], echo=False) == []
+
+
+def test_modified_or_missing_output_makes_the_stage_stale(chain, tmp_path):
+    graph, _first, _second = chain
+    graph.build(["second"], echo=False)
+    (tmp_path / "out/second").write_text("tampered")
+    assert graph.staleness(graph.stages["second"]).reasons == ["output second was modified"]
+    (tmp_path / "out/second").unlink()
+    assert graph.staleness(graph.stages["second"]).reasons == ["output second is missing"]
+    assert graph.build(["second"], echo=False) == ["second"]
+
+
+def test_interrupted_build_is_not_marked_done(tmp_path):
+    (tmp_path / "input.txt").write_text("one")
+    failing = Copy("first", "input.txt", fail=True)
+    graph = Graph(Context(make_config(tmp_path)), [failing])
+    with pytest.raises(BuildError):
+        graph.build(["first"], echo=False)
+    assert graph.record(failing) is None
+    assert graph.staleness(failing).stale
+    failing.fail = False
+    assert graph.build(["first"], echo=False) == ["first"]
+
+
+def test_previous_record_is_dropped_when_a_rebuild_fails(chain, tmp_path):
+    graph, first, _second = chain
+    graph.build(["first"], echo=False)
+    (tmp_path / "input.txt").write_text("two")
+    first.fail = True
+    with pytest.raises(BuildError):
+        graph.build(["first"], echo=False)
+    assert graph.record(first) is None
+
+
+def test_force_rebuilds_only_the_named_order(chain):
+    graph, first, second = chain
+    graph.build(["second"], echo=False)
+    assert graph.build(["first"], force=True, echo=False) == ["first"]
+    # first's output bytes are the same, so second stays up to date
+    assert graph.build(["second"], echo=False) == []
+    assert (first.runs, second.runs) == (2, 1)
+
+
+def test_unknown_stage_is_a_clear_error(chain):
+    graph, _first, _second = chain
+    with pytest.raises(BuildError, match="unknown stage 'nope'"):
+        graph.build(["nope"], echo=False)
+
+
+def test_plan_marks_dependents_of_a_stale_stage(chain, tmp_path):
+    graph, _first, _second = chain
+    graph.build(["second"], echo=False)
+    (tmp_path / "input.txt").write_text("two")
+    plan = {row.stage: row for row in graph.plan(["second"])}
+    assert plan["first"].stale
+    assert plan["second"].stale and plan["second"].reasons == ["first is stale"]
