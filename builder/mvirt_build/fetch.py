@@ -3,7 +3,8 @@
 A file is only ever used after its SHA-256 (and size, when pinned) matched the lock: it is
 streamed to a temporary name next to its cache slot and renamed into place on success, so an
 interrupted or corrupt transfer never looks like a cached file. The cache lives outside the
-work tree (`${MVIRT_CACHE_DIR:-~/.cache/mvirt}/downloads/<sha256>`) so clean builds, other
+work tree (`<cache>/downloads/<sha256>`, the builder's cache: $MVIRT_CACHE_DIR, else
+~/.cache/mvirt) so clean builds, other
 checkouts and offline builds reuse it.
 """
 
@@ -30,6 +31,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from mvirt_build.config import default_cache_dir
 from mvirt_build.elfcheck import check_elf
 from mvirt_build.errors import BuildError
 from mvirt_build.lockfile import DownloadsLock, LockEntry
@@ -39,15 +41,9 @@ log = logging.getLogger("mvirt_build")
 CHUNK = 1 << 16
 
 
-def cache_root() -> Path:
-    """The builder's cache folder: $MVIRT_CACHE_DIR, else ~/.cache/mvirt."""
-    env = os.environ.get("MVIRT_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "mvirt"
-
-
 def downloads_cache() -> Path:
     """Where verified downloads are kept, one file per SHA-256."""
-    return cache_root() / "downloads"
+    return default_cache_dir() / "downloads"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import click
 
 from mvirt_build import fetch as fetch_mod
 from mvirt_build.compare import diff_files
+from mvirt_build.config import find_root, source_date_epoch
 from mvirt_build.errors import BuildError
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import DEFAULT_KEYS_DIR, generate_keys, resolve_signing
@@ -19,7 +20,6 @@ from mvirt_build.lockfile import load_lock, pin_entry, write_lock
 from mvirt_build.manifest import Input, build_manifest, verify_artifact, write_manifest
 from mvirt_build.secureboot import enroll_certificate, enrolled_subjects
 from mvirt_build.sign import sign_pe
-from mvirt_build.sourcedate import source_date_epoch
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,13 +29,8 @@ ALLOW_MISSING_ENV = "MVIRT_ALLOW_MISSING_DOWNLOADS"
 
 
 def repo_root() -> Path:
-    """The checkout the command works on: the nearest folder up from here with a
-    downloads.lock, else the current folder."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / LOCK_NAME).is_file():
-            return folder
-    return here
+    """The checkout the command works on (the folder of mvirt-build.conf, or $MVIRT_ROOT)."""
+    return find_root()
 
 
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:

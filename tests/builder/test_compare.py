@@ -8,6 +8,7 @@ from pathlib import Path
 import libarchive
 import zstandard
 from libarchive.entry import FileType
+
 from mvirt_build.compare import diff_cpio, diff_files, read_newc
 
 STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from mvirt_build.errors import BuildError
 from mvirt_build.fetch import FetchOptions, downloads_cache, fetch, fetch_all, install_into
 from mvirt_build.lockfile import DownloadsLock, LockEntry

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from mvirt_build.errors import BuildError
 from mvirt_build.iso import build_iso, el_torito_entries, extract_boot_file, find_esp
 

@@ -8,6 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
 from mvirt_build.errors import BuildError
 from mvirt_build.keys import generate_keys, read_mkosi_validation, resolve_signing
 
@@ -20,7 +21,9 @@ def test_genkey_writes_matching_key_and_certificate(tmp_path):
     pem = x509.load_pem_x509_certificate(out.cert.read_bytes())
     der = x509.load_der_x509_certificate(out.cert_der.read_bytes())
     assert pem == der
-    assert pem.public_key().public_numbers() == key.public_key().public_numbers()
+    public = pem.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    assert public.public_numbers() == key.public_key().public_numbers()
     assert pem.subject == pem.issuer  # self-signed
     assert "test SB" in pem.subject.rfc4514_string()
     assert stat.S_IMODE(out.key.stat().st_mode) == 0o600

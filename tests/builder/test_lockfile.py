@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from mvirt_build.errors import BuildError
 from mvirt_build.lockfile import dump_lock, load_lock, pin_entry, write_lock
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pefile
 import pytest
+
 from mvirt_build.errors import BuildError
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import generate_keys

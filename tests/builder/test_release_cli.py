@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from mvirt_build.cli import main
 from mvirt_build.lockfile import load_lock
 
@@ -31,6 +32,7 @@ def repo(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "repo"
     (root / "sub").mkdir(parents=True)
     (root / "downloads.lock").write_text(LOCK)
+    (root / "mvirt-build.conf").write_text("")
     monkeypatch.chdir(root / "sub")  # commands find the checkout from a subfolder
     monkeypatch.setenv("MVIRT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("MVIRT_ALLOW_MISSING_DOWNLOADS", raising=False)

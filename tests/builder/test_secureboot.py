@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from mvirt_build.errors import BuildError
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import generate_keys

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from mvirt_build.errors import BuildError
 from mvirt_build.keys import generate_keys
 from mvirt_build.sign import is_signed, sign_pe, verify_pe
