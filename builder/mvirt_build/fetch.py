@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from rich.console import Console
@@ -148,6 +149,14 @@ def _download_once(
     except requests.Timeout as exc:
         raise _RetryableError(f"timed out connecting ({exc.__class__.__name__})") from exc
     except requests.RequestException as exc:
+        if "NameResolutionError" in str(exc) or "Name or service not known" in str(exc):
+            # Nothing to wait for: this machine cannot even resolve the host.
+            host = urlsplit(entry.url).hostname
+            raise BuildError(
+                f"{entry.name}: cannot resolve {host} (no network or DNS)",
+                hint=f"give a local copy with --download {entry.name}=PATH, or build without "
+                "it with --allow-missing-downloads",
+            ) from None
         raise _RetryableError(f"cannot connect: {exc}") from exc
     with response:
         if response.status_code == 404:

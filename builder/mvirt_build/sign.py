@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pefile
@@ -45,3 +47,35 @@ def is_signed(path: Path) -> bool:
         return bool(entry.Size)
     finally:
         pe.close()
+
+
+def write_uki(
+    assemble: Callable[[bytes], bytes],
+    kernel: Path,
+    out: Path,
+    unsigned_out: Path,
+    key: Path | None,
+    cert: Path | None,
+) -> bool:
+    """Write the UKI: `unsigned_out` from the kernel as built (the reproducible reference),
+    and `out`, which with a key pair embeds the signed kernel and is itself signed, else is the
+    unsigned image. Returns whether `out` is signed; any signing failure raises."""
+    unsigned = assemble(kernel.read_bytes())
+    _write_atomic(unsigned_out, unsigned)
+    if key is None or cert is None:
+        _write_atomic(out, unsigned)
+        return False
+    with tempfile.TemporaryDirectory(prefix=".sign-", dir=out.parent) as tmp:
+        signed_kernel = Path(tmp) / "bzImage.signed"
+        # The kernel is signed on its own first, so the stub's LoadImage of it passes too.
+        sign_pe(kernel, signed_kernel, key, cert)
+        image = Path(tmp) / "uki.efi"
+        image.write_bytes(assemble(signed_kernel.read_bytes()))
+        sign_pe(image, out, key, cert)
+    return True
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -194,3 +194,11 @@ def test_allow_missing_collects_failures_and_installs_the_rest(server, tmp_path)
 
 def test_cache_dir_follows_environment(cache):
     assert downloads_cache() == cache / "downloads"
+
+
+def test_unresolvable_host_fails_at_once_without_retries():
+    body = b"abc"
+    entry = entry_for("http://no-such-host.invalid/x", body, check="none")
+    slow = FetchOptions(connect_timeout=2, read_timeout=1, attempts=4, backoff=30, progress=False)
+    with pytest.raises(BuildError, match=r"cannot resolve no-such-host\.invalid"):
+        fetch(entry, slow)  # with backoff=30 a retry would hit the test timeout
