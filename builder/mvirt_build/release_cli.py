@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -41,7 +42,8 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except BuildError as exc:
-            raise click.ClickException(str(exc)) from None
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
 
     return wrapper
 
@@ -183,12 +185,8 @@ def lock(name: str, local: Path, yes: bool) -> None:
     click.echo(f"pinned {name} in {path}")
 
 
-@click.command()
-@click.argument("efi", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
-@user_errors
-def iso(efi: Path, output: Path) -> None:
-    """Make a hybrid UEFI ISO (CD and USB disk) booting EFI (normally the signed UKI)."""
+def iso_from(efi: Path, output: Path) -> None:
+    """Make a hybrid UEFI ISO (CD and USB disk) booting `efi`, with its manifest."""
     root = repo_root()
     epoch = source_date_epoch(root)
     result = build_iso(efi, output, epoch=epoch)
@@ -256,7 +254,7 @@ def compare(first: Path, second: Path) -> None:
     click.echo(f"{first} and {second} are identical")
 
 
-COMMANDS = (genkey, sign, fetch_cmd, lock, iso, verify, secureboot_vars, compare)
+COMMANDS = (genkey, sign, fetch_cmd, lock, verify, secureboot_vars, compare)
 
 
 def register(group: click.Group) -> None:

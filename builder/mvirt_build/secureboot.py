@@ -8,6 +8,7 @@ signatures the build makes. The secboot firmware keeps its variables behind SMM,
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,23 +51,28 @@ def enroll_certificate(cert: Path, out: Path, template: Path = OVMF_VARS_TEMPLAT
         raise BuildError(f"OVMF variable store {template} not found", hint="apt-get install ovmf")
     if not cert.is_file():
         raise BuildError(f"certificate {cert} not found", hint="run `mvirt-build genkey`")
-    varstore = autodetect.open_varstore(str(template))
-    if varstore is None:
-        raise BuildError(f"{template} is not an edk2 variable store")
-    varlist = varstore.get_varlist()
+    # virt-firmware narrates every step on the root logger at INFO: keep the build output clean.
+    logging.disable(logging.INFO)
     try:
-        for name in SIGDB_NAMES:
-            varlist.add_cert(name, OWNER_GUID, str(cert), True)
-    except ValueError as exc:
-        raise BuildError(f"{cert} is not a PEM or DER X.509 certificate: {exc}") from None
-    varlist.enable_secureboot()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        varstore.write_varstore(str(tmp), varlist)
-        os.replace(tmp, out)
+        varstore = autodetect.open_varstore(str(template))
+        if varstore is None:
+            raise BuildError(f"{template} is not an edk2 variable store")
+        varlist = varstore.get_varlist()
+        try:
+            for name in SIGDB_NAMES:
+                varlist.add_cert(name, OWNER_GUID, str(cert), True)
+        except ValueError as exc:
+            raise BuildError(f"{cert} is not a PEM or DER X.509 certificate: {exc}") from None
+        varlist.enable_secureboot()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        try:
+            varstore.write_varstore(str(tmp), varlist)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
     finally:
-        tmp.unlink(missing_ok=True)
+        logging.disable(logging.NOTSET)
     return out
 
 

@@ -109,7 +109,7 @@ def test_sign_iso_verify_round_trip(repo, tmp_path):
     shutil.copyfile(EFI_APP, app)
     assert invoke("sign", str(app)).exit_code == 0
     iso = tmp_path / "app.iso"
-    built = invoke("iso", str(app), "-o", str(iso))
+    built = invoke("iso", "--uki", str(app), "-o", str(iso))
     assert built.exit_code == 0, built.stderr
     ok = invoke("verify", str(iso))
     assert ok.exit_code == 0, ok.stderr

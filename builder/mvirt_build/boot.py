@@ -1,0 +1,104 @@
+"""Smoke-boot the built image: QEMU (UEFI through OVMF, or direct kernel boot) or
+cloud-hypervisor, watching the serial console for the ready line."""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from mvirt_build.accel import choose_accelerator
+from mvirt_build.config import BuildConfig
+from mvirt_build.console import BootResult, watch
+from mvirt_build.errors import BuildError
+from mvirt_build.esp import make_esp
+from mvirt_build.qemu import QemuMachine, fresh_vars
+from mvirt_build.secureboot import firmware_for
+
+CLOUD_HYPERVISOR = "cloud-hypervisor"
+
+
+def qemu_machine(
+    config: BuildConfig,
+    firmware: str,
+    workdir: Path,
+    accel: str,
+    uki: Path,
+    iso: Path | None = None,
+    iso_as: str = "cdrom",
+    secure_boot_cert: Path | None = None,
+) -> QemuMachine:
+    """The QEMU machine that boots this build's image with `firmware` (uefi or direct): the
+    UKI on an ESP disk, or an ISO as CD or disk; with Secure Boot enforcing when given the
+    certificate to enroll."""
+    if firmware == "direct":
+        kernel = config.output_dir / "kernel/bzImage"
+        initrd = config.output_dir / "initramfs.cpio.zst"
+        return QemuMachine(accel=accel, kernel=kernel, initrd=initrd, cmdline=config.kernel.cmdline)
+    machine = QemuMachine(accel=accel)
+    if secure_boot_cert is not None:
+        enrolled = firmware_for(secure_boot_cert, workdir)
+        machine.secure_boot = True
+        machine.ovmf_code, machine.ovmf_vars = enrolled.code, enrolled.vars
+    else:
+        machine.ovmf_vars = fresh_vars(workdir / "vars.fd")
+    if iso is not None and iso_as == "cdrom":
+        machine.cdrom = iso
+    elif iso is not None:
+        machine.disk = iso
+    else:
+        machine.disk = make_esp(uki, workdir / "esp.img", config.source_date_epoch)
+    return machine
+
+
+def cloud_hypervisor_command(config: BuildConfig, firmware: str, workdir: Path, uki: Path,
+                             ch_firmware: Path | None) -> list[str]:  # fmt: skip
+    """cloud-hypervisor argv: direct kernel boot, or firmware + ESP disk (needs working KVM)."""
+    binary = shutil.which(CLOUD_HYPERVISOR)
+    if binary is None:
+        raise BuildError(
+            "cloud-hypervisor is not installed on this machine",
+            "put the binary on PATH (the builder's pinned download), or use --hypervisor qemu",
+        )
+    argv = [binary, "--cpus", "boot=1", "--memory", "size=512M", "--serial", "tty",
+            "--console", "off", "--rng"]  # fmt: skip
+    if firmware == "direct":
+        return [
+            *argv,
+            "--kernel", str(config.output_dir / "kernel/bzImage"),
+            "--initramfs", str(config.output_dir / "initramfs.cpio.zst"),
+            "--cmdline", config.kernel.cmdline,
+        ]  # fmt: skip
+    if ch_firmware is None or not ch_firmware.is_file():
+        raise BuildError("UEFI boot under cloud-hypervisor needs its firmware (--ch-firmware)")
+    esp = make_esp(uki, workdir / "esp.img", config.source_date_epoch)
+    return [*argv, "--kernel", str(ch_firmware), "--disk", f"path={esp}"]
+
+
+def boot(
+    config: BuildConfig,
+    *,
+    uki: Path,
+    firmware: str = "uefi",
+    hypervisor: str = "qemu",
+    timeout: float = 120.0,
+    accel: str | None = None,
+    ch_firmware: Path | None = None,
+    echo: TextIO | None = None,
+    iso: Path | None = None,
+    iso_as: str = "cdrom",
+    secure_boot_cert: Path | None = None,
+) -> BootResult:
+    """Boot the image once and report how it went."""
+    with tempfile.TemporaryDirectory(prefix="mvirt-boot-") as tmp:
+        workdir = Path(tmp)
+        if hypervisor == "cloud-hypervisor":
+            argv = cloud_hypervisor_command(config, firmware, workdir, uki, ch_firmware)
+        else:
+            kernel = config.output_dir / "kernel/bzImage"
+            chosen = choose_accelerator(
+                config.cache_dir, accel, kernel if kernel.is_file() else None
+            )
+            argv = qemu_machine(
+                config, firmware, workdir, chosen, uki, iso, iso_as, secure_boot_cert
+            ).command()
+        return watch(argv, timeout, echo=echo)

@@ -1,0 +1,27 @@
+"""End-to-end fixtures: the image the real pipeline builds (what `make uos` makes)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(sys.executable).parent / "mvirt-build"
+
+
+def mvirt_build(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    """Run the mvirt-build CLI in the checkout, as a user would."""
+    return subprocess.run(
+        [str(BUILD), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def built_uki() -> Path:
+    """Bring the checkout's image up to date (a no-op when `make uos` ran before) and return it."""
+    proc = mvirt_build("uki")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path.is_file()
+    return path
