@@ -15,7 +15,7 @@ from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context
 from mvirt_build.hashing import sha256_text
 from mvirt_build.keys import SigningConfig, resolve_signing
-from mvirt_build.lockfile import load_lock
+from mvirt_build.lockfile import LockEntry, load_lock
 from mvirt_build.manifest import Input, build_manifest, write_manifest
 
 log = logging.getLogger("mvirt_build")
@@ -96,6 +96,27 @@ def add_downloads(ctx: Context, archive: Archive) -> None:
         "missing": [{"name": e.name, "install": e.install} for e, _ in report.missing],
     }  # fmt: skip
     downloads_path(ctx.config).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def fetch_kernel_source(config: BuildConfig) -> Path:
+    """The kernel tarball for an https [Kernel] Source=: pinned by its downloads.lock entry
+    (same URL) or by [Kernel] SourceSha256=, fetched and verified into the download cache."""
+    url = config.kernel.source
+    lock_file = config.root / LOCK_NAME
+    entries = (
+        [e for e in load_lock(lock_file).entries if e.url == url] if lock_file.is_file() else []
+    )
+    if entries:
+        entry = entries[0]
+    elif config.kernel.source_sha256:
+        entry = LockEntry("kernel-source", url, config.kernel.source_sha256.lower(), None, "",
+                          "none", 0o644, "from mvirt-build.conf")  # fmt: skip
+    else:
+        raise BuildError(
+            f"kernel source {url} is not pinned",
+            hint="add it to downloads.lock or set [Kernel] SourceSha256= in mvirt-build.conf",
+        )
+    return fetch.fetch(entry, fetch.FetchOptions()).path
 
 
 def _packages(config: BuildConfig) -> list[dict[str, str]]:
