@@ -7,11 +7,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-if [ "$(id -u)" -ne 0 ]; then
-  SUDO=sudo
-else
-  SUDO=
-fi
+# Run a command as root: directly when we are root, else through sudo (keeping DEBIAN_FRONTEND).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo DEBIAN_FRONTEND=noninteractive "$@"; fi
+}
 
 # Debian packages: build tools for the kernel, the image builder, the firmware and emulator
 # for boots, the signing and ISO tools, and the peers the tests talk to.
@@ -20,7 +19,7 @@ PACKAGES=(
   build-essential bc bison flex libelf-dev libssl-dev linux-source-6.1 ncurses-dev
   python3 python3-venv python3-dev libarchive13
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi
-  sbsigntool xorriso mtools dosfstools
+  sbsigntool xorriso mtools dosfstools fdisk
   busybox-static dnsmasq-base iproute2 nftables zfs-fuse
   git make
 )
@@ -43,7 +42,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
   if [ ! -f /etc/apt/sources.list.d/bookworm-backports.sources ]; then
-    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+    as_root tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
@@ -52,9 +51,9 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
   fi
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO -E apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
-  $SUDO -E apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports \
     "${BACKPORTS_PACKAGES[@]}" >/dev/null
 fi
 

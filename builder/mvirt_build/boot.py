@@ -94,10 +94,7 @@ def boot(
         if hypervisor == "cloud-hypervisor":
             argv = cloud_hypervisor_command(config, firmware, workdir, uki, ch_firmware)
         else:
-            kernel = config.output_dir / "kernel/bzImage"
-            chosen = choose_accelerator(
-                config.cache_dir, accel, kernel if kernel.is_file() else None
-            )
+            chosen = choose_accelerator(config.cache_dir, accel)
             argv = qemu_machine(
                 config, firmware, workdir, chosen, uki, iso, iso_as, secure_boot_cert
             ).command()

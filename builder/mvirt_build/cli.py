@@ -387,3 +387,7 @@ def distclean(ctx: click.Context) -> None:
 
 
 release_cli.register(main)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,22 +1,32 @@
-"""Exclusive file locks, so two builds never share a kernel build tree or an output folder."""
+"""Exclusive file locks, so two builds never share a kernel build tree, a cache entry being
+made, or an output folder."""
 
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from mvirt_build.errors import BuildError
 
+log = logging.getLogger("mvirt_build")
+
 
 @contextmanager
-def locked(path: Path, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if needed); fail at once if another holds it."""
+def locked(path: Path, what: str, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if needed). If another build holds it, fail
+    at once, or with `wait`, say so and wait for it (caches shared by several checkouts)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise BuildError(f"{what} is in use by another build", f"lock file: {path}") from exc
+            if not wait:
+                raise BuildError(
+                    f"{what} is in use by another build", f"lock file: {path}"
+                ) from exc
+            log.info("waiting for another build that holds %s", what)
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mvirt_build import config
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(sys.executable).parent / "mvirt-build"
 
@@ -25,3 +27,9 @@ def built_uki() -> Path:
     path = Path(proc.stdout.strip().splitlines()[-1])
     assert path.is_file()
     return path
+
+
+@pytest.fixture(scope="session")
+def build_config() -> config.BuildConfig:
+    """The checkout's own configuration."""
+    return config.load(ROOT)

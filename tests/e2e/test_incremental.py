@@ -1,6 +1,7 @@
 """Rebuild only what changed, on a copy of the checkout with its own output folder (the caches
 are shared, so the kernel and rootfs of the real build are reused, as in a fresh clone)."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -92,3 +93,23 @@ def test_mkosi_extra_edit_rebuilds_rootfs_initramfs_uki_not_kernel(checkout):
     with libarchive.memory_reader(raw) as archive:
         found = {e.pathname: b"".join(e.get_blocks()) for e in archive if e.isfile}
     assert found["etc/hostname"] == b"edited-host\n"
+
+
+def test_plain_mkosi_build_yields_the_same_uki(checkout, build_config):
+    # `make uos` in the copy (default build/ folder), then a plain `mkosi build`, whose
+    # post-output script hands its tree to the builder. The copy has no virtualenv of its own:
+    # mount the checkout's where mkosi's sandbox expects it.
+    by_builder = subprocess.run(
+        [str(BUILD), "uki"], cwd=checkout, capture_output=True, text=True, check=False
+    )
+    assert by_builder.returncode == 0, by_builder.stderr
+    before = hashlib.sha256((checkout / "build/mvirt-uos.efi").read_bytes()).hexdigest()
+    (checkout / "build/mvirt-uos.efi").unlink()
+    proc = subprocess.run(
+        ["mkosi", "--force", "--package-cache-dir", str(build_config.cache_dir / "mkosi-packages"),
+         "--build-sources", f"{checkout}:/,{ROOT / '.venv'}:/.venv", "build"],
+        cwd=checkout, capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = hashlib.sha256((checkout / "build/mvirt-uos.efi").read_bytes()).hexdigest()
+    assert after == before

@@ -93,7 +93,11 @@ class KernelStage(Stage):
             with locked(
                 ctx.config.cache_dir / "locks" / f"kernel-build-{source.parent.name}",
                 "the kernel build tree",
+                wait=True,
             ):
+                if all((cached / name).is_file() for name in ARTIFACTS):
+                    self._install(ctx, cached)  # another build made it while we waited
+                    return
                 build_dir = build_tree(ctx, source)
                 configure(ctx, source, build_dir)
                 log.info("kernel     compiling (about 10 minutes on 2 cores; -v shows progress)")
@@ -109,6 +113,10 @@ class KernelStage(Stage):
                 tmp.replace(cached)
         else:
             log.info("kernel     found in the cache (%s)", cached)
+        self._install(ctx, cached)
+
+    def _install(self, ctx: Context, cached: Path) -> None:
+        """Copy the cached artifacts into build/kernel/."""
         out = self.out_dir(ctx)
         out.mkdir(parents=True, exist_ok=True)
         for name in ARTIFACTS:
@@ -138,21 +146,27 @@ def extract_source(ctx: Context) -> Path:
     digest = ctx.file_input(tarball)
     dest = ctx.config.cache_dir / "kernel-src" / digest[:16]
     done = dest / ".extracted"
-    if not done.exists():
-        log.info("kernel     extracting %s", tarball)
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        run(["tar", "-xf", str(tarball), "-C", str(tmp)])
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.replace(dest)
-        top = [p for p in dest.iterdir() if p.is_dir()]
-        if len(top) != 1:
-            raise BuildError(f"{tarball} does not hold exactly one top-level folder")
-        done.write_text(top[0].name)
+    with locked(dest.with_name(dest.name + ".lock"), "the kernel source cache", wait=True):
+        if not done.exists():
+            _extract(tarball, dest, done)
     source = dest / done.read_text().strip()
     check_version(ctx, source)
     return source
+
+
+def _extract(tarball: Path, dest: Path, done: Path) -> None:
+    """Unpack `tarball` into `dest` through a temporary folder; mark it complete with `done`."""
+    log.info("kernel     extracting %s", tarball)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    run(["tar", "-xf", str(tarball), "-C", str(tmp)])
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.replace(dest)
+    top = [p for p in dest.iterdir() if p.is_dir()]
+    if len(top) != 1:
+        raise BuildError(f"{tarball} does not hold exactly one top-level folder")
+    done.write_text(top[0].name)
 
 
 def source_version(source: Path) -> str:
@@ -203,6 +217,7 @@ def menuconfig(ctx: Context) -> dict[str, str]:
     with locked(
         ctx.config.cache_dir / "locks" / f"kernel-build-{source.parent.name}",
         "the kernel build tree",
+        wait=True,
     ):
         build_dir = build_tree(ctx, source)
         configure(ctx, source, build_dir)

@@ -12,6 +12,7 @@ from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
 from mvirt_build.hashing import sha256_text, tree_digest
+from mvirt_build.locking import locked
 from mvirt_build.run import output, run
 
 log = logging.getLogger("mvirt_build")
@@ -66,6 +67,12 @@ class RootfsStage(Stage):
 
     def _run_mkosi(self, ctx: Context) -> tuple[Path, Path]:
         key = sha256_text(json.dumps(self.inputs(ctx), sort_keys=True))[:24]
+        with locked(
+            ctx.config.cache_dir / "locks" / f"rootfs-{key}", "the rootfs cache", wait=True
+        ):
+            return self._cached_or_built(ctx, key)
+
+    def _cached_or_built(self, ctx: Context, key: str) -> tuple[Path, Path]:
         store = ctx.config.cache_dir / "rootfs"
         dest = store / key
         if (dest / "tree/usr/bin/python3").exists():

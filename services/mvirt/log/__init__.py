@@ -1,0 +1,1 @@
+"""mvirt-log: the central audit log, indexed by every related object id."""

@@ -1,0 +1,1 @@
+"""mvirt-vmm: the VM manager daemon (lifecycle, hypervisor backends, consoles, recovery)."""

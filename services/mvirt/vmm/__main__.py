@@ -1,0 +1,5 @@
+"""``python -m mvirt.vmm`` runs the daemon."""
+
+from mvirt.vmm.daemon import main
+
+main()

@@ -1,0 +1,74 @@
+"""Choosing QEMU's accelerator: KVM only when a probe boot shows it really runs guests.
+
+On some hosts ``/dev/kvm`` exists and ``KVM_CREATE_VM`` succeeds, yet every guest hangs at its
+first instruction, so the device node alone proves nothing. The probe boots a 512-byte boot
+sector that writes to QEMU's ``isa-debug-exit`` port: QEMU then exits with status 3 at once.
+A guest that does not get there within the timeout means KVM does not work; TCG is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from mvirt.vmm.process import CommandError, run
+
+log = logging.getLogger("mvirt.vmm.accel")
+
+# mov al, 1 ; out 0xf4, al ; hlt ; jmp $-1   -> QEMU exits with (1 << 1) | 1 = 3
+_PROBE_CODE = bytes([0xB0, 0x01, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD])
+_PROBE_EXIT_STATUS = 3
+
+
+def probe_boot_sector() -> bytes:
+    """A bootable MBR sector that makes QEMU exit through isa-debug-exit."""
+    return _PROBE_CODE.ljust(510, b"\0") + b"\x55\xaa"
+
+
+async def kvm_works(qemu_binary: str, timeout: float = 3.0) -> bool:
+    """Boot the probe sector under KVM; True only when the guest ran within ``timeout``."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    with tempfile.TemporaryDirectory(prefix="mvirt-kvm-probe-") as tmp:
+        disk = Path(tmp) / "probe.img"
+        disk.write_bytes(probe_boot_sector())
+        argv = [
+            qemu_binary,
+            "-accel", "kvm",
+            "-machine", "pc",
+            "-m", "32",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-drive", f"file={disk},format=raw,if=ide",
+        ]  # fmt: skip
+        try:
+            result = await run(argv, timeout=timeout, check=False)
+        except CommandError as exc:
+            log.warning("KVM probe: %s; using TCG", exc)
+            return False
+    if result.returncode == _PROBE_EXIT_STATUS:
+        return True
+    log.warning(
+        "KVM probe exited with %s (%s); using TCG", result.returncode, result.stderr.strip()
+    )
+    return False
+
+
+class AcceleratorChoice:
+    """Decides the accelerator once per daemon (the probe costs up to its timeout)."""
+
+    def __init__(self, qemu_binary: str, forced: str | None = None) -> None:
+        self._qemu = qemu_binary
+        self._value: str | None = forced
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> str:
+        """``"kvm"`` or ``"tcg"``; probes on first use and caches the answer."""
+        async with self._lock:
+            if self._value is None:
+                self._value = "kvm" if await kvm_works(self._qemu) else "tcg"
+                log.info("QEMU accelerator: %s", self._value)
+            return self._value

@@ -1,0 +1,98 @@
+"""mvirt-vmm's entry point: options, backend choice, and wiring into the shared bootstrap."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from collections.abc import Sequence
+
+import grpc
+
+from mvirt.daemon.server import DaemonContext, DaemonSpec, Service, StartupError, run
+from mvirt.proto import vmm_pb2, vmm_pb2_grpc
+from mvirt.vmm.accel import kvm_works
+from mvirt.vmm.backend import Hypervisor
+from mvirt.vmm.cloud_hypervisor import DEFAULT_FIRMWARE, CloudHypervisor
+from mvirt.vmm.manager import VmManager
+from mvirt.vmm.qemu import OVMF_CODE, OVMF_VARS, QemuHypervisor
+from mvirt.vmm.servicer import VmServicer
+
+DEFAULT_PORT = 50051
+SERVICE_NAME = vmm_pb2.DESCRIPTOR.services_by_name["VmService"].full_name
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """mvirt-vmm's own options."""
+    parser.add_argument(
+        "--hypervisor",
+        choices=("auto", "qemu", "cloud-hypervisor"),
+        default="auto",
+        help="backend for every VM; auto = cloud-hypervisor when installed and KVM works, "
+        "else QEMU",
+    )
+    parser.add_argument("--qemu-binary", default="qemu-system-x86_64")
+    parser.add_argument(
+        "--accel",
+        choices=("auto", "kvm", "tcg"),
+        default="auto",
+        help="QEMU accelerator; auto probes KVM with a tiny guest once and falls back to TCG",
+    )
+    parser.add_argument("--ovmf-code", default=OVMF_CODE, help="UEFI firmware for disk boot")
+    parser.add_argument("--ovmf-vars", default=OVMF_VARS, help="UEFI variable store template")
+    parser.add_argument("--ch-binary", default="cloud-hypervisor")
+    parser.add_argument(
+        "--ch-firmware", default=DEFAULT_FIRMWARE, help="cloud-hypervisor firmware for disk boot"
+    )
+
+
+async def choose_hypervisor(options: argparse.Namespace) -> Hypervisor:
+    """The backend the options ask for (``auto`` probes, see ``--hypervisor``)."""
+    choice = options.hypervisor
+    if choice == "auto":
+        has_ch = shutil.which(options.ch_binary) is not None
+        choice = "cloud-hypervisor" if has_ch and await kvm_works(options.qemu_binary) else "qemu"
+    if choice == "cloud-hypervisor":
+        if shutil.which(options.ch_binary) is None:
+            raise StartupError(
+                f"cloud-hypervisor binary {options.ch_binary!r} not found; install it, pass "
+                "--ch-binary, or use --hypervisor qemu"
+            )
+        return CloudHypervisor(options.ch_binary, options.ch_firmware)
+    if shutil.which(options.qemu_binary) is None:
+        raise StartupError(
+            f"QEMU binary {options.qemu_binary!r} not found; install qemu-system-x86 or pass "
+            "--qemu-binary"
+        )
+    accel = None if options.accel == "auto" else options.accel
+    return QemuHypervisor(options.qemu_binary, accel, options.ovmf_code, options.ovmf_vars)
+
+
+async def create(ctx: DaemonContext) -> Service:
+    """Open the store, re-adopt running VMs, and hand the servicer to the bootstrap."""
+    # qemu.qmp narrates every connection at INFO; its warnings and errors are what matter.
+    logging.getLogger("qemu.qmp").setLevel(max(logging.WARNING, ctx.logger.getEffectiveLevel()))
+    hypervisor = await choose_hypervisor(ctx.options)
+    manager = VmManager(ctx.data_dir, hypervisor, ctx.audit)
+    await manager.recover()
+    ctx.logger.info("hypervisor backend: %s", hypervisor.name)
+    servicer = VmServicer(manager, ctx.stopping)
+
+    def register(server: grpc.aio.Server) -> None:
+        vmm_pb2_grpc.add_VmServiceServicer_to_server(servicer, server)
+
+    return Service(names=[SERVICE_NAME], register=register, close=manager.close)
+
+
+SPEC = DaemonSpec(
+    component="vmm",
+    default_port=DEFAULT_PORT,
+    description="mvirt-vmm: VM lifecycle on QEMU or cloud-hypervisor",
+    create=create,
+    add_arguments=add_arguments,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script ``mvirt-vmm``."""
+    run(SPEC, argv)

@@ -1,0 +1,140 @@
+"""SQLite state of the VM manager: one table of VMs, WAL mode, numbered schema migrations.
+
+Writes are tiny and rare next to SQLite's speed, so the store is used synchronously from the
+event loop; WAL keeps readers (e.g. the CLI's ``sqlite3`` inspection) from blocking writers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from mvirt.vmm.model import VmConfig, VmRecord, VmState
+
+# Each entry moves the schema from version i to i+1; never edit a released entry, append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE vms (
+        id TEXT PRIMARY KEY,
+        name TEXT UNIQUE,
+        state INTEGER NOT NULL,
+        config TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        pid INTEGER
+    );
+    """,
+    """
+    ALTER TABLE vms ADD COLUMN stop_reason TEXT;
+    """,
+)
+
+
+class NameTakenError(Exception):
+    """Another VM already has this name."""
+
+
+class VmStore:
+    """The VMs of one daemon, persisted in ``<data dir>/vmm.db``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for index in range(version, len(MIGRATIONS)):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[index].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={index + 1}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the database is at."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> VmRecord:
+        vm_id, name, state, config, created_at, started_at, pid, stop_reason = row
+        return VmRecord(
+            id=str(vm_id),
+            name=None if name is None else str(name),
+            state=VmState(int(state)),
+            config=VmConfig.from_json(str(config)),
+            created_at=int(created_at),
+            started_at=None if started_at is None else int(started_at),
+            pid=None if pid is None else int(pid),
+            stop_reason=None if stop_reason is None else str(stop_reason),
+        )
+
+    _COLUMNS = "id, name, state, config, created_at, started_at, pid, stop_reason"
+
+    def insert(self, vm: VmRecord) -> None:
+        """Store a new VM; raises :class:`NameTakenError` when the name is in use."""
+        try:
+            self._db.execute(
+                f"INSERT INTO vms ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    vm.id,
+                    vm.name,
+                    int(vm.state),
+                    vm.config.to_json(),
+                    vm.created_at,
+                    vm.started_at,
+                    vm.pid,
+                    vm.stop_reason,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise NameTakenError(vm.name or "") from exc
+
+    def update(self, vm: VmRecord) -> None:
+        """Write back every mutable column of ``vm``."""
+        self._db.execute(
+            "UPDATE vms SET state=?, config=?, started_at=?, pid=?, stop_reason=? WHERE id=?",
+            (int(vm.state), vm.config.to_json(), vm.started_at, vm.pid, vm.stop_reason, vm.id),
+        )
+
+    def set_state(self, vm: VmRecord, state: VmState, **changes: object) -> VmRecord:
+        """Persist a state change (plus other fields) and return the new record."""
+        new = replace(vm, state=state, **changes)  # type: ignore[arg-type]
+        self.update(new)
+        return new
+
+    def delete(self, vm_id: str) -> None:
+        """Remove a VM."""
+        self._db.execute("DELETE FROM vms WHERE id=?", (vm_id,))
+
+    def get(self, vm_id: str) -> VmRecord | None:
+        """The VM with this id, or None."""
+        row = self._db.execute(f"SELECT {self._COLUMNS} FROM vms WHERE id=?", (vm_id,)).fetchone()
+        return None if row is None else self._row(row)
+
+    def get_by_name(self, name: str) -> VmRecord | None:
+        """The VM with this name, or None."""
+        row = self._db.execute(f"SELECT {self._COLUMNS} FROM vms WHERE name=?", (name,)).fetchone()
+        return None if row is None else self._row(row)
+
+    def list(self) -> list[VmRecord]:
+        """All VMs, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {self._COLUMNS} FROM vms ORDER BY created_at, rowid"
+        ).fetchall()
+        return [self._row(r) for r in rows]
