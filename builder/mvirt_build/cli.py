@@ -21,7 +21,7 @@ from mvirt_build.locking import locked
 from mvirt_build.pipeline import FINAL, make_graph
 from mvirt_build.stages.initramfs import listing_path
 from mvirt_build.stages.iso import iso_path
-from mvirt_build.stages.release import signing_for
+from mvirt_build.stages.release import fetch_kernel_source, signing_for
 from mvirt_build.stages.uki import uki_path
 
 log = logging.getLogger("mvirt_build")
@@ -99,12 +99,17 @@ def _load(ctx: click.Context, rootfs_tree: Path | None = None) -> configuration.
     cfg = configuration.load(
         output_dir=ctx.obj["output_dir"], cache_dir=ctx.obj["cache_dir"], rootfs_tree=rootfs_tree
     )
-    return dataclasses.replace(
+    cfg = dataclasses.replace(
         cfg,
         secure_boot_key=ctx.obj["secure_boot_key"],
         secure_boot_certificate=ctx.obj["secure_boot_certificate"],
         allow_missing_downloads=cfg.allow_missing_downloads or ctx.obj["allow_missing_downloads"],
     )
+    if "://" in cfg.kernel.source:
+        # An https kernel source: the pinned fetcher turns it into a verified local tarball.
+        local = str(fetch_kernel_source(cfg))
+        cfg = dataclasses.replace(cfg, kernel=dataclasses.replace(cfg.kernel, source=local))
+    return cfg
 
 
 def _build(cfg: configuration.BuildConfig, target: str, force: bool) -> None:

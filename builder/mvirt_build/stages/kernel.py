@@ -17,7 +17,6 @@ from mvirt_build.graph import Context, Stage
 from mvirt_build.hashing import sha256_text
 from mvirt_build.locking import locked
 from mvirt_build.run import output, run
-from mvirt_build.stages.release import fetch_kernel_source
 
 log = logging.getLogger("mvirt_build")
 
@@ -36,7 +35,11 @@ def source_tarball(ctx: Context) -> Path:
     """The kernel source tarball on disk (a local file; URLs go through the fetcher)."""
     source = ctx.config.kernel.source
     if "://" in source:
-        return fetch_kernel_source(ctx.config)
+        raise BuildError(
+            f"kernel source {source} is a URL; this build reads local tarballs only",
+            "set [Kernel] Source= in mvirt-build.conf to a local tarball, e.g. Debian's "
+            "/usr/src/linux-source-6.1.tar.xz (apt-get install linux-source-6.1)",
+        )
     path = Path(source)
     if not path.is_file():
         raise BuildError(
