@@ -1,66 +1,416 @@
-"""A first, minimal PID 1: mount the API filesystems, say `ready`, then reap children forever.
+"""pideisn as PID 1: early boot, network, services, then the event loop until shutdown.
 
-Startup imports are kept to built-in modules (os, time): under emulation every imported module
-costs boot time. PID 1 must never return, so every failure is logged and the loop goes on.
+Boot sequence: API filesystems → hostname → signals, reaper, power button → network
+(DHCPv4, SLAAC, DHCPv6; bounded by a timeout) → services → the one `ready` line.
+PID 1 must never exit: every step's failure is logged and the boot goes on; if the main loop
+itself fails, `emergency_loop` keeps reaping and still honours power-off requests.
+
+Startup imports are what the boot pays for under emulation, so they are kept to built-in and
+small modules. The services file parser (tomllib) is imported the first time the network wait
+is idle (see `Init.wait_network`); builds must include `DEFERRED_MODULES` in the image.
 """
 
+from __future__ import annotations
+
+import _signal
 import os
+import sys
 import time
 
-MOUNTS: tuple[tuple[str, str, str, int], ...] = (
-    # (source, target, fstype, flags)
-    ("proc", "/proc", "proc", 0),
-    ("sysfs", "/sys", "sysfs", 0),
-    ("devtmpfs", "/dev", "devtmpfs", 0),
-    ("tmpfs", "/run", "tmpfs", 0),
-    ("tmpfs", "/tmp", "tmpfs", 0),
+from mvirt.pideisn import syscalls
+from mvirt.pideisn.cmdline import BootOptions
+from mvirt.pideisn.console import log, uptime
+from mvirt.pideisn.loop import Loop
+from mvirt.pideisn.netconfig import NetworkConfig
+from mvirt.pideisn.netlink import Netlink
+from mvirt.pideisn.power_button import PowerButton
+from mvirt.pideisn.prefix_pool import PrefixPool
+from mvirt.pideisn.signals import Reaper, SignalDispatcher
+
+# Set to True by type checkers only: importing `typing` would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+
+    from mvirt.pideisn.supervisor import Supervisor
+
+# Imported once the boot is idle or the network configured (see Init.wait_network).
+IDLE_SLICE = 0.05
+DEFERRED_MODULES = ("mvirt.pideisn.services_file", "mvirt.pideisn.supervisor")
+
+_NOSUID_NODEV = syscalls.MS_NOSUID | syscalls.MS_NODEV
+MOUNTS: tuple[tuple[str, str, str, int, str | None], ...] = (
+    # (source, target, fstype, flags, data)
+    ("proc", "/proc", "proc", _NOSUID_NODEV | syscalls.MS_NOEXEC, None),
+    ("sysfs", "/sys", "sysfs", _NOSUID_NODEV | syscalls.MS_NOEXEC, None),
+    ("devtmpfs", "/dev", "devtmpfs", syscalls.MS_NOSUID, "mode=0755"),
+    ("devpts", "/dev/pts", "devpts", syscalls.MS_NOSUID | syscalls.MS_NOEXEC, "ptmxmode=0666"),
+    ("tmpfs", "/dev/shm", "tmpfs", _NOSUID_NODEV, "mode=1777"),
+    ("tmpfs", "/run", "tmpfs", _NOSUID_NODEV, "mode=0755"),
+    ("tmpfs", "/tmp", "tmpfs", _NOSUID_NODEV, "mode=1777"),
+    ("cgroup2", "/sys/fs/cgroup", "cgroup2", _NOSUID_NODEV | syscalls.MS_NOEXEC, None),
 )
-
-
-def log(message: str) -> None:
-    """Write one line to the console; never raise."""
-    try:
-        os.write(2, f"pideisn: {message}\n".encode())
-    except OSError:
-        pass
-
-
-def uptime() -> float:
-    """Seconds since the kernel started (CLOCK_BOOTTIME)."""
-    return time.clock_gettime(time.CLOCK_BOOTTIME)
+API_MOUNTS = frozenset(m[1] for m in MOUNTS) | {"/"}
+SERVICE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+}
+PREFIX_POOL_FILE = "/run/pideisn/delegated-prefixes"
+REBOOT = "reboot"
+POWER_OFF = "power off"
 
 
 def mount_api_filesystems() -> None:
-    """Mount /proc, /sys, /dev, /run and /tmp; a failure is logged, not fatal."""
-    import ctypes  # noqa: PLC0415 - only needed here, and ctypes is slow to import
+    """Mount /proc, /sys, /dev, /dev/pts, /dev/shm, /run, /tmp, cgroup2; failures are logged."""
+    for source, target, fstype, flags, data in MOUNTS:
+        try:
+            os.makedirs(target, exist_ok=True)
+            if os.path.ismount(target):
+                continue
+            syscalls.mount(source, target, fstype, flags, data)
+        except OSError as exc:
+            log(f"mount {target} ({fstype}) failed: {exc.strerror or exc}")
+    log("API filesystems mounted")
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    for source, target, fstype, flags in MOUNTS:
-        os.makedirs(target, exist_ok=True)
-        if os.path.ismount(target):
+
+def set_hostname(options: BootOptions, etc: str = "/etc/hostname") -> str | None:
+    """From mvirt.hostname= or /etc/hostname; written to /proc/sys/kernel/hostname."""
+    name = options.hostname
+    if name is None:
+        try:
+            with open(etc) as source:
+                name = source.read().strip() or None
+        except OSError:
+            name = None
+    if name:
+        apply_hostname(name)
+    return name
+
+
+def apply_hostname(name: str) -> None:
+    """sethostname(2) through procfs; logged, never fatal."""
+    try:
+        with open("/proc/sys/kernel/hostname", "w") as out:
+            out.write(name)
+        log(f"hostname {name}")
+    except OSError as exc:
+        log(f"setting hostname {name!r} failed: {exc}")
+
+
+class Init:
+    """The running PID 1: owns the loop and everything on it."""
+
+    def __init__(self) -> None:
+        self.loop = Loop()
+        self.options = BootOptions([])
+        self.reaper = Reaper()
+        self.signals: SignalDispatcher | None = None
+        self.power_button: PowerButton | None = None
+        self.netlink: Netlink | None = None
+        self.network: NetworkConfig | None = None
+        self.supervisor: Supervisor | None = None
+        self.shutdown_request: str | None = None
+        self.hostname_from_cmdline = False
+
+    def request_shutdown(self, action: str, why: str) -> None:
+        """Ask the main loop to shut down (first request wins)."""
+        if self.shutdown_request is None:
+            log(f"{why}: {action}")
+            self.shutdown_request = action
+
+    def setup_pid1(self) -> None:
+        """Signals (busybox convention), Ctrl-Alt-Del as SIGINT, reaping, power button."""
+        signals = SignalDispatcher(self.loop)
+        self.signals = signals
+        signals.on(_signal.SIGCHLD, self.reaper.reap)
+        signals.on(_signal.SIGTERM, lambda: self.request_shutdown(REBOOT, "SIGTERM"))
+        signals.on(_signal.SIGUSR2, lambda: self.request_shutdown(POWER_OFF, "SIGUSR2"))
+        signals.on(_signal.SIGUSR1, lambda: self.request_shutdown(POWER_OFF, "SIGUSR1"))
+        signals.on(_signal.SIGINT, lambda: self.request_shutdown(REBOOT, "Ctrl-Alt-Del"))
+        try:
+            # With CAD disabled the kernel sends SIGINT to PID 1 instead of rebooting at once.
+            syscalls.reboot(syscalls.RB_DISABLE_CAD)
+        except OSError as exc:
+            log(f"cannot route Ctrl-Alt-Del to init: {exc}")
+        button = PowerButton(
+            self.loop, lambda: self.request_shutdown(POWER_OFF, "ACPI power button")
+        )
+        self.power_button = button
+        button.scan()
+        if button.watched:
+            log(f"power button: watching {', '.join(button.watched)}")
+
+    def start_network(self) -> None:
+        """Kick off DHCPv4/SLAAC/DHCPv6 on every NIC (does not wait)."""
+        opts = self.options
+        if not opts.network:
+            log("network disabled (mvirt.net=0)")
+            return
+        self.netlink = Netlink()
+        self.network = NetworkConfig(
+            self.loop,
+            self.netlink,
+            prefix_pool=PrefixPool(PREFIX_POOL_FILE),
+            on_hostname=self._dhcp_hostname,
+            ipv4=opts.ipv4,
+            ipv6=opts.ipv6,
+            dhcp6=opts.dhcp6,
+        )
+        self.network.start()
+
+    def _dhcp_hostname(self, name: str) -> None:
+        if not self.hostname_from_cmdline:
+            apply_hostname(name)
+
+    def wait_network(self) -> tuple[ModuleType, ModuleType] | None:
+        """Run the loop until the network is configured, the timeout, or a shutdown request.
+
+        The first time no packet arrives for IDLE_SLICE (e.g. while DAD runs or a DHCP server
+        takes its time), the services modules are imported and returned: their import costs
+        a noticeable time under emulation, better spent while nothing else can happen.
+        """
+        network = self.network
+        if network is None:
+            return None
+        modules = None
+        deadline = self.loop.clock() + self.options.network_timeout
+        while not network.configured() and self.shutdown_request is None:
+            left = deadline - self.loop.clock()
+            if left <= 0:
+                break
+            if not self.loop.run_once(min(left, IDLE_SLICE)) and modules is None:
+                modules = load_services_module_logged()
+        done = network.configured()
+        if done:
+            log(f"network configured ({network.summary() or 'no addresses'})")
+        else:
+            network.report_pending()
+            log(f"network not fully configured after {self.options.network_timeout:.0f} s")
+        return modules
+
+    def start_services(self, modules: tuple[ModuleType, ModuleType]) -> None:
+        """Load the services file and start the services, waiting until all are settled."""
+        services_file, supervisor_module = modules
+        try:
+            specs = services_file.load(self.options.services_file)
+        except ValueError as exc:
+            log(f"services not started: {exc}")
+            return
+        if not specs:
+            log(f"no services declared in {self.options.services_file}")
+            return
+        supervisor: Supervisor = supervisor_module.Supervisor(
+            self.loop, self.reaper, specs, base_env=dict(SERVICE_ENV)
+        )
+        self.supervisor = supervisor
+        supervisor.start()
+        done = self.loop.run_until(
+            lambda: supervisor.all_settled() or self.shutdown_request is not None,
+            self.options.services_timeout,
+        )
+        if not done:
+            log(f"services not all ready after {self.options.services_timeout:.0f} s")
+
+    def ready_line(self) -> str:
+        """`ready (uptime 3.10 s) eth0 10.0.2.15/24 …`."""
+        summary = self.network.summary() if self.network is not None else ""
+        return f"ready (uptime {uptime():.2f} s)" + (f" {summary}" if summary else "")
+
+    def run(self) -> None:
+        """The whole life of PID 1, up to reboot(2)."""
+        step("early boot", mount_api_filesystems)
+        self.options = BootOptions.from_proc()
+        if self.options.unknown:
+            log(f"unknown mvirt.* options ignored: {', '.join(self.options.unknown)}")
+        self.hostname_from_cmdline = self.options.hostname is not None
+        step("hostname", lambda: set_hostname(self.options))
+        step("signals", self.setup_pid1)
+        step("network", self.start_network)
+        modules = None
+        try:
+            modules = self.wait_network()
+        except Exception as exc:
+            log(f"network wait failed: {exc!r}")
+        if modules is None:
+            modules = load_services_module_logged()
+        if modules is not None and self.shutdown_request is None:
+            step("services", lambda: self.start_services(modules))
+        if self.shutdown_request is None:
+            log(self.ready_line())
+            log(f"resident memory {resident_mib():.1f} MiB")
+        if self.power_button is not None:
+            self.power_button.scan()  # input devices probed late show up by now
+        while self.shutdown_request is None:
+            self.loop.run_once(60.0)
+        self.shutdown(self.shutdown_request)
+
+    def shutdown(self, action: str) -> None:
+        """Stop services in reverse order, end the rest, sync, unmount, reboot(2)."""
+        log(f"shutdown: {action}")
+        supervisor = self.supervisor
+        if supervisor is not None:
+            step("stopping services", supervisor.stop_all)
+            log("shutdown: services stopped")
+        if self.network is not None:
+            step("network", self.network.close)
+        step("ending remaining processes", self.end_all_processes)
+        final_sync_and_unmount()
+        finish(action)
+
+    def end_all_processes(self) -> None:
+        """SIGTERM to every other process, a short wait, then SIGKILL."""
+        try:
+            os.kill(-1, _signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        self.loop.run_until(lambda: not _other_processes(), 2.0)
+        try:
+            os.kill(-1, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.reaper.reap()
+
+
+def resident_mib() -> float:
+    """This process's resident set size (VmRSS) in MiB, 0 if unknown."""
+    try:
+        with open("/proc/self/status") as source:
+            for line in source:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def _other_processes() -> bool:
+    # Kernel threads have an empty cmdline; anything else besides us is a process to end.
+    me = str(os.getpid())
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit() and e != me]
+    except OSError:
+        return False
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as source:
+                if source.read(1):
+                    return True
+        except OSError:
             continue
-        if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, None) != 0:
-            err = ctypes.get_errno()
-            log(f"mount {target} ({fstype}) failed: {os.strerror(err)}")
+    return False
 
 
-def reap_forever() -> None:
-    """Reap every child (orphans are re-parented to PID 1) and never return."""
+def final_sync_and_unmount() -> None:
+    """sync, unmount what is not an API filesystem (lazily), sync again."""
+    os.sync()
+    try:
+        with open("/proc/mounts") as source:
+            targets = [line.split()[1] for line in source if len(line.split()) > 1]
+    except OSError:
+        targets = []
+    for target in reversed(targets):
+        if target in API_MOUNTS or target.startswith(("/proc/", "/sys/", "/dev/")):
+            continue
+        try:
+            syscalls.umount(target, syscalls.MNT_DETACH)
+            log(f"shutdown: unmounted {target}")
+        except OSError as exc:
+            log(f"shutdown: unmount {target} failed: {exc.strerror or exc}")
+    os.sync()
+    log("shutdown: filesystems synced")
+
+
+def finish(action: str) -> None:
+    """reboot(2) with the right command; returns only if the kernel refused."""
+    command = syscalls.RB_POWER_OFF if action == POWER_OFF else syscalls.RB_AUTOBOOT
+    log(f"shutdown: {'powering off' if action == POWER_OFF else 'rebooting'}")
+    try:
+        syscalls.reboot(command)
+    except OSError as exc:
+        log(f"reboot(2) failed: {exc}")
+
+
+def load_services_module() -> tuple[ModuleType, ModuleType]:
+    """Import the services file parser and supervisor (tomllib is costly, so not at startup)."""
+    from mvirt.pideisn import services_file, supervisor  # noqa: PLC0415
+
+    return services_file, supervisor
+
+
+def load_services_module_logged() -> tuple[ModuleType, ModuleType] | None:
+    """load_services_module, with a failure logged instead of raised."""
+    try:
+        return load_services_module()
+    except Exception as exc:
+        log(f"services support unavailable: {exc!r}")
+        return None
+
+
+def step(what: str, action: Callable[[], object]) -> object:
+    """Run one boot step; an exception is logged and the boot goes on."""
+    try:
+        return action()
+    except Exception as exc:
+        log(f"{what} failed: {exc!r}")
+        return None
+
+
+def emergency_loop(init: Init | None) -> None:
+    """Last resort: reap forever; SIGTERM/SIGUSR1/SIGUSR2/SIGINT or the power button still
+    shut down (sync and reboot(2) directly)."""
+    requested: list[str] = []
+    handlers = {
+        _signal.SIGTERM: REBOOT,
+        _signal.SIGINT: REBOOT,
+        _signal.SIGUSR1: POWER_OFF,
+        _signal.SIGUSR2: POWER_OFF,
+    }
+    for signum, action in handlers.items():
+        try:
+            _signal.signal(signum, lambda _s, _f, action=action: requested.append(action))
+        except (OSError, ValueError):
+            pass
+    try:
+        _signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    log("emergency loop: reaping children; power off with the power button or SIGUSR2")
+    button = init.power_button if init is not None else None
     while True:
         try:
-            os.wait()
+            while True:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
         except ChildProcessError:
-            time.sleep(3600)
-        except Exception as exc:  # PID 1 must not die
-            log(f"reap: {exc}")
-            time.sleep(1)
+            pass
+        except Exception as exc:
+            log(f"emergency loop: {exc!r}")
+        if button is not None and button.poll():
+            requested.append(POWER_OFF)
+        if requested:
+            os.sync()
+            finish(requested[0])
+            requested.clear()
+        time.sleep(0.5)
 
 
 def main() -> None:
-    """Run as PID 1: mount, report readiness, reap."""
+    """Run as PID 1; never returns there. Elsewhere it refuses to start."""
+    if os.getpid() != 1:
+        sys.stderr.write(
+            "pideisn: not PID 1; it only runs as init. "
+            "To run the network clients alone: pideisn dhcp IFACE\n"
+        )
+        sys.exit(2)
+    log(f"starting (Python {sys.version.split()[0]}, uptime {uptime():.2f} s)")
+    init: Init | None = None
     try:
-        mount_api_filesystems()
-        log(f"ready (uptime {uptime():.2f} s)")
-    except Exception as exc:
-        log(f"early boot failed: {exc!r}")
-    reap_forever()
+        init = Init()
+        init.run()
+    except BaseException as exc:  # PID 1 must not exit, whatever happened
+        log(f"main loop failed: {exc!r}")
+    emergency_loop(init)

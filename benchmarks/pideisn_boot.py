@@ -1,0 +1,223 @@
+"""pideisn boot timing under TCG next to busybox init + udhcpc on the same kernel.
+
+Both images boot by direct kernel boot (the firmware's share is the same for both and not
+what is measured) with QEMU user-mode networking and the build's command line. Measured from
+the console's uptime stamps:
+
+- first line: first line written by init (pideisn's `starting`, busybox's `start`)
+- network:    DHCPv4 lease applied (pideisn's `network configured`, after udhcpc for busybox)
+- ready:      services ready (pideisn's ready line; busybox: its httpd accepting on :8080)
+
+pideisn runs twice: as built (DHCPv4 + SLAAC + DHCPv6, one demo service) and with
+`mvirt.net.ipv6=0`, which does what the busybox baseline does (DHCPv4 only). Also printed:
+what pideisn adds to the initramfs (its bytecode, zstd-compressed alone) and PID 1's resident
+memory after boot.
+
+Usage: .venv/bin/python benchmarks/pideisn_boot.py [--runs N]   (after `make uos`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import zstandard
+
+from mvirt_build import config
+from mvirt_build.cpio import Archive, Entry
+from mvirt_build.qemu import QemuMachine
+
+ROOT = Path(__file__).resolve().parents[1]
+BUSYBOX = Path("/bin/busybox")
+NET = ["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"]
+STAMP = re.compile(r"^\[\s*(\d+\.\d+)\]")
+BB_STAMP = re.compile(r"bb: (\w+) (\d+\.\d+)")
+
+BUSYBOX_INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "bb: start $(cut -d' ' -f1 /proc/uptime)"
+ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -f -q -n -T 1 -t 20 -s /udhcpc.sh >/dev/null 2>&1
+echo "bb: network $(cut -d' ' -f1 /proc/uptime)"
+mkdir -p /www && echo hello > /www/index.html
+httpd -p 8080 -h /www
+until nc 127.0.0.1 8080 </dev/null >/dev/null 2>&1; do sleep 0.01; done
+echo "bb: ready $(cut -d' ' -f1 /proc/uptime)"
+poweroff -f
+"""
+
+UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    ;;
+esac
+"""
+
+
+def busybox_initramfs(dest: Path) -> Path:
+    """A zstd newc initramfs: static busybox, /init and the udhcpc script."""
+    archive = Archive()
+    archive.add(Entry("/bin/busybox", "file", 0o755, BUSYBOX.read_bytes()))
+    archive.add(Entry("/bin/sh", "symlink", 0o777, target="busybox"))
+    archive.add(Entry("/init", "file", 0o755, BUSYBOX_INIT.encode()))
+    archive.add(Entry("/udhcpc.sh", "file", 0o755, UDHCPC_SCRIPT.encode()))
+    archive.add(Entry("/dev/console", "chardev", 0o600, rdev=(5, 1)))
+    for folder in ("/proc", "/sys", "/etc", "/tmp"):
+        archive.add(Entry(folder, "dir", 0o755))
+    dest.write_bytes(zstandard.ZstdCompressor(level=19).compress(archive.write(0)))
+    return dest
+
+
+def run_machine(machine: QemuMachine, until: str, timeout: float = 300) -> list[str]:
+    """Boot, collect the console until a line contains `until`, then stop QEMU."""
+    proc = subprocess.Popen(
+        machine.command(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            lines.append(line)
+            if until in line or time.monotonic() > deadline:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    return lines
+
+
+def pideisn_times(lines: list[str]) -> dict[str, float]:
+    """Uptime stamps of pideisn's first line, network configured, ready; and its RSS."""
+    out: dict[str, float] = {}
+    for line in lines:
+        stamp = STAMP.match(line)
+        if stamp is None or "pideisn:" not in line:
+            continue
+        value = float(stamp.group(1))
+        if "first" not in out:
+            out["first"] = value
+        if "network configured" in line or "network not fully configured" in line:
+            out.setdefault("network", value)
+        if "pideisn: ready" in line:
+            out["ready"] = value
+        match = re.search(r"resident memory (\d+\.\d+) MiB", line)
+        if match:
+            out["rss"] = float(match.group(1))
+    return out
+
+
+def busybox_times(lines: list[str]) -> dict[str, float]:
+    """Uptime stamps the busybox init printed."""
+    out: dict[str, float] = {}
+    for line in lines:
+        match = BB_STAMP.search(line)
+        if match:
+            out[{"start": "first"}.get(match.group(1), match.group(1))] = float(match.group(2))
+    return out
+
+
+def main() -> None:
+    """Run the comparison and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    cfg = config.load(ROOT)
+    kernel = cfg.output_dir / "kernel/bzImage"
+    initrd = cfg.output_dir / "initramfs.cpio.zst"
+    if not kernel.is_file() or not initrd.is_file():
+        sys.exit("build the image first: make uos")
+    if not BUSYBOX.is_file():
+        sys.exit("needs /bin/busybox (Debian package busybox-static)")
+    work = Path(tempfile.mkdtemp(prefix="pideisn-bench-"))
+    try:
+        bb_initrd = busybox_initramfs(work / "busybox.cpio.zst")
+        variants = {
+            "pideisn": (initrd, cfg.kernel.cmdline, "resident memory", pideisn_times),
+            "pideisn ipv4 only": (
+                initrd,
+                cfg.kernel.cmdline + " mvirt.net.ipv6=0",
+                "resident memory",
+                pideisn_times,
+            ),
+            "busybox + udhcpc": (bb_initrd, cfg.kernel.cmdline, "bb: ready", busybox_times),
+        }
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+        for _ in range(args.runs):
+            for name, (rd, cmdline, until, parse) in variants.items():
+                machine = QemuMachine(accel="tcg", kernel=kernel, initrd=rd, cmdline=cmdline)
+                machine.extra += NET
+                times = parse(run_machine(machine, until))
+                if {"first", "network", "ready"} <= times.keys():
+                    results[name].append(times)
+                else:
+                    print(f"{name}: incomplete boot, run ignored ({times})")
+        print(f"\nTCG, direct kernel boot, median of {args.runs} runs (uptime in seconds)\n")
+        header = f"{'init':<20} {'first line':>10} {'network':>8} {'ready':>7}"
+        header += f" {'first→net':>10} {'first→ready':>12}"
+        print(header)
+        medians: dict[str, dict[str, float]] = {}
+        for name, runs in results.items():
+            if not runs:
+                print(f"{name:<20} (no complete run)")
+                continue
+            med = {k: statistics.median(r[k] for r in runs) for k in ("first", "network", "ready")}
+            medians[name] = med
+            print(
+                f"{name:<20} {med['first']:>10.2f} {med['network']:>8.2f} {med['ready']:>7.2f}"
+                f" {med['network'] - med['first']:>10.2f} {med['ready'] - med['first']:>12.2f}"
+            )
+        base = medians.get("busybox + udhcpc")
+        if base:
+            for name in ("pideisn", "pideisn ipv4 only"):
+                if name in medians:
+                    ratio = medians[name]["ready"] / base["ready"]
+                    print(f"ready (uptime) ratio {name} / busybox: {ratio:.2f}")
+        rss = [r["rss"] for r in results["pideisn"] if "rss" in r]
+        if rss:
+            print(f"pideisn resident memory after boot: {statistics.median(rss):.1f} MiB")
+        print(pideisn_size_report(cfg))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def pideisn_size_report(cfg: config.BuildConfig) -> str:
+    """What pideisn's own bytecode adds to the initramfs, raw and zstd-compressed."""
+    import libarchive  # noqa: PLC0415 - only the report needs to read the archive back
+
+    data = zstandard.ZstdDecompressor().decompress(
+        (cfg.output_dir / "initramfs.cpio.zst").read_bytes(), max_output_size=1 << 30
+    )
+    own = bytearray()
+    with libarchive.memory_reader(data) as archive:
+        for entry in archive:
+            if "/mvirt/pideisn/" in entry.pathname or entry.pathname.lstrip("./") == "init":
+                for block in entry.get_blocks():
+                    own += block
+    packed = len(zstandard.ZstdCompressor(level=19).compress(bytes(own)))
+    return f"pideisn in the initramfs: {len(own) / 1024:.0f} KiB raw, {packed / 1024:.0f} KiB zstd"
+
+
+if __name__ == "__main__":
+    main()

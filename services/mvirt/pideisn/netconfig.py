@@ -1,0 +1,448 @@
+"""Network configuration of every interface: links up, DHCPv4, SLAAC and DHCPv6, applied
+through rtnetlink, DNS collected into resolv.conf and delegated prefixes into the pool.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+
+from mvirt.pideisn import dhcp4_codec, ndp_codec
+from mvirt.pideisn import netlink as nl
+from mvirt.pideisn.console import log
+from mvirt.pideisn.dhcp4 import Dhcp4Client, Dhcp4Socket
+from mvirt.pideisn.dhcp6 import Dhcp6Client, Dhcp6Lease, Dhcp6Socket
+from mvirt.pideisn.loop import Loop
+from mvirt.pideisn.prefix_pool import PrefixPool
+from mvirt.pideisn.resolv import write_resolv_conf
+from mvirt.pideisn.slaac import Icmp6Socket, SlaacClient
+
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+WAIT_DHCP4 = "dhcp4"
+WAIT_RA = "ra"
+WAIT_DHCP6 = "dhcp6"
+LINK_LOCAL_POLL = 0.05
+LINK_LOCAL_TIMEOUT = 10.0
+DEFAULT_ROUTE_METRIC = 1024
+
+
+def _same_subnet(a: str, b: str, prefixlen: int) -> bool:
+    ra = int.from_bytes(_socket.inet_aton(a), "big")
+    rb = int.from_bytes(_socket.inet_aton(b), "big")
+    shift = 32 - prefixlen
+    return ra >> shift == rb >> shift
+
+
+def _write_sysctl(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as out:
+            out.write(value)
+    except OSError:
+        pass  # an interface or kernel without IPv6: nothing to switch off
+
+
+class Interface:
+    """Everything pideisn runs and knows for one NIC."""
+
+    def __init__(self, link: nl.Link) -> None:
+        self.link = link
+        self.dhcp4: Dhcp4Client | None = None
+        self.slaac: SlaacClient | None = None
+        self.dhcp6: Dhcp6Client | None = None
+        self.sockets: list[Dhcp4Socket | Icmp6Socket | Dhcp6Socket] = []
+        self.lease4: dhcp4_codec.Lease | None = None
+        self.routes4: list[tuple[str, int, str | None]] = []
+        self.lease6: Dhcp6Lease | None = None
+        self.ra: ndp_codec.RouterAdvertisement | None = None
+        self.router6: str | None = None
+        self.slaac_addresses: list[str] = []
+        self.link_local_waited = 0.0
+
+    @property
+    def name(self) -> str:
+        """The interface name."""
+        return self.link.name
+
+    def addresses(self) -> list[str]:
+        """Configured global addresses as `address/prefixlen`."""
+        out = []
+        if self.lease4 is not None:
+            out.append(f"{self.lease4.address}/{self.lease4.prefixlen}")
+        out += self.slaac_addresses
+        if self.lease6 is not None:
+            out += [f"{a.address}/128" for a in self.lease6.addresses]
+        return out
+
+
+class NetworkConfig:
+    """Configures the given interfaces (all NICs by default) and reports when done."""
+
+    def __init__(
+        self,
+        loop: Loop,
+        netlink: nl.Netlink,
+        *,
+        resolv_conf: str | None = "/etc/resolv.conf",
+        prefix_pool: PrefixPool | None = None,
+        on_hostname: Callable[[str], None] | None = None,
+        ipv4: bool = True,
+        ipv6: bool = True,
+        dhcp6: bool = True,
+        waits: frozenset[str] = frozenset({WAIT_DHCP4, WAIT_RA}),
+    ) -> None:
+        self.loop = loop
+        self.netlink = netlink
+        self.resolv_conf = resolv_conf
+        self.pool = prefix_pool or PrefixPool()
+        self.on_hostname = on_hostname
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6 and os.path.exists("/proc/sys/net/ipv6")
+        self.use_dhcp6 = dhcp6
+        self.waits = waits
+        self.interfaces: list[Interface] = []
+
+    # -- start-up --------------------------------------------------------------------------
+
+    def start(self, names: list[str] | None = None) -> None:
+        """Bring lo and the NICs (all, or those named) up and start their clients."""
+        links = self.netlink.links()
+        for link in links:
+            if link.is_loopback:
+                try:
+                    self.netlink.set_up(link.index)
+                except OSError as exc:
+                    log(f"bringing {link.name} up failed: {exc}")
+        for link in links:
+            if link.is_loopback or link.kind != nl.ARPHRD_ETHER:
+                continue
+            if names is not None and link.name not in names:
+                continue
+            iface = Interface(link)
+            self.interfaces.append(iface)
+            try:
+                self._start_interface(iface)
+            except Exception as exc:
+                log(f"configuring {link.name} failed: {exc!r}")
+        missing = set(names or ()) - {i.name for i in self.interfaces}
+        if missing:
+            log(f"no such Ethernet interface: {', '.join(sorted(missing))}")
+        if not self.interfaces:
+            log("no network interface found")
+
+    def _start_interface(self, iface: Interface) -> None:
+        name = iface.name
+        if self.ipv6:
+            # Router advertisements are handled here, not by the kernel, so that addresses,
+            # routes and DNS servers from RAs are applied (and logged) like DHCP's.
+            _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/accept_ra", "0")
+            _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/autoconf", "0")
+            # The kernel waits a random 0-rtr_solicit_delay (1 s) before starting DAD, a
+            # precaution for many hosts booting at once on one link (RFC 4862 5.4.2); a VM's
+            # virtual NIC is not that, and IPv6 (RS, DHCPv6) waits for DAD. pideisn sends its
+            # own solicitations, so the kernel's RS delay is otherwise unused.
+            _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/rtr_solicit_delay", "0")
+        self.netlink.set_up(iface.link.index)
+        log(f"{name}: link up (mac {iface.link.mac.hex(':')})")
+        if self.ipv4:
+            self._start_dhcp4(iface)
+        if self.ipv6:
+            self.loop.call_later(0, lambda: self._wait_link_local(iface))
+
+    def _start_dhcp4(self, iface: Interface) -> None:
+        sock = Dhcp4Socket(iface.name)
+        iface.sockets.append(sock)
+
+        def bound(lease: dhcp4_codec.Lease) -> None:
+            self._apply_lease4(iface, lease)
+
+        def expired(lease: dhcp4_codec.Lease) -> None:
+            self._drop_lease4(iface, lease)
+
+        client = Dhcp4Client(
+            self.loop,
+            iface.name,
+            iface.link.mac,
+            send=sock.send,
+            on_bound=bound,
+            on_expired=expired,
+        )
+        iface.dhcp4 = client
+
+        def readable() -> None:
+            for packet in sock.receive():
+                client.handle_packet(packet)
+
+        self.loop.add_reader(sock.fileno(), readable)
+        client.start()
+
+    def _wait_link_local(self, iface: Interface) -> None:
+        # Until DAD has finished, the link-local address cannot be a source: RS and DHCPv6
+        # would fail, so poll briefly for it.
+        ready = [
+            a
+            for a in self.netlink.addresses(iface.link.index)
+            if a.family == _socket.AF_INET6
+            and a.address.startswith("fe80:")
+            and not a.flags & (nl.IFA_F_TENTATIVE | nl.IFA_F_DADFAILED)
+        ]
+        if not ready:
+            iface.link_local_waited += LINK_LOCAL_POLL
+            if iface.link_local_waited > LINK_LOCAL_TIMEOUT:
+                log(f"{iface.name}: no usable IPv6 link-local address, IPv6 skipped")
+                iface.ra = ndp_codec.RouterAdvertisement()
+                return
+            self.loop.call_later(LINK_LOCAL_POLL, lambda: self._wait_link_local(iface))
+            return
+        self._start_slaac(iface)
+        if self.use_dhcp6:
+            self._start_dhcp6(iface)
+
+    def _start_slaac(self, iface: Interface) -> None:
+        sock = Icmp6Socket(iface.name, iface.link.index)
+        iface.sockets.append(sock)
+
+        def advertised(ra: ndp_codec.RouterAdvertisement, source: str) -> None:
+            self._apply_ra(iface, ra, source)
+
+        client = SlaacClient(self.loop, iface.name, iface.link.mac, sock.send, advertised)
+        iface.slaac = client
+
+        def readable() -> None:
+            for data, source, hop_limit in sock.receive():
+                client.handle_packet(data, source, hop_limit)
+
+        self.loop.add_reader(sock.fileno(), readable)
+        client.start()
+
+    def _start_dhcp6(self, iface: Interface) -> None:
+        sock = Dhcp6Socket(iface.name, iface.link.index)
+        iface.sockets.append(sock)
+
+        def bound(lease: Dhcp6Lease) -> None:
+            self._apply_lease6(iface, lease)
+
+        def expired(lease: Dhcp6Lease) -> None:
+            self._drop_lease6(iface, lease)
+
+        client = Dhcp6Client(
+            self.loop,
+            iface.name,
+            iface.link.mac,
+            send=sock.send,
+            on_bound=bound,
+            on_expired=expired,
+        )
+        iface.dhcp6 = client
+
+        def readable() -> None:
+            for packet in sock.receive():
+                client.handle_packet(packet)
+
+        self.loop.add_reader(sock.fileno(), readable)
+        client.start()
+
+    # -- progress --------------------------------------------------------------------------
+
+    def interface_done(self, iface: Interface) -> bool:
+        """True when everything this interface waits for has arrived."""
+        if self.ipv4 and WAIT_DHCP4 in self.waits and iface.lease4 is None:
+            return False
+        if not self.ipv6:
+            return True
+        if WAIT_RA in self.waits and iface.ra is None:
+            return False
+        managed = iface.ra is not None and bool(iface.ra.flags & ndp_codec.FLAG_MANAGED)
+        wants_dhcp6 = WAIT_DHCP6 in self.waits or managed
+        return not (self.use_dhcp6 and wants_dhcp6 and iface.lease6 is None)
+
+    def configured(self) -> bool:
+        """True when every interface is done."""
+        return all(self.interface_done(i) for i in self.interfaces)
+
+    def summary(self) -> str:
+        """`eth0 10.0.2.15/24 fec0::…/64` for every interface with an address."""
+        parts = []
+        for iface in self.interfaces:
+            addresses = iface.addresses()
+            if addresses:
+                parts.append(" ".join([iface.name, *addresses]))
+        return " ".join(parts)
+
+    def report_pending(self) -> None:
+        """Log what did not arrive in time (the boot carries on without it)."""
+        for iface in self.interfaces:
+            if self.ipv4 and iface.lease4 is None:
+                log(f"{iface.name}: no DHCPv4 lease yet, continuing (the client keeps trying)")
+            if self.ipv6 and iface.ra is None:
+                log(f"{iface.name}: no router advertisement yet, continuing")
+            if self.use_dhcp6 and self.ipv6 and iface.lease6 is None and iface.dhcp6 is not None:
+                log(f"{iface.name}: no DHCPv6 lease yet, continuing")
+
+    def close(self) -> None:
+        """Stop clients and close sockets."""
+        for iface in self.interfaces:
+            for client in (iface.dhcp4, iface.slaac, iface.dhcp6):
+                if client is not None:
+                    client.stop()
+            for sock in iface.sockets:
+                self.loop.remove_reader(sock.fileno())
+                sock.close()
+            iface.sockets = []
+
+    # -- applying --------------------------------------------------------------------------
+
+    def _apply_lease4(self, iface: Interface, lease: dhcp4_codec.Lease) -> None:
+        index = iface.link.index
+        old = iface.lease4
+        if old is not None and (old.address, old.prefixlen) != (lease.address, lease.prefixlen):
+            self._drop_lease4(iface, old)
+        mask = (1 << (32 - lease.prefixlen)) - 1
+        raw = int.from_bytes(_socket.inet_aton(lease.address), "big")
+        broadcast = (
+            _socket.inet_ntoa((raw | mask).to_bytes(4, "big")) if lease.prefixlen < 31 else None
+        )
+        life = lease.lease_time
+        self.netlink.add_address(
+            index, lease.address, lease.prefixlen, broadcast=broadcast, valid=life, preferred=life
+        )
+        routes: list[tuple[str, int, str | None]] = []
+        gateway: str | None
+        if lease.routes:
+            # RFC 3442: with classless routes present, the router option is ignored.
+            for dst, length, gateway in lease.routes:
+                routes.append((dst, length, None if gateway == "0.0.0.0" else gateway))
+        elif lease.routers:
+            routes.append(("0.0.0.0", 0, lease.routers[0]))
+        for dst, length, gateway in routes:
+            if gateway and not _same_subnet(gateway, lease.address, lease.prefixlen):
+                # A /32 (or any gateway outside the subnet) needs an on-link route to it first.
+                self.netlink.add_route(gateway, 32, index, protocol=nl.RTPROT_DHCP)
+                if (gateway, 32, None) not in routes:
+                    routes_on_link = (gateway, 32, None)
+                    if routes_on_link not in iface.routes4:
+                        iface.routes4.append(routes_on_link)
+            self.netlink.add_route(dst, length, index, gateway=gateway, protocol=nl.RTPROT_DHCP)
+            if (dst, length, gateway) not in iface.routes4:
+                iface.routes4.append((dst, length, gateway))
+        iface.lease4 = lease
+        via = f" via {lease.routers[0]}" if lease.routers else ""
+        log(
+            f"{iface.name}: DHCPv4 {lease.address}/{lease.prefixlen}{via}"
+            f" dns {','.join(lease.dns) or '-'} lease {lease.lease_time}s"
+            + (f" routes {len(lease.routes)}" if lease.routes else "")
+        )
+        if lease.hostname and self.on_hostname is not None:
+            self.on_hostname(lease.hostname)
+        self._write_resolv_conf()
+
+    def _drop_lease4(self, iface: Interface, lease: dhcp4_codec.Lease) -> None:
+        for dst, length, gateway in reversed(iface.routes4):
+            try:
+                self.netlink.delete_route(dst, length, iface.link.index, gateway=gateway)
+            except OSError:
+                pass
+        iface.routes4 = []
+        try:
+            self.netlink.delete_address(iface.link.index, lease.address, lease.prefixlen)
+        except OSError:
+            pass
+        iface.lease4 = None
+        self._write_resolv_conf()
+
+    def _apply_ra(self, iface: Interface, ra: ndp_codec.RouterAdvertisement, source: str) -> None:
+        index, mac = iface.link.index, iface.link.mac
+        for info in ra.prefixes:
+            if info.prefix.lower().startswith("fe80:") or info.preferred > info.valid:
+                continue
+            if info.flags & ndp_codec.PREFIX_AUTONOMOUS and info.prefixlen == 64 and len(mac) == 6:
+                address = ndp_codec.eui64_address(info.prefix, mac)
+                entry = f"{address}/64"
+                if info.valid == 0:
+                    if entry in iface.slaac_addresses:
+                        iface.slaac_addresses.remove(entry)
+                        self.netlink.delete_address(index, address, 64)
+                    continue
+                self.netlink.add_address(
+                    index, address, 64, valid=info.valid, preferred=info.preferred
+                )
+                if entry not in iface.slaac_addresses:
+                    iface.slaac_addresses.append(entry)
+                    log(f"{iface.name}: SLAAC {entry} (valid {info.valid}s)")
+            elif info.flags & ndp_codec.PREFIX_ON_LINK and info.valid:
+                self.netlink.add_route(info.prefix, info.prefixlen, index, protocol=nl.RTPROT_RA)
+        if ra.lifetime:
+            self.netlink.add_route(
+                "::",
+                0,
+                index,
+                gateway=source,
+                protocol=nl.RTPROT_RA,
+                metric=DEFAULT_ROUTE_METRIC,
+            )
+            if iface.router6 != source:
+                log(f"{iface.name}: IPv6 default route via {source} (lifetime {ra.lifetime}s)")
+            iface.router6 = source
+        elif iface.router6 == source:
+            self.netlink.delete_route("::", 0, index, gateway=source, metric=DEFAULT_ROUTE_METRIC)
+            iface.router6 = None
+        first = iface.ra is None
+        iface.ra = ra
+        if first and ra.flags & ndp_codec.FLAG_MANAGED:
+            log(f"{iface.name}: router says addresses are managed by DHCPv6")
+        self._write_resolv_conf()
+
+    def _apply_lease6(self, iface: Interface, lease: Dhcp6Lease) -> None:
+        index = iface.link.index
+        old = iface.lease6
+        if old is not None:
+            kept = {a.address for a in lease.addresses}
+            for addr in old.addresses:
+                if addr.address not in kept:
+                    self.netlink.delete_address(index, addr.address, 128)
+        for addr in lease.addresses:
+            self.netlink.add_address(
+                index, addr.address, 128, valid=addr.valid, preferred=addr.preferred
+            )
+        for pfx in lease.prefixes:
+            self.pool.add(pfx.prefix, pfx.prefixlen, pfx.valid, pfx.preferred)
+        iface.lease6 = lease
+        granted = [f"{a.address}/128" for a in lease.addresses]
+        granted += [f"prefix {p.prefix}/{p.prefixlen}" for p in lease.prefixes]
+        log(f"{iface.name}: DHCPv6 {' '.join(granted)} dns {','.join(lease.dns) or '-'}")
+        self._write_resolv_conf()
+
+    def _drop_lease6(self, iface: Interface, lease: Dhcp6Lease) -> None:
+        for addr in lease.addresses:
+            try:
+                self.netlink.delete_address(iface.link.index, addr.address, 128)
+            except OSError:
+                pass
+        for pfx in lease.prefixes:
+            self.pool.remove(pfx.prefix, pfx.prefixlen)
+        iface.lease6 = None
+        self._write_resolv_conf()
+
+    def _write_resolv_conf(self) -> None:
+        if self.resolv_conf is None:
+            return
+        servers: list[str] = []
+        domains: list[str] = []
+        for iface in self.interfaces:
+            if iface.lease4 is not None:
+                servers += iface.lease4.dns
+                if iface.lease4.domain:
+                    domains.append(iface.lease4.domain)
+            if iface.lease6 is not None:
+                servers += iface.lease6.dns
+                domains += iface.lease6.domains
+            if iface.ra is not None and iface.ra.dns_lifetime:
+                servers += iface.ra.dns
+        unique = list(dict.fromkeys(servers))
+        try:
+            write_resolv_conf(self.resolv_conf, unique, list(dict.fromkeys(domains)))
+        except OSError as exc:
+            log(f"writing {self.resolv_conf} failed: {exc}")

@@ -1,0 +1,247 @@
+"""The services file (`/etc/pideisn/services.toml`): parsed once into validated objects.
+
+```toml
+[services.web]
+command = ["/usr/bin/python3", "-m", "http.server", "8080"]
+environment = { LANG = "C.UTF-8" }
+after = ["db"]                 # started once these are ready
+restart = "always"             # always | on-failure | never
+restart_delay = 1.0            # first backoff (s), doubled per quick failure
+restart_delay_max = 30.0
+ready = { tcp = 8080 }         # or { tcp = 8080, host = "::1" } or { file = "/run/web.ready" }
+ready_timeout = 30.0
+stop_timeout = 5.0             # SIGTERM, then SIGKILL after this many seconds
+working_directory = "/"
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+RESTART_POLICIES = ("always", "on-failure", "never")
+_KEYS = {
+    "command",
+    "environment",
+    "after",
+    "restart",
+    "restart_delay",
+    "restart_delay_max",
+    "ready",
+    "ready_timeout",
+    "stop_timeout",
+    "working_directory",
+}
+
+
+class ServicesFileError(ValueError):
+    """The services file is unreadable or invalid; the message names the place and the fix."""
+
+
+class Readiness:
+    """How to tell a service is ready: a TCP port accepting, a file existing, or nothing."""
+
+    __slots__ = ("file", "host", "port")
+
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", file: str | None = None
+    ) -> None:
+        self.port = port
+        self.host = host
+        self.file = file
+
+    def describe(self) -> str:
+        """`tcp 127.0.0.1:8080`, `file /run/x` or `started`."""
+        if self.port is not None:
+            return f"tcp {self.host}:{self.port}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return "started"
+
+
+class ServiceSpec:
+    """One declared service."""
+
+    __slots__ = (
+        "after",
+        "command",
+        "environment",
+        "name",
+        "ready",
+        "ready_timeout",
+        "restart",
+        "restart_delay",
+        "restart_delay_max",
+        "stop_timeout",
+        "working_directory",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        *,
+        environment: dict[str, str] | None = None,
+        after: list[str] | None = None,
+        restart: str = "on-failure",
+        restart_delay: float = 1.0,
+        restart_delay_max: float = 30.0,
+        ready: Readiness | None = None,
+        ready_timeout: float = 30.0,
+        stop_timeout: float = 5.0,
+        working_directory: str = "/",
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.environment = environment or {}
+        self.after = after or []
+        self.restart = restart
+        self.restart_delay = restart_delay
+        self.restart_delay_max = restart_delay_max
+        self.ready = ready or Readiness()
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.working_directory = working_directory
+
+    def __repr__(self) -> str:
+        return f"ServiceSpec({self.name!r}, {self.command!r})"
+
+
+def load(path: str) -> list[ServiceSpec]:
+    """Read and validate a services file; a missing file means no services."""
+    try:
+        with open(path, "rb") as source:
+            data = tomllib.load(source)
+    except FileNotFoundError:
+        return []
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ServicesFileError(f"{path}: {exc}") from exc
+    return parse(data, path)
+
+
+def parse(data: Mapping[str, object], where: str = "services file") -> list[ServiceSpec]:
+    """Validate parsed TOML into specs, in dependency order (a service after what it needs)."""
+    extra = set(data) - {"services"}
+    if extra:
+        raise ServicesFileError(
+            f"{where}: unknown top-level key(s) {', '.join(sorted(extra))}; "
+            "services are declared as [services.NAME] tables"
+        )
+    table = data.get("services", {})
+    if not isinstance(table, dict):
+        raise ServicesFileError(f"{where}: 'services' must be a table of [services.NAME] tables")
+    specs = [_service(name, body, where) for name, body in table.items()]
+    return _ordered(specs, where)
+
+
+def _service(name: str, body: object, where: str) -> ServiceSpec:
+    here = f"{where}: service {name!r}"
+    if not isinstance(body, dict):
+        raise ServicesFileError(f"{here} must be a table")
+    unknown = set(body) - _KEYS
+    if unknown:
+        raise ServicesFileError(
+            f"{here}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"known keys are {', '.join(sorted(_KEYS))}"
+        )
+    command = body.get("command")
+    if isinstance(command, str):
+        command = command.split()
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        raise ServicesFileError(f"{here}: 'command' must be a non-empty list of strings")
+    environment = body.get("environment", {})
+    if not isinstance(environment, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | int | float | bool)
+        for k, v in environment.items()
+    ):
+        raise ServicesFileError(f"{here}: 'environment' must be a table of strings")
+    after = body.get("after", [])
+    if isinstance(after, str):
+        after = [after]
+    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+        raise ServicesFileError(f"{here}: 'after' must be a list of service names")
+    restart = body.get("restart", "on-failure")
+    if restart not in RESTART_POLICIES:
+        raise ServicesFileError(
+            f"{here}: 'restart' is {restart!r}; use one of {', '.join(RESTART_POLICIES)}"
+        )
+    working_directory = body.get("working_directory", "/")
+    if not isinstance(working_directory, str):
+        raise ServicesFileError(f"{here}: 'working_directory' must be a path")
+    return ServiceSpec(
+        name,
+        command,
+        environment={k: str(v) for k, v in environment.items()},
+        after=after,
+        restart=str(restart),
+        restart_delay=_seconds(body, "restart_delay", 1.0, here),
+        restart_delay_max=_seconds(body, "restart_delay_max", 30.0, here),
+        ready=_readiness(body.get("ready"), here),
+        ready_timeout=_seconds(body, "ready_timeout", 30.0, here),
+        stop_timeout=_seconds(body, "stop_timeout", 5.0, here),
+        working_directory=working_directory,
+    )
+
+
+def _seconds(body: dict[str, object], key: str, default: float, here: str) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ServicesFileError(f"{here}: {key!r} must be a number of seconds >= 0")
+    return float(value)
+
+
+def _readiness(value: object, here: str) -> Readiness:
+    if value is None:
+        return Readiness()
+    if not isinstance(value, dict) or set(value) - {"tcp", "host", "file"}:
+        raise ServicesFileError(
+            f"{here}: 'ready' must be {{ tcp = PORT }} (optionally host = ADDRESS) "
+            "or { file = PATH }"
+        )
+    if "tcp" in value and "file" in value:
+        raise ServicesFileError(f"{here}: 'ready' takes either tcp or file, not both")
+    if "tcp" in value:
+        port = value["tcp"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ServicesFileError(f"{here}: ready.tcp must be a port number 1-65535")
+        host = value.get("host", "127.0.0.1")
+        if not isinstance(host, str):
+            raise ServicesFileError(f"{here}: ready.host must be an address")
+        return Readiness(port=port, host=host)
+    path = value.get("file")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ServicesFileError(f"{here}: ready.file must be an absolute path")
+    return Readiness(file=path)
+
+
+def _ordered(specs: list[ServiceSpec], where: str) -> list[ServiceSpec]:
+    by_name = {s.name: s for s in specs}
+    for spec in specs:
+        for dep in spec.after:
+            if dep not in by_name:
+                raise ServicesFileError(
+                    f"{where}: service {spec.name!r} is after {dep!r}, which is not declared"
+                )
+    ordered: list[ServiceSpec] = []
+    state: dict[str, str] = {}
+
+    def visit(spec: ServiceSpec, chain: list[str]) -> None:
+        if state.get(spec.name) == "done":
+            return
+        if state.get(spec.name) == "visiting":
+            cycle = " -> ".join([*chain[chain.index(spec.name) :], spec.name])
+            raise ServicesFileError(f"{where}: dependency cycle {cycle}")
+        state[spec.name] = "visiting"
+        for dep in spec.after:
+            visit(by_name[dep], [*chain, spec.name])
+        state[spec.name] = "done"
+        ordered.append(spec)
+
+    for spec in specs:
+        visit(spec, [])
+    return ordered

@@ -1,0 +1,283 @@
+"""Service supervision: start in dependency order, wait for readiness, restart by policy with
+backoff, prefix output onto the console, stop in reverse order (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import _signal
+import _socket
+import os
+
+from mvirt.pideisn.console import log, write_raw
+from mvirt.pideisn.loop import Loop, Timer
+from mvirt.pideisn.process import DEFAULT_PATH, spawn
+from mvirt.pideisn.services_file import Readiness, ServiceSpec
+from mvirt.pideisn.signals import Reaper, describe_status
+
+# True for type checkers only: importing collections.abc would cost boot time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+WAITING = "waiting"
+STARTING = "starting"
+RUNNING = "running"
+BACKOFF = "backoff"
+EXITED = "exited"
+STOPPING = "stopping"
+STOPPED = "stopped"
+
+READY_POLL = 0.05
+STABLE_AFTER = 10.0
+KILL_WAIT = 2.0
+
+
+def check_ready(ready: Readiness) -> bool:
+    """One readiness probe: the TCP port accepts a connection, or the file exists."""
+    if ready.port is not None:
+        family = _socket.AF_INET6 if ":" in ready.host else _socket.AF_INET
+        sock = _socket.socket(family, _socket.SOCK_STREAM)
+        try:
+            sock.settimeout(0.2)
+            return sock.connect_ex((ready.host, ready.port)) == 0
+        finally:
+            sock.close()
+    if ready.file is not None:
+        return os.path.exists(ready.file)
+    return True
+
+
+class Service:
+    """A declared service and its run-time state."""
+
+    def __init__(self, spec: ServiceSpec) -> None:
+        self.spec = spec
+        self.state = WAITING
+        self.pid: int | None = None
+        self.ever_ready = False
+        self.gave_up = False
+        self.starts = 0
+        self.started_at = 0.0
+        self.first_start = 0.0
+        self.delay = spec.restart_delay
+        self.last_status: int | None = None
+        self.timer: Timer | None = None
+        self.output_fd: int | None = None
+        self.buffer = b""
+
+    @property
+    def name(self) -> str:
+        """The service name."""
+        return self.spec.name
+
+    @property
+    def settled(self) -> bool:
+        """Ready at least once, or given up on (dependents and the ready line go on)."""
+        return self.ever_ready or self.gave_up
+
+
+class Supervisor:
+    """Runs the declared services on the loop."""
+
+    def __init__(
+        self,
+        loop: Loop,
+        reaper: Reaper,
+        specs: list[ServiceSpec],
+        *,
+        base_env: dict[str, str] | None = None,
+        output: Callable[[bytes], None] = write_raw,
+    ) -> None:
+        self.loop = loop
+        self.reaper = reaper
+        self.services = [Service(spec) for spec in specs]
+        self.by_name = {s.name: s for s in self.services}
+        self.base_env = base_env if base_env is not None else {"PATH": DEFAULT_PATH}
+        self.output = output
+        self.stopping = False
+        self.start_order: list[Service] = []
+        self._poll_timer: Timer | None = None
+
+    # -- starting --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every service whose dependencies are settled (the rest follow as they are)."""
+        for service in self.services:
+            if service.state != WAITING or self.stopping:
+                continue
+            deps = [self.by_name[d] for d in service.spec.after]
+            if all(d.settled for d in deps):
+                for dep in deps:
+                    if not dep.ever_ready:
+                        log(f"{service.name}: starting although {dep.name} is not ready")
+                self._launch(service)
+
+    def all_settled(self) -> bool:
+        """True when every service is ready or given up on."""
+        return all(s.settled for s in self.services)
+
+    def _launch(self, service: Service) -> None:
+        if self.stopping:
+            return
+        spec = service.spec
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        env = dict(self.base_env)
+        env.update(spec.environment)
+        service.starts += 1
+        now = self.loop.clock()
+        if service.starts == 1:
+            service.first_start = now
+        try:
+            pid = spawn(spec.command, env, spec.working_directory, write_fd)
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            log(f"{service.name}: {exc.strerror or exc}")
+            service.last_status = 127 << 8
+            self._after_exit(service, started_at=now)
+            return
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        service.output_fd = read_fd
+        service.buffer = b""
+        self.loop.add_reader(read_fd, lambda: self._read_output(service, read_fd))
+        service.pid = pid
+        service.started_at = now
+        service.state = STARTING
+        if service not in self.start_order:  # a restart keeps its place in the order
+            self.start_order.append(service)
+        self.reaper.watch(pid, lambda status: self._exited(service, pid, status))
+        what = "started" if service.starts == 1 else f"restarted (start {service.starts})"
+        log(f"{service.name}: {what}, pid {pid}, ready when {spec.ready.describe()}")
+        self._poll_readiness()
+
+    def _poll_readiness(self) -> None:
+        self._poll_timer = None
+        pending = False
+        now = self.loop.clock()
+        for service in self.services:
+            if service.state != STARTING:
+                continue
+            if check_ready(service.spec.ready):
+                service.state = RUNNING
+                if not service.ever_ready:
+                    service.ever_ready = True
+                    log(f"{service.name}: ready ({now - service.first_start:.2f} s)")
+                else:
+                    log(f"{service.name}: ready again")
+                continue
+            if not service.settled and now - service.first_start > service.spec.ready_timeout:
+                service.gave_up = True
+                log(f"{service.name}: not ready after {service.spec.ready_timeout:.0f} s")
+            pending = True
+        self.start()
+        if pending and self._poll_timer is None:
+            self._poll_timer = self.loop.call_later(READY_POLL, self._poll_readiness)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _read_output(self, service: Service, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            if service.buffer:
+                self._emit(service, service.buffer)
+                service.buffer = b""
+            self.loop.remove_reader(fd)
+            os.close(fd)
+            if service.output_fd == fd:
+                service.output_fd = None
+            return
+        lines = (service.buffer + data).split(b"\n")
+        service.buffer = lines.pop()
+        if len(service.buffer) > 4096:  # a service writing without newlines
+            lines.append(service.buffer)
+            service.buffer = b""
+        for line in lines:
+            self._emit(service, line)
+
+    def _emit(self, service: Service, line: bytes) -> None:
+        self.output(service.name.encode() + b" | " + line.rstrip(b"\r") + b"\n")
+
+    # -- exits and restarts ----------------------------------------------------------------
+
+    def _exited(self, service: Service, pid: int, status: int) -> None:
+        if service.pid != pid:
+            return
+        service.pid = None
+        service.last_status = status
+        if service.state == STOPPING or self.stopping:
+            service.state = STOPPED
+            log(f"{service.name}: stopped ({describe_status(status)})")
+            return
+        log(f"{service.name}: exited ({describe_status(status)})")
+        self._after_exit(service, started_at=service.started_at)
+
+    def _after_exit(self, service: Service, started_at: float) -> None:
+        status = service.last_status or 0
+        failed = not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
+        policy = service.spec.restart
+        if self.stopping or policy == "never" or (policy == "on-failure" and not failed):
+            service.state = EXITED
+            if not service.ever_ready:
+                service.gave_up = True
+            self.start()
+            return
+        if self.loop.clock() - started_at >= STABLE_AFTER:
+            service.delay = service.spec.restart_delay
+        delay = service.delay
+        service.delay = min(max(delay * 2, 0.1), service.spec.restart_delay_max)
+        service.state = BACKOFF
+        log(f"{service.name}: restarting in {delay:.1f} s")
+        service.timer = self.loop.call_later(delay, lambda: self._restart(service))
+
+    def _restart(self, service: Service) -> None:
+        service.timer = None
+        if service.state == BACKOFF and not self.stopping:
+            self._launch(service)
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def stop_all(self) -> None:
+        """Stop every service in reverse start order: SIGTERM, wait, SIGKILL."""
+        self.stopping = True
+        for service in self.services:
+            if service.timer is not None:
+                service.timer.cancel()
+                service.timer = None
+        for service in reversed(self.start_order):
+            self.stop(service)
+
+    def stop(self, service: Service) -> None:
+        """Stop one service (its whole process group) and wait for it."""
+        pid = service.pid
+        if pid is None:
+            return
+        service.state = STOPPING
+        log(f"{service.name}: stopping (SIGTERM, {service.spec.stop_timeout:.0f} s)")
+        _kill_group(pid, _signal.SIGTERM)
+        if not self.loop.run_until(lambda: service.pid is None, service.spec.stop_timeout):
+            log(f"{service.name}: still running, SIGKILL")
+            _kill_group(pid, _signal.SIGKILL)
+            self.loop.run_until(lambda: service.pid is None, KILL_WAIT)
+        if service.output_fd is not None:
+            # Collect what it wrote last, then stop reading.
+            fd = service.output_fd
+            self._read_output(service, fd)
+            if service.output_fd is not None:
+                self.loop.remove_reader(fd)
+                os.close(fd)
+                service.output_fd = None
+
+
+def _kill_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, signum)

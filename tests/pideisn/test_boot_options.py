@@ -1,0 +1,34 @@
+"""Kernel command line parsing."""
+
+from mvirt.pideisn.cmdline import SERVICES_FILE, BootOptions, split_words
+
+
+def test_words_are_split_with_quotes():
+    assert split_words('console=ttyS0 a="b c" d\n') == ["console=ttyS0", "a=b c", "d"]
+
+
+def test_defaults():
+    options = BootOptions(split_words("console=ttyS0 quiet PYTHONHASHSEED=0"))
+    assert options.hostname is None
+    assert options.network and options.ipv4 and options.ipv6 and options.dhcp6
+    assert options.network_timeout == 15.0
+    assert options.services_file == SERVICES_FILE
+    assert options.unknown == []
+
+
+def test_mvirt_options_are_read_and_unknown_ones_reported():
+    options = BootOptions(
+        split_words(
+            "mvirt.hostname=vm1 mvirt.net.ipv6=0 mvirt.net.dhcp6=off mvirt.net.timeout=4.5 "
+            "mvirt.services=/srv/s.toml mvirt.colour=blue mvirt.net"
+        )
+    )
+    assert options.hostname == "vm1"
+    assert options.network and not options.ipv6 and not options.dhcp6
+    assert options.network_timeout == 4.5
+    assert options.services_file == "/srv/s.toml"
+    assert options.unknown == ["mvirt.colour"]
+
+
+def test_bad_number_keeps_the_default():
+    assert BootOptions(["mvirt.net.timeout=soon"]).network_timeout == 15.0

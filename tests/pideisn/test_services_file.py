@@ -1,0 +1,85 @@
+"""Services file parsing: defaults, dependency order and actionable errors."""
+
+import pytest
+
+from mvirt.pideisn import services_file
+from mvirt.pideisn.services_file import ServicesFileError
+
+
+def test_full_service_is_parsed(tmp_path):
+    path = tmp_path / "services.toml"
+    path.write_text(
+        """
+[services.db]
+command = ["/usr/bin/db", "--serve"]
+ready = { file = "/run/db.ready" }
+
+[services.web]
+command = ["python3", "-m", "http.server", "8080"]
+environment = { LANG = "C.UTF-8", WORKERS = 4 }
+after = ["db"]
+restart = "always"
+restart_delay = 0.5
+restart_delay_max = 8
+ready = { tcp = 8080 }
+ready_timeout = 10
+stop_timeout = 2
+working_directory = "/srv"
+"""
+    )
+    db, web = services_file.load(str(path))
+    assert db.ready.file == "/run/db.ready" and db.restart == "on-failure"
+    assert web.command == ["python3", "-m", "http.server", "8080"]
+    assert web.environment == {"LANG": "C.UTF-8", "WORKERS": "4"}
+    assert (web.ready.host, web.ready.port) == ("127.0.0.1", 8080)
+    assert (web.restart, web.restart_delay, web.restart_delay_max) == ("always", 0.5, 8.0)
+    assert (web.ready_timeout, web.stop_timeout, web.working_directory) == (10.0, 2.0, "/srv")
+
+
+def test_missing_file_means_no_services(tmp_path):
+    assert services_file.load(str(tmp_path / "absent.toml")) == []
+
+
+def test_services_are_ordered_after_their_dependencies():
+    data = {
+        "services": {
+            "c": {"command": ["c"], "after": ["b"]},
+            "b": {"command": ["b"], "after": ["a"]},
+            "a": {"command": ["a"]},
+        }
+    }
+    assert [s.name for s in services_file.parse(data)] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"service": {}}, "unknown top-level key"),
+        ({"services": {"a": {}}}, "'command' must be a non-empty list"),
+        ({"services": {"a": {"command": ["x"], "restart": "sometimes"}}}, "use one of always"),
+        ({"services": {"a": {"command": ["x"], "after": ["b"]}}}, "'b', which is not declared"),
+        ({"services": {"a": {"command": ["x"], "colour": 1}}}, "unknown key"),
+        ({"services": {"a": {"command": ["x"], "ready": {"tcp": 70000}}}}, "port number"),
+        ({"services": {"a": {"command": ["x"], "ready": {"file": "rel"}}}}, "absolute path"),
+        ({"services": {"a": {"command": ["x"], "stop_timeout": -1}}}, "seconds >= 0"),
+        (
+            {
+                "services": {
+                    "a": {"command": ["x"], "after": ["b"]},
+                    "b": {"command": ["x"], "after": ["a"]},
+                }
+            },
+            "dependency cycle a -> b -> a",
+        ),
+    ],
+)
+def test_invalid_files_are_refused_with_the_reason(data, message):
+    with pytest.raises(ServicesFileError, match=message):
+        services_file.parse(data)
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    path = tmp_path / "services.toml"
+    path.write_text("[services.a\n")
+    with pytest.raises(ServicesFileError, match=str(path)):
+        services_file.load(str(path))

@@ -1,0 +1,183 @@
+"""The supervisor with real child processes: readiness, restart policies with backoff,
+output prefixing, reverse-order stop with SIGTERM then SIGKILL."""
+
+import _signal
+import itertools
+import os
+import socket
+import sys
+
+import pytest
+
+from mvirt.pideisn import services_file
+from mvirt.pideisn.loop import Loop
+from mvirt.pideisn.signals import Reaper, SignalDispatcher
+from mvirt.pideisn.supervisor import EXITED, STOPPED, Supervisor
+
+PY = sys.executable
+
+
+@pytest.fixture
+def runtime():
+    loop = Loop()
+    reaper = Reaper()
+    signals = SignalDispatcher(loop)
+    signals.on(_signal.SIGCHLD, reaper.reap)
+    yield loop, reaper
+    signals.close()
+    loop.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make(runtime, services: dict, output=None):
+    loop, reaper = runtime
+    lines: list[bytes] = []
+    specs = services_file.parse({"services": services})
+    supervisor = Supervisor(
+        loop,
+        reaper,
+        specs,
+        base_env={"PATH": os.environ["PATH"]},
+        output=output or lines.append,
+    )
+    return supervisor, lines
+
+
+def py(code: str) -> list[str]:
+    return [PY, "-c", code]
+
+
+def test_ready_by_tcp_port_and_output_prefixed(runtime):
+    loop, _ = runtime
+    port = free_port()
+    code = (
+        "import socket, time; print('hello', flush=True); time.sleep(0.3); "
+        f"s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"
+    )
+    supervisor, lines = make(
+        runtime, {"web": {"command": py(code), "ready": {"tcp": port}, "stop_timeout": 2}}
+    )
+    supervisor.start()
+    assert not supervisor.all_settled()
+    assert loop.run_until(supervisor.all_settled, 20)
+    web = supervisor.by_name["web"]
+    assert web.ever_ready and not web.gave_up
+    loop.run_until(lambda: bool(lines), 5)
+    assert lines[0] == b"web | hello\n"
+    supervisor.stop_all()
+    assert web.state == STOPPED
+
+
+def test_ready_by_file_and_dependents_wait(runtime, tmp_path):
+    loop, _ = runtime
+    flag = tmp_path / "ready"
+    order = tmp_path / "order"
+    first = f"import time; open({str(order)!r}, 'a').write('a\\n'); time.sleep(0.3); "
+    first += f"open({str(flag)!r}, 'w').close(); time.sleep(60)"
+    second = f"import time; open({str(order)!r}, 'a').write('b\\n'); time.sleep(60)"
+    supervisor, _ = make(
+        runtime,
+        {
+            "b": {"command": py(second), "after": ["a"]},
+            "a": {"command": py(first), "ready": {"file": str(flag)}},
+        },
+    )
+    supervisor.start()
+    assert supervisor.by_name["b"].pid is None  # waits for a's readiness file
+    assert loop.run_until(supervisor.all_settled, 20)
+    assert loop.run_until(lambda: order.exists() and order.read_text().count("\n") == 2, 10)
+    assert order.read_text() == "a\nb\n"
+    supervisor.stop_all()
+
+
+def test_always_restarts_with_growing_backoff(runtime, tmp_path):
+    loop, _ = runtime
+    starts = tmp_path / "starts"
+    code = f"import time; open({str(starts)!r}, 'a').write(f'{{time.monotonic()}}\\n')"
+    supervisor, _ = make(
+        runtime,
+        {"flaky": {"command": py(code), "restart": "always", "restart_delay": 0.2}},
+    )
+    supervisor.start()
+    assert loop.run_until(lambda: starts.exists() and len(starts.read_text().split()) >= 4, 30)
+    times = [float(t) for t in starts.read_text().split()]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # The delay doubles per quick exit: at least 0.2, 0.4, 0.8 s between starts.
+    for gap, delay in zip(gaps, [0.2, 0.4, 0.8], strict=False):
+        assert gap >= delay
+    supervisor.stop_all()
+    count = len(starts.read_text().split())
+    loop.run_until(lambda: False, 2.0)
+    assert len(starts.read_text().split()) == count  # no restart once stopping
+
+
+def test_on_failure_restarts_only_failures(runtime, tmp_path):
+    loop, _ = runtime
+    counter = tmp_path / "count"
+    fail_once = (
+        f"import os, sys; p = {str(counter)!r}; n = len(open(p).read()) if os.path.exists(p) "
+        "else 0; open(p, 'a').write('x'); sys.exit(1 if n == 0 else 0)"
+    )
+    supervisor, _ = make(
+        runtime,
+        {"job": {"command": py(fail_once), "restart": "on-failure", "restart_delay": 0.1}},
+    )
+    supervisor.start()
+    job = supervisor.by_name["job"]
+    assert loop.run_until(lambda: job.state == EXITED, 20)
+    assert counter.read_text() == "xx"  # failed once, restarted, then exited 0 and stayed down
+    assert job.starts == 2
+
+
+def test_never_and_missing_executable_give_up(runtime):
+    loop, _ = runtime
+    supervisor, _ = make(
+        runtime,
+        {
+            "gone": {"command": ["/nonexistent/binary"], "restart": "never"},
+            "after-gone": {"command": py("import time; time.sleep(60)"), "after": ["gone"]},
+        },
+    )
+    supervisor.start()
+    assert loop.run_until(supervisor.all_settled, 10)
+    assert supervisor.by_name["gone"].gave_up
+    # A dependency that gave up does not block the boot: its dependents still start.
+    assert supervisor.by_name["after-gone"].pid is not None
+    supervisor.stop_all()
+
+
+def test_stop_is_reverse_order_and_escalates_to_sigkill(runtime, tmp_path):
+    loop, _ = runtime
+    log = tmp_path / "stops"
+    graceful = (
+        "import signal, sys, time\n"
+        "def bye(*_):\n"
+        f"    open({str(log)!r}, 'a').write(sys.argv[1] + '\\n'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        "while True: time.sleep(1)\n"
+    )
+    stubborn = (
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "while True: time.sleep(1)\n"
+    )
+    supervisor, _ = make(
+        runtime,
+        {
+            "first": {"command": [PY, "-c", graceful, "first"]},
+            "second": {"command": [PY, "-c", graceful, "second"], "after": ["first"]},
+            "third": {"command": py(stubborn), "after": ["second"], "stop_timeout": 0.5},
+        },
+    )
+    supervisor.start()
+    assert loop.run_until(lambda: all(s.pid for s in supervisor.services), 20)
+    loop.run_until(lambda: False, 1.0)  # let the children install their handlers
+    supervisor.stop_all()
+    assert log.read_text() == "second\nfirst\n"
+    third = supervisor.by_name["third"]
+    assert third.state == STOPPED
+    assert os.WIFSIGNALED(third.last_status) and os.WTERMSIG(third.last_status) == 9
