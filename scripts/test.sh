@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# cloud-hypervisor's hosts are not reachable from every machine: build without it, loudly.
+export MVIRT_ALLOW_MISSING_DOWNLOADS="${MVIRT_ALLOW_MISSING_DOWNLOADS:-1}"
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/mypy

@@ -12,20 +12,42 @@ from mvirt_build.console import BootResult, watch
 from mvirt_build.errors import BuildError
 from mvirt_build.esp import make_esp
 from mvirt_build.qemu import QemuMachine, fresh_vars
+from mvirt_build.secureboot import firmware_for
 
 CLOUD_HYPERVISOR = "cloud-hypervisor"
 
 
 def qemu_machine(
-    config: BuildConfig, firmware: str, workdir: Path, accel: str, uki: Path
+    config: BuildConfig,
+    firmware: str,
+    workdir: Path,
+    accel: str,
+    uki: Path,
+    iso: Path | None = None,
+    iso_as: str = "cdrom",
+    secure_boot_cert: Path | None = None,
 ) -> QemuMachine:
-    """The QEMU machine that boots this build's image with `firmware` (uefi or direct)."""
+    """The QEMU machine that boots this build's image with `firmware` (uefi or direct): the
+    UKI on an ESP disk, or an ISO as CD or disk; with Secure Boot enforcing when given the
+    certificate to enroll."""
     if firmware == "direct":
         kernel = config.output_dir / "kernel/bzImage"
         initrd = config.output_dir / "initramfs.cpio.zst"
         return QemuMachine(accel=accel, kernel=kernel, initrd=initrd, cmdline=config.kernel.cmdline)
-    esp = make_esp(uki, workdir / "esp.img", config.source_date_epoch)
-    return QemuMachine(accel=accel, disk=esp, ovmf_vars=fresh_vars(workdir / "vars.fd"))
+    machine = QemuMachine(accel=accel)
+    if secure_boot_cert is not None:
+        enrolled = firmware_for(secure_boot_cert, workdir)
+        machine.secure_boot = True
+        machine.ovmf_code, machine.ovmf_vars = enrolled.code, enrolled.vars
+    else:
+        machine.ovmf_vars = fresh_vars(workdir / "vars.fd")
+    if iso is not None and iso_as == "cdrom":
+        machine.cdrom = iso
+    elif iso is not None:
+        machine.disk = iso
+    else:
+        machine.disk = make_esp(uki, workdir / "esp.img", config.source_date_epoch)
+    return machine
 
 
 def cloud_hypervisor_command(config: BuildConfig, firmware: str, workdir: Path, uki: Path,
@@ -62,6 +84,9 @@ def boot(
     accel: str | None = None,
     ch_firmware: Path | None = None,
     echo: TextIO | None = None,
+    iso: Path | None = None,
+    iso_as: str = "cdrom",
+    secure_boot_cert: Path | None = None,
 ) -> BootResult:
     """Boot the image once and report how it went."""
     with tempfile.TemporaryDirectory(prefix="mvirt-boot-") as tmp:
@@ -70,5 +95,7 @@ def boot(
             argv = cloud_hypervisor_command(config, firmware, workdir, uki, ch_firmware)
         else:
             chosen = choose_accelerator(config.cache_dir, accel)
-            argv = qemu_machine(config, firmware, workdir, chosen, uki).command()
+            argv = qemu_machine(
+                config, firmware, workdir, chosen, uki, iso, iso_as, secure_boot_cert
+            ).command()
         return watch(argv, timeout, echo=echo)

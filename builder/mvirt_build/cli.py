@@ -1,5 +1,6 @@
 """mvirt-build: build the mvirt µOS image (kernel, rootfs, initramfs, UKI) and boot it."""
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -14,10 +15,13 @@ import click
 
 from mvirt_build import check as checks
 from mvirt_build import config as configuration
+from mvirt_build import release_cli
 from mvirt_build.errors import BuildError
 from mvirt_build.locking import locked
 from mvirt_build.pipeline import FINAL, make_graph
 from mvirt_build.stages.initramfs import listing_path
+from mvirt_build.stages.iso import iso_path
+from mvirt_build.stages.release import fetch_kernel_source, signing_for
 from mvirt_build.stages.uki import uki_path
 
 log = logging.getLogger("mvirt_build")
@@ -52,22 +56,60 @@ def handles_errors(func: F) -> F:
 @click.option(
     "--cache-dir", type=click.Path(path_type=Path), help="Caches (default: ~/.cache/mvirt)."
 )
+@click.option(
+    "--secure-boot-key",
+    type=click.Path(path_type=Path),
+    help="Sign with this PEM key (else mkosi.conf [Validation], else keys/).",
+)
+@click.option(
+    "--secure-boot-certificate",
+    type=click.Path(path_type=Path),
+    help="Sign with this PEM certificate (goes with --secure-boot-key).",
+)
+@click.option(
+    "--allow-missing-downloads",
+    is_flag=True,
+    help="Build without pinned downloads that cannot be had (named loudly).",
+)
 @click.pass_context
 def main(
-    ctx: click.Context, verbose: bool, output_dir: Path | None, cache_dir: Path | None
+    ctx: click.Context,
+    verbose: bool,
+    output_dir: Path | None,
+    cache_dir: Path | None,
+    secure_boot_key: Path | None,
+    secure_boot_certificate: Path | None,
+    allow_missing_downloads: bool,
 ) -> None:
     """Build the mvirt µOS image and boot it.
 
     Stages: kernel → rootfs → initramfs → uki. Each rebuilds only when its inputs changed.
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
-    ctx.obj = {"output_dir": output_dir, "cache_dir": cache_dir}
+    ctx.obj = {
+        "output_dir": output_dir,
+        "cache_dir": cache_dir,
+        "secure_boot_key": secure_boot_key,
+        "secure_boot_certificate": secure_boot_certificate,
+        "allow_missing_downloads": allow_missing_downloads,
+    }
 
 
 def _load(ctx: click.Context, rootfs_tree: Path | None = None) -> configuration.BuildConfig:
-    return configuration.load(
+    cfg = configuration.load(
         output_dir=ctx.obj["output_dir"], cache_dir=ctx.obj["cache_dir"], rootfs_tree=rootfs_tree
     )
+    cfg = dataclasses.replace(
+        cfg,
+        secure_boot_key=ctx.obj["secure_boot_key"],
+        secure_boot_certificate=ctx.obj["secure_boot_certificate"],
+        allow_missing_downloads=cfg.allow_missing_downloads or ctx.obj["allow_missing_downloads"],
+    )
+    if "://" in cfg.kernel.source:
+        # An https kernel source: the pinned fetcher turns it into a verified local tarball.
+        local = str(fetch_kernel_source(cfg))
+        cfg = dataclasses.replace(cfg, kernel=dataclasses.replace(cfg.kernel, source=local))
+    return cfg
 
 
 def _build(cfg: configuration.BuildConfig, target: str, force: bool) -> None:
@@ -135,6 +177,26 @@ def uki_command(ctx: click.Context, force: bool, tree: Path | None) -> None:
     click.echo(uki_path(cfg))
 
 
+@main.command(name="iso")
+@click.option("--force", is_flag=True, help="Rebuild the ISO even if it is up to date.")
+@click.option("--uki", "efi", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Wrap this EFI program instead of building the image (needs -o).")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="ISO to write (--uki).")
+@click.pass_context
+@handles_errors
+def iso_command(ctx: click.Context, force: bool, efi: Path | None, output: Path | None) -> None:
+    """Build everything up to the hybrid ISO (CD and USB, UEFI) and print its path."""
+    if efi is not None:
+        if output is None:
+            raise BuildError("--uki needs -o/--output for the ISO to write")
+        release_cli.iso_from(efi, output)
+        click.echo(output)
+        return
+    cfg = _load(ctx)
+    _build(cfg, "iso", force)
+    click.echo(iso_path(cfg))
+
+
 @main.command()
 @click.option(
     "--firmware",
@@ -171,20 +233,44 @@ def uki_command(ctx: click.Context, force: bool, tree: Path | None) -> None:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Boot this UKI instead of the build's (implies --no-build).",
 )
+@click.option("--iso", "use_iso", is_flag=True, help="Boot the build's ISO instead of the UKI.")
+@click.option(
+    "--iso-as",
+    type=click.Choice(["cdrom", "disk"]),
+    default="cdrom",
+    show_default=True,
+    help="Attach the ISO as a CD drive or as a plain disk.",
+)
+@click.option(
+    "--secure-boot",
+    is_flag=True,
+    help="Enroll the signing certificate as PK/KEK/db; boot with Secure Boot enforcing.",
+)
 @click.pass_context
 @handles_errors
 def boot(ctx: click.Context, firmware: str, hypervisor: str, timeout: float, accel: str,
-         ch_firmware: Path | None, no_build: bool, image: Path | None) -> None:  # fmt: skip
+         ch_firmware: Path | None, no_build: bool, image: Path | None, use_iso: bool,
+         iso_as: str, secure_boot: bool) -> None:  # fmt: skip
     """Boot the image and wait for its ready line (exit 0), or fail with the last lines."""
     from mvirt_build import boot as booting  # noqa: PLC0415 - keeps other commands fast
 
     cfg = _load(ctx)
     if not no_build and image is None:
-        _build(cfg, FINAL, False)
+        _build(cfg, "iso" if use_iso else FINAL, False)
     image = image or uki_path(cfg)
     if not image.is_file():
         raise BuildError(f"{image} does not exist", "run `mvirt-build uki`")
-    log.info("booting %s (%s, %s)", image.name, firmware, hypervisor)
+    iso = iso_path(cfg) if use_iso else None
+    if iso is not None and not iso.is_file():
+        raise BuildError(f"{iso} does not exist", "run `mvirt-build iso`")
+    cert = None
+    if secure_boot:
+        cert = signing_for(cfg).cert
+        if cert is None:
+            raise BuildError("--secure-boot needs a signing key", "run `mvirt-build genkey`")
+    shown = iso.name if iso else image.name
+    mode = f"{firmware}{', Secure Boot' if cert else ''}{f', ISO as {iso_as}' if iso else ''}"
+    log.info("booting %s (%s, %s)", shown, mode, hypervisor)
     result = booting.boot(
         cfg,
         uki=image,
@@ -194,6 +280,9 @@ def boot(ctx: click.Context, firmware: str, hypervisor: str, timeout: float, acc
         accel=accel,
         ch_firmware=ch_firmware,
         echo=sys.stdout,
+        iso=iso,
+        iso_as=iso_as,
+        secure_boot_cert=cert,
     )
     if result.ok:
         click.secho(f"boot: ready after {result.seconds:.1f} s", fg="green")
@@ -300,6 +389,9 @@ def distclean(ctx: click.Context) -> None:
     for path in (cfg.output_dir, cfg.cache_dir):
         shutil.rmtree(path, ignore_errors=True)
         click.echo(f"removed {path}")
+
+
+release_cli.register(main)
 
 
 if __name__ == "__main__":

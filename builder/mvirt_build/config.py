@@ -53,6 +53,11 @@ class BuildConfig:
     initramfs: InitramfsConfig
     uki: UkiConfig
     rootfs_tree: Path | None = None  # a tree built elsewhere (by `mkosi build`) to use as is
+    # Secure Boot key pair given on the command line (else mkosi.conf [Validation], else keys/).
+    secure_boot_key: Path | None = None
+    secure_boot_certificate: Path | None = None
+    # Build without pinned downloads that cannot be had (loudly), instead of failing.
+    allow_missing_downloads: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -99,6 +104,15 @@ def source_date_epoch(root: Path) -> int:
         return int(out) if out else 0
     except (OSError, subprocess.CalledProcessError, ValueError):
         return 0
+
+
+def _flag(value: str, what: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "yes", "true", "on"):
+        return True
+    if lowered in ("", "0", "no", "false", "off"):
+        return False
+    raise BuildError(f"{what} must be yes or no, not {value!r}")
 
 
 def _words(value: str) -> tuple[str, ...]:
@@ -167,4 +181,9 @@ def load(
         initramfs=initramfs,
         uki=uki,
         rootfs_tree=rootfs_tree.resolve() if rootfs_tree else None,
+        allow_missing_downloads=_flag(
+            os.environ.get("MVIRT_ALLOW_MISSING_DOWNLOADS")
+            or get("Downloads", "AllowMissing", "no"),
+            "[Downloads] AllowMissing= (or MVIRT_ALLOW_MISSING_DOWNLOADS)",
+        ),
     )

@@ -14,6 +14,8 @@ from typing import TextIO
 
 READY = re.compile(rb"pideisn: ready\b")
 PANIC = re.compile(rb"Kernel panic|end Kernel panic|Attempted to kill init")
+# OVMF's boot manager refusing an image under Secure Boot (bad or missing signature).
+REFUSED = re.compile(rb"BdsDxe: failed to (load|start) .*: (Access Denied|Security Violation)")
 TAIL_LINES = 30
 
 
@@ -88,6 +90,11 @@ def watch(
                         break
                     if PANIC.search(line):
                         result = BootResult(False, "kernel panic", time.monotonic() - started)
+                        break
+                    if REFUSED.search(line):
+                        result = BootResult(
+                            False, "the firmware refused the image", time.monotonic() - started
+                        )
                         break
                 if result is not None:
                     break

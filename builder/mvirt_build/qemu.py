@@ -21,6 +21,7 @@ class QemuMachine:
     cpus: int = 1
     # UEFI boot: a disk image with an ESP, and the firmware (code, writable variable store).
     disk: Path | None = None
+    cdrom: Path | None = None  # an ISO in a CD drive (El Torito boot)
     ovmf_code: Path = OVMF_CODE
     ovmf_vars: Path | None = None
     secure_boot: bool = False
@@ -46,16 +47,20 @@ class QemuMachine:
             if self.cmdline:
                 argv += ["-append", self.cmdline]
         else:
-            if self.disk is None or self.ovmf_vars is None:
+            if (self.disk is None and self.cdrom is None) or self.ovmf_vars is None:
                 raise BuildError("UEFI boot needs a disk image and a copy of the OVMF variables")
             if self.secure_boot:
                 argv += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
             argv += [
                 "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={self.ovmf_code}",
                 "-drive", f"if=pflash,format=raw,unit=1,file={self.ovmf_vars}",
-                "-drive", f"if=none,id=boot,format=raw,file={self.disk}",
-                "-device", "virtio-blk-pci,drive=boot,bootindex=0",
             ]  # fmt: skip
+            if self.disk is not None:
+                argv += ["-drive", f"if=none,id=boot,format=raw,file={self.disk}",
+                         "-device", "virtio-blk-pci,drive=boot,bootindex=0"]  # fmt: skip
+            if self.cdrom is not None:
+                cd = f"if=none,id=cd,media=cdrom,readonly=on,format=raw,file={self.cdrom}"
+                argv += ["-drive", cd, "-device", "ide-cd,drive=cd,bootindex=1"]
         return argv + self.extra
 
 

@@ -22,6 +22,7 @@ from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
 from mvirt_build.run import output
+from mvirt_build.stages.release import add_downloads, downloads_input, downloads_path
 from mvirt_build.stages.rootfs import rootfs_tree
 
 log = logging.getLogger("mvirt_build")
@@ -74,13 +75,19 @@ class InitramfsStage(Stage):
             "compress level": str(cfg.compress_level),
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
             "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
+            "downloads": downloads_input(ctx),
             "builder code": ctx.code_input(
-                "stages/initramfs.py", "cpio.py", "elfdeps.py", "collect_modules.py"
+                "stages/initramfs.py",
+                "cpio.py",
+                "elfdeps.py",
+                "collect_modules.py",
+                "stages/release.py",
+                "fetch.py",
             ),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
-        return [image_path(ctx.config), listing_path(ctx.config)]
+        return [image_path(ctx.config), listing_path(ctx.config), downloads_path(ctx.config)]
 
     def summary(self, ctx: Context) -> str:
         return f"{image_path(ctx.config).stat().st_size / 2**20:.2f} MiB ({image_path(ctx.config)})"
@@ -88,6 +95,7 @@ class InitramfsStage(Stage):
     def build(self, ctx: Context) -> None:
         tree = rootfs_tree(ctx)
         archive = assemble(ctx, tree)
+        add_downloads(ctx, archive)
         raw = archive.write(ctx.config.source_date_epoch)
         level = ctx.config.initramfs.compress_level
         compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)

@@ -1,5 +1,6 @@
 """UKI stage: kernel + initramfs + command line + identity on systemd's EFI stub."""
 
+import logging
 from importlib.metadata import version
 from pathlib import Path
 
@@ -7,10 +8,15 @@ from mvirt_build import uki
 from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
+from mvirt_build.manifest import manifest_path
+from mvirt_build.sign import is_signed, write_uki
 from mvirt_build.stages.initramfs import image_path as initramfs_path
 from mvirt_build.stages.kernel import KernelStage
+from mvirt_build.stages.release import signing_for, signing_input, write_uki_manifest
 
 UKI_NAME = "mvirt-uos.efi"
+UNSIGNED_NAME = "mvirt-uos.unsigned.efi"
+log = logging.getLogger("mvirt_build")
 
 
 def os_release(name: str) -> str:
@@ -40,14 +46,20 @@ class UkiStage(Stage):
             "stub": ctx.file_input(stub),
             "os-release": os_release(ctx.config.uki.os_name),
             "sbat": sbat_line().decode(),
-            "builder code": ctx.code_input("stages/uki.py", "uki.py"),
+            "signing": signing_input(ctx),
+            "builder code": ctx.code_input(
+                "stages/uki.py", "uki.py", "sign.py", "stages/release.py", "manifest.py"
+            ),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
-        return [uki_path(ctx.config)]
+        out = uki_path(ctx.config)
+        return [out, unsigned_uki_path(ctx.config), manifest_path(out)]
 
     def summary(self, ctx: Context) -> str:
-        return f"{uki_path(ctx.config).stat().st_size / 2**20:.2f} MiB ({uki_path(ctx.config)})"
+        out = uki_path(ctx.config)
+        state = "signed" if is_signed(out) else "UNSIGNED"
+        return f"{out.stat().st_size / 2**20:.2f} MiB, {state} ({out})"
 
     def build(self, ctx: Context) -> None:
         kernel_dir = KernelStage.out_dir(ctx)
@@ -58,15 +70,33 @@ class UkiStage(Stage):
             ".initrd": initramfs_path(ctx.config).read_bytes(),
             ".linux": (kernel_dir / "bzImage").read_bytes(),
         }
-        image = uki.assemble(ctx.config.uki.stub.read_bytes(), contents, sbat_line())
-        problems = uki.inspect(image).problems
-        if problems:
-            raise BuildError("assembled UKI is malformed: " + "; ".join(problems))
-        tmp = uki_path(ctx.config).with_suffix(".tmp")
-        tmp.write_bytes(image)
-        tmp.replace(uki_path(ctx.config))
+        stub = ctx.config.uki.stub.read_bytes()
+
+        def assemble(kernel: bytes) -> bytes:
+            image = uki.assemble(stub, {**contents, ".linux": kernel}, sbat_line())
+            problems = uki.inspect(image).problems
+            if problems:
+                raise BuildError("assembled UKI is malformed: " + "; ".join(problems))
+            return image
+
+        signing = signing_for(ctx.config)
+        if not signing.enabled:
+            log.warning(
+                "uki        WARNING: no Secure Boot key configured, the UKI is UNSIGNED "
+                "(run `mvirt-build genkey` to sign)"
+            )
+        out, unsigned = uki_path(ctx.config), unsigned_uki_path(ctx.config)
+        signed = write_uki(
+            assemble, kernel_dir / "bzImage", out, unsigned, signing.key, signing.cert
+        )
+        write_uki_manifest(ctx, out, unsigned, KernelStage().inputs(ctx), signed)
 
 
 def uki_path(config: BuildConfig) -> Path:
     """build/mvirt-uos.efi"""
     return config.output_dir / UKI_NAME
+
+
+def unsigned_uki_path(config: BuildConfig) -> Path:
+    """build/mvirt-uos.unsigned.efi: the same UKI before any signing (reproducible)."""
+    return config.output_dir / UNSIGNED_NAME

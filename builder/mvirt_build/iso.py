@@ -1,0 +1,156 @@
+"""A hybrid ISO that boots on UEFI machines from CD and, written to a USB stick, as a disk.
+
+Layout: a FAT ESP image holding `EFI/BOOT/BOOTX64.EFI` (the signed UKI) is appended to the
+ISO 9660 image as GPT partition 2 (type EF00); the El Torito catalog's no-emulation EFI entry
+points at that same partition, so the UKI is stored once. Firmware booting from a CD follows El
+Torito, firmware booting from a disk reads the GPT. Every timestamp, the FAT volume ID and the
+GPT GUIDs derive from SOURCE_DATE_EPOCH, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mvirt_build.errors import BuildError
+from mvirt_build.run import output, run
+
+ESP_LABEL = "MVIRT-ESP"
+ESP_VOLUME_ID = "4d564952"  # "MVIR": fixed, so the ESP does not depend on the clock
+BOOT_PATH = "EFI/BOOT/BOOTX64.EFI"
+KIB = 1024
+FAT_HINT = "apt-get install dosfstools mtools"
+
+
+@dataclass(frozen=True)
+class IsoResult:
+    """The ISO written and the sizes that matter for it."""
+
+    path: Path
+    size: int
+    esp_size: int
+    payload_size: int
+
+
+def _tool_env(epoch: int) -> dict[str, str]:
+    # mtools and xorriso both take their timestamps from SOURCE_DATE_EPOCH when set.
+    return {"SOURCE_DATE_EPOCH": str(epoch), "TZ": "UTC"}
+
+
+def esp_size_kib(payload: int, slack_kib: int) -> int:
+    """FAT image size in KiB for `payload` bytes: the file, FAT metadata and some slack,
+    rounded to 64 KiB (FAT12/16 tables for images this small stay well below the slack)."""
+    need = -(-payload // KIB) + slack_kib
+    return -(-need // 64) * 64
+
+
+def build_esp(efi: Path, out: Path, epoch: int) -> None:
+    """Write a FAT image at `out` holding `efi` as EFI/BOOT/BOOTX64.EFI, sized to fit."""
+    env = _tool_env(epoch)
+    payload = efi.stat().st_size
+    slack = 256
+    for _ in range(6):
+        out.unlink(missing_ok=True)
+        size = str(esp_size_kib(payload, slack))
+        run(["mkfs.fat", "-C", "--invariant", "-i", ESP_VOLUME_ID, "-n", ESP_LABEL, out, size],
+            env=env, hint=FAT_HINT)  # fmt: skip
+        run(["mmd", "-i", out, "::/EFI", "::/EFI/BOOT"], env=env, hint=FAT_HINT)
+        try:
+            run(["mcopy", "-i", out, efi, f"::/{BOOT_PATH}"], env=env, hint=FAT_HINT)
+            return
+        except BuildError as exc:
+            if "full" not in str(exc).lower():
+                raise
+        slack *= 2  # the estimate was short for this payload: grow and try again
+    raise BuildError(f"cannot fit {efi} ({payload} bytes) into a FAT image")
+
+
+def build_iso(efi: Path, out: Path, *, epoch: int, volume_id: str = "MVIRT") -> IsoResult:
+    """Write the hybrid ISO for EFI application `efi` to `out` (atomically)."""
+    if not efi.is_file():
+        raise BuildError(f"{efi} does not exist", hint="build the UKI first: make uos")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".iso-", dir=out.parent) as tmp:
+        work = Path(tmp)
+        esp = work / "esp.img"
+        build_esp(efi, esp, epoch)
+        tree = work / "tree"
+        tree.mkdir()
+        tmp_iso = work / "out.iso"
+        run(
+            [
+                "xorriso", "-as", "mkisofs",
+                "-o", tmp_iso,
+                "-V", volume_id,
+                "-iso-level", "3",
+                "-no-pad",
+                # The ESP becomes GPT partition 2 (EF00) and the El Torito EFI boot image.
+                "-append_partition", "2", "0xef", esp,
+                "-appended_part_as_gpt",
+                "-e", "--interval:appended_partition_2:all::",
+                "-no-emul-boot",
+                tree,
+            ],
+            env=_tool_env(epoch),
+            hint="apt-get install xorriso",
+        )  # fmt: skip
+        os.replace(tmp_iso, out)
+        esp_size = esp.stat().st_size
+    return IsoResult(out, out.stat().st_size, esp_size, efi.stat().st_size)
+
+
+_ESP_TYPE = bytes.fromhex("28732ac11ff8d211ba4b00a0c93ec93b")  # C12A7328-F81F-11D2-... (LE)
+SECTOR = 512
+
+
+def find_esp(iso: Path) -> tuple[int, int]:
+    """Byte offset and size of the EFI system partition in the ISO's GPT."""
+    with iso.open("rb") as f:
+        f.seek(SECTOR)
+        header = f.read(92)
+        if header[:8] != b"EFI PART":
+            raise BuildError(f"{iso}: no GPT (not a hybrid image)")
+        entries_lba = int.from_bytes(header[72:80], "little")
+        count = int.from_bytes(header[80:84], "little")
+        entry_size = int.from_bytes(header[84:88], "little")
+        f.seek(entries_lba * SECTOR)
+        table = f.read(count * entry_size)
+    for i in range(count):
+        entry = table[i * entry_size : (i + 1) * entry_size]
+        if entry[:16] == _ESP_TYPE:
+            first = int.from_bytes(entry[32:40], "little")
+            last = int.from_bytes(entry[40:48], "little")
+            return first * SECTOR, (last - first + 1) * SECTOR
+    raise BuildError(f"{iso}: GPT has no EFI system partition")
+
+
+def extract_boot_file(iso: Path, out: Path) -> None:
+    """Copy EFI/BOOT/BOOTX64.EFI out of the ISO's ESP to `out`."""
+    offset, _ = find_esp(iso)
+    out.unlink(missing_ok=True)
+    run(["mcopy", "-n", "-i", f"{iso}@@{offset}", f"::/{BOOT_PATH}", out], hint=FAT_HINT)
+
+
+@dataclass(frozen=True)
+class ElToritoEntry:
+    """One El Torito boot image: platform, emulation, and where it starts (2 KiB blocks)."""
+
+    platform: str
+    emulation: str
+    lba: int
+
+
+def el_torito_entries(iso: Path) -> list[ElToritoEntry]:
+    """The El Torito boot images of `iso`, as xorriso reports them."""
+    report = output(
+        ["xorriso", "-indev", iso, "-report_el_torito", "plain"], hint="apt-get install xorriso"
+    )
+    entries = []
+    for line in report.splitlines():
+        if line.startswith("El Torito boot img :"):
+            fields = line.split(":", 1)[1].split()
+            # N Pltf B Emul Ld_seg Hdpt Ldsiz LBA
+            entries.append(ElToritoEntry(fields[1], fields[3], int(fields[-1])))
+    return entries

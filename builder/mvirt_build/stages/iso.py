@@ -1,0 +1,61 @@
+"""ISO stage: the (signed) UKI in a hybrid ISO that boots from CD and from USB disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mvirt_build.config import BuildConfig
+from mvirt_build.graph import Context, Stage
+from mvirt_build.iso import build_iso
+from mvirt_build.manifest import Input, build_manifest, manifest_path, write_manifest
+from mvirt_build.run import output
+from mvirt_build.sign import is_signed
+from mvirt_build.stages.release import signing_for
+from mvirt_build.stages.uki import uki_path
+
+ISO_NAME = "mvirt-uos.iso"
+
+
+def iso_path(config: BuildConfig) -> Path:
+    """build/mvirt-uos.iso"""
+    return config.output_dir / ISO_NAME
+
+
+class IsoStage(Stage):
+    """Wrap build/mvirt-uos.efi into build/mvirt-uos.iso."""
+
+    name = "iso"
+    deps = ("uki",)
+    description = "hybrid ISO: El Torito EFI + GPT ESP holding the UKI as BOOTX64.EFI"
+
+    def inputs(self, ctx: Context) -> dict[str, str]:
+        return {
+            "uki": ctx.file_input(uki_path(ctx.config)),
+            "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
+            "xorriso": output(["xorriso", "-version"], hint="apt-get install xorriso"),
+            "builder code": ctx.code_input("stages/iso.py", "iso.py", "manifest.py"),
+        }
+
+    def outputs(self, ctx: Context) -> list[Path]:
+        return [iso_path(ctx.config), manifest_path(iso_path(ctx.config))]
+
+    def summary(self, ctx: Context) -> str:
+        size = iso_path(ctx.config).stat().st_size
+        extra = size - uki_path(ctx.config).stat().st_size
+        return f"{size / 2**20:.2f} MiB, UKI + {extra / 2**10:.0f} KiB ({iso_path(ctx.config)})"
+
+    def build(self, ctx: Context) -> None:
+        uki = uki_path(ctx.config)
+        out = iso_path(ctx.config)
+        build_iso(uki, out, epoch=ctx.config.source_date_epoch)
+        cert = signing_for(ctx.config).cert if is_signed(uki) else None
+        manifest = build_manifest(
+            out,
+            "iso",
+            inputs=[Input("uki", uki), Input("uki manifest", manifest_path(uki))],
+            tools=["xorriso", "mkfs.fat", "mcopy"],
+            source_date_epoch=ctx.config.source_date_epoch,
+            signing_cert=cert,
+            payload=uki,
+        )
+        write_manifest(out, manifest)

@@ -1,0 +1,85 @@
+"""downloads.lock: parsing, validation, explicit unknowns, pinning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mvirt_build.errors import BuildError
+from mvirt_build.lockfile import dump_lock, load_lock, pin_entry, write_lock
+
+REPO_LOCK = Path(__file__).resolve().parents[2] / "downloads.lock"
+
+ENTRY = """
+[[download]]
+name = "{name}"
+url = "{url}"
+sha256 = "{sha}"
+size = {size}
+install = "/usr/bin/x"
+mode = "0755"
+check = "{check}"
+note = ""
+"""
+
+
+def write(tmp_path: Path, **kw) -> Path:
+    values = {"name": "x", "url": "https://example.invalid/x", "sha": "a" * 64, "size": "10",
+              "check": "none"} | kw  # fmt: skip
+    path = tmp_path / "downloads.lock"
+    path.write_text(ENTRY.format(**values))
+    return path
+
+
+def test_repository_lock_is_valid_and_canonical():
+    lock = load_lock(REPO_LOCK)
+    names = {e.name for e in lock.entries}
+    assert {"linux", "cloud-hypervisor", "hypervisor-fw"} <= names
+    assert lock.get("cloud-hypervisor").install == "/usr/bin/cloud-hypervisor"
+    assert lock.get("cloud-hypervisor").check == "elf-static"
+    assert dump_lock(lock) == REPO_LOCK.read_text()
+
+
+def test_unknown_hash_and_size_are_explicit(tmp_path):
+    entry = load_lock(write(tmp_path, sha="unknown", size='"unknown"')).get("x")
+    assert entry.sha256 is None and entry.size is None
+    assert not entry.pinned
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("sha", "abc", "64 hex digits"),
+        ("size", "-1", "positive number"),
+        ("url", "ftp://x/y", "http"),
+        ("check", "maybe", "check must be one of"),
+        ("name", "Bad Name", "lower-case"),
+    ],
+)
+def test_bad_entries_are_refused_with_the_entry_named(tmp_path, field, value, message):
+    with pytest.raises(BuildError, match=message):
+        load_lock(write(tmp_path, **{field: value}))
+
+
+def test_duplicates_and_broken_toml_are_refused(tmp_path):
+    path = tmp_path / "downloads.lock"
+    path.write_text(
+        ENTRY.format(name="x", url="https://a/b", sha="a" * 64, size=1, check="none") * 2
+    )
+    with pytest.raises(BuildError, match="duplicate"):
+        load_lock(path)
+    path.write_text("[[download]\n")
+    with pytest.raises(BuildError, match="not valid TOML"):
+        load_lock(path)
+
+
+def test_pinning_writes_hash_and_size_and_keeps_the_rest(tmp_path):
+    path = write(tmp_path, sha="unknown", size='"unknown"')
+    lock = load_lock(path)
+    write_lock(pin_entry(lock, "x", "b" * 64, 1234))
+    again = load_lock(path).get("x")
+    assert (again.sha256, again.size, again.url) == ("b" * 64, 1234, lock.get("x").url)
+    assert not list(tmp_path.glob(".downloads.lock.tmp-*"))
+    with pytest.raises(BuildError, match="no download called 'y'"):
+        pin_entry(lock, "y", "b" * 64, 1)

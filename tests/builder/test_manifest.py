@@ -1,0 +1,151 @@
+"""Manifests beside artifacts and `verify` naming exactly what changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pefile
+import pytest
+
+from mvirt_build.errors import BuildError
+from mvirt_build.iso import build_iso
+from mvirt_build.keys import generate_keys
+from mvirt_build.manifest import (
+    Input,
+    build_manifest,
+    load_manifest,
+    manifest_path,
+    pe_layout_problems,
+    pe_record,
+    rootfs_packages,
+    verify_artifact,
+    write_manifest,
+)
+from mvirt_build.sign import sign_pe
+
+EFI_APP = Path("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+
+
+@pytest.fixture
+def keys(tmp_path):
+    return generate_keys(tmp_path / "keys")
+
+
+@pytest.fixture
+def signed(tmp_path, keys) -> Path:
+    out = tmp_path / "out/app.efi"
+    out.parent.mkdir()
+    sign_pe(EFI_APP, out, keys.key, keys.cert)
+    write_manifest(
+        out,
+        build_manifest(
+            out, "uki", inputs=[Input("app", EFI_APP), Input("cmdline", value="quiet")],
+            tools=["sbsign"], source_date_epoch=1, signing_cert=keys.cert, unsigned=EFI_APP,
+        ),
+    )  # fmt: skip
+    return out
+
+
+def section_offset(path: Path, name: str) -> int:
+    pe = pefile.PE(str(path), fast_load=True)
+    try:
+        s = next(s for s in pe.sections if s.Name.rstrip(b"\0").decode() == name)
+        return s.PointerToRawData + 16
+    finally:
+        pe.close()
+
+
+def flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_manifest_records_inputs_tools_and_sections(signed, keys):
+    m = load_manifest(signed)
+    assert manifest_path(signed).name == "app.efi.manifest.json"
+    assert m["inputs"][0]["name"] == "app"
+    assert len(m["inputs"][0]["sha256"]) == 64
+    assert m["inputs"][1] == {"name": "cmdline", "value": "quiet"}
+    assert m["tools"]["sbsign"].startswith("sbsign")
+    record = m["artifact"]
+    assert record["pe"]["signed"] is True
+    assert {s["name"] for s in record["pe"]["sections"]} >= {".text", ".data"}
+    assert record["certificate"]["path"] == str(keys.cert)
+    assert record["unsigned_sha256"] != record["sha256"]
+
+
+def test_untouched_artifact_verifies(signed):
+    assert verify_artifact(signed) == []
+
+
+def test_changed_section_is_named(signed):
+    flip(signed, section_offset(signed, ".data"))
+    problems = verify_artifact(signed)
+    assert any("section .data differs" in p for p in problems)
+    assert any("SHA-256" in p for p in problems)
+    assert any("does not verify" in p for p in problems)
+    assert not any(".text" in p for p in problems)
+
+
+def test_stripped_signature_is_reported(signed, tmp_path):
+    shutil.copyfile(EFI_APP, signed)
+    problems = verify_artifact(signed)
+    assert any("signed=False" in p for p in problems)
+
+
+def test_wrong_certificate_is_reported(signed, tmp_path):
+    other = generate_keys(tmp_path / "other")
+    problems = verify_artifact(signed, cert=other.cert)
+    assert any("does not verify" in p for p in problems)
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path):
+    lone = tmp_path / "lone.efi"
+    shutil.copyfile(EFI_APP, lone)
+    with pytest.raises(BuildError, match=r"manifest\.json not found"):
+        verify_artifact(lone)
+
+
+def test_iso_manifest_checks_the_uki_inside(tmp_path, signed, keys):
+    iso = build_iso(signed, tmp_path / "out/app.iso", epoch=0).path
+    write_manifest(iso, build_manifest(iso, "iso", payload=signed, signing_cert=keys.cert))
+    assert verify_artifact(iso) == []
+    # Corrupt the boot file inside the ESP: the ISO hash and the PE section are named.
+    data = iso.read_bytes()
+    needle = signed.read_bytes()[
+        section_offset(signed, ".data") : section_offset(signed, ".data") + 64
+    ]
+    at = data.index(needle)
+    flip(iso, at)
+    problems = verify_artifact(iso)
+    assert any("app.iso: SHA-256" in p for p in problems)
+    assert any("BOOTX64.EFI: section .data differs" in p for p in problems)
+
+
+def test_layout_check_finds_overlap_and_missing_uki_sections():
+    record = pe_record(EFI_APP)
+    assert pe_layout_problems(record, uki=False) == []
+    assert "UKI section .linux is missing" in pe_layout_problems(record, uki=True)
+    broken = json.loads(json.dumps(record))
+    broken["sections"][1]["virtual_address"] = broken["sections"][0]["virtual_address"]
+    assert any("overlap" in p for p in pe_layout_problems(broken, uki=False))
+
+
+def test_package_list_from_dpkg_status(tmp_path):
+    status = tmp_path / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text(
+        "Package: python3-minimal\nStatus: install ok installed\nVersion: 3.11.2-1+b1\n"
+        "Architecture: amd64\nDescription: x\n multi-line\n\n"
+        "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n"
+        "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\n"
+        "Architecture: amd64\n"
+    )
+    assert rootfs_packages(tmp_path) == [
+        {"name": "bash", "version": "5.2.15-2+b2", "architecture": "amd64"},
+        {"name": "python3-minimal", "version": "3.11.2-1+b1", "architecture": "amd64"},
+    ]
+    assert rootfs_packages(tmp_path / "nothing") == []
