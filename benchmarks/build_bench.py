@@ -126,7 +126,7 @@ def main() -> None:
     times = stage_times(args.cold)
     noop = noop_times()
     sizes = size_breakdown(cfg)
-    accel = choose_accelerator(cfg.cache_dir)
+    accel = choose_accelerator(cfg.cache_dir, None, cfg.output_dir / "kernel/bzImage")
     with tempfile.TemporaryDirectory() as tmp:
         baseline = ready_uptimes(
             cfg, busybox_initramfs(Path(tmp) / "bb.cpio.zst"), args.boots, accel

@@ -1,6 +1,7 @@
-"""Which accelerator the builder's boots use: KVM only when the VM manager's probe (a tiny
-guest that must reach its exit port under KVM within seconds) shows KVM really runs guests;
-else TCG. The answer is remembered until the host reboots."""
+"""Which accelerator the builder's boots use: KVM only when the VM manager's probes show KVM
+really runs guests — its boot-sector probe and, since on some nested hosts that passes while a
+kernel hangs, a boot of the built kernel that must print within seconds; else TCG. The answer
+is remembered until the host reboots."""
 
 import asyncio
 import json
@@ -8,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from mvirt.vmm.accel import kvm_works
+from mvirt.vmm.accel import kernel_prints_under_kvm, kvm_works
 
 log = logging.getLogger("mvirt_build")
 
@@ -22,21 +23,30 @@ def _boot_id() -> str:
         return "unknown"
 
 
-def choose_accelerator(cache_dir: Path, forced: str | None = None) -> str:
-    """'kvm' or 'tcg'; `forced` (or MVIRT_ACCEL), unless 'auto', skips the probe."""
+async def _kvm_runs(kernel: Path | None) -> bool:
+    if not await kvm_works(QEMU):
+        return False
+    return kernel is None or await kernel_prints_under_kvm(QEMU, kernel)
+
+
+def choose_accelerator(
+    cache_dir: Path, forced: str | None = None, kernel: Path | None = None
+) -> str:
+    """'kvm' or 'tcg'; `forced` (or MVIRT_ACCEL), unless 'auto', skips the probes."""
     forced = forced or os.environ.get("MVIRT_ACCEL")
     if forced and forced != "auto":
         return forced
     memo = cache_dir / "accel.json"
+    probe = "kernel" if kernel is not None else "sector"
     try:
         known = json.loads(memo.read_text())
-        if known.get("boot_id") == _boot_id():
+        if known.get("boot_id") == _boot_id() and known.get("probe") == probe:
             return str(known["accel"])
     except (OSError, ValueError, KeyError):
         pass
-    accel = "kvm" if asyncio.run(kvm_works(QEMU)) else "tcg"
+    accel = "kvm" if asyncio.run(_kvm_runs(kernel)) else "tcg"
     if accel == "tcg":
         log.info("KVM does not run guests here: using TCG (emulation)")
     memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(json.dumps({"boot_id": _boot_id(), "accel": accel}))
+    memo.write_text(json.dumps({"boot_id": _boot_id(), "accel": accel, "probe": probe}))
     return accel

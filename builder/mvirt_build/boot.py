@@ -94,7 +94,10 @@ def boot(
         if hypervisor == "cloud-hypervisor":
             argv = cloud_hypervisor_command(config, firmware, workdir, uki, ch_firmware)
         else:
-            chosen = choose_accelerator(config.cache_dir, accel)
+            kernel = config.output_dir / "kernel/bzImage"
+            chosen = choose_accelerator(
+                config.cache_dir, accel, kernel if kernel.is_file() else None
+            )
             argv = qemu_machine(
                 config, firmware, workdir, chosen, uki, iso, iso_as, secure_boot_cert
             ).command()

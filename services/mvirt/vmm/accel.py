@@ -57,6 +57,40 @@ async def kvm_works(qemu_binary: str, timeout: float = 3.0) -> bool:
     return False
 
 
+KERNEL_BANNER = b"Linux version"
+
+
+async def kernel_prints_under_kvm(qemu_binary: str, kernel: Path, timeout: float = 10.0) -> bool:
+    """Boot `kernel` under KVM; True when its first console line arrives within `timeout`.
+
+    The boot-sector probe is not enough everywhere: on some nested hosts SeaBIOS and a boot
+    sector (even one that enters long mode) run under KVM while a Linux kernel never prints.
+    """
+    argv = [qemu_binary, "-accel", "kvm", "-m", "128", "-nodefaults", "-no-user-config",
+            "-display", "none", "-serial", "stdio", "-no-reboot", "-kernel", str(kernel),
+            "-append", "console=ttyS0 earlyprintk=serial panic=-1"]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while KERNEL_BANNER not in seen:
+                chunk = await proc.stdout.read(4096)
+                if not chunk:
+                    return False
+                seen = (seen + chunk)[-4096:]
+            return True
+    except TimeoutError:
+        return False
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
 class AcceleratorChoice:
     """Decides the accelerator once per daemon (the probe costs up to its timeout)."""
 
