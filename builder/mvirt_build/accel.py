@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from mvirt.vmm.accel import kernel_prints_under_kvm, kvm_works
+from mvirt.vmm.accel import kernel_prints, kvm_works
 
 log = logging.getLogger("mvirt_build")
 
@@ -26,7 +26,7 @@ def _boot_id() -> str:
 async def _kvm_runs(kernel: Path | None) -> bool:
     if not await kvm_works(QEMU):
         return False
-    return kernel is None or await kernel_prints_under_kvm(QEMU, kernel)
+    return kernel is None or await kernel_prints(QEMU, kernel)
 
 
 def choose_accelerator(

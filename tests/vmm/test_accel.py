@@ -3,10 +3,11 @@
 import asyncio
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from mvirt.vmm.accel import AcceleratorChoice, probe_boot_sector
+from mvirt.vmm.accel import AcceleratorChoice, kernel_prints, probe_boot_sector
 
 QEMU = "qemu-system-x86_64"
 
@@ -40,3 +41,13 @@ def test_probe_result_is_cached():
         assert await choice.get() == first
 
     asyncio.run(go())
+
+
+def test_kernel_probe_sees_a_kernel_print_and_rejects_a_non_kernel(tmp_path):
+    kernel = Path(__file__).resolve().parents[2] / "build/kernel/bzImage"
+    if not kernel.is_file():
+        pytest.skip("needs the built kernel (make uos)")
+    assert asyncio.run(kernel_prints(QEMU, kernel, timeout=60, accel="tcg"))
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\0" * 4096)
+    assert not asyncio.run(kernel_prints(QEMU, junk, timeout=10, accel="tcg"))

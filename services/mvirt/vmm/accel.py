@@ -60,13 +60,15 @@ async def kvm_works(qemu_binary: str, timeout: float = 3.0) -> bool:
 KERNEL_BANNER = b"Linux version"
 
 
-async def kernel_prints_under_kvm(qemu_binary: str, kernel: Path, timeout: float = 10.0) -> bool:
-    """Boot `kernel` under KVM; True when its first console line arrives within `timeout`.
+async def kernel_prints(
+    qemu_binary: str, kernel: Path, timeout: float = 10.0, accel: str = "kvm"
+) -> bool:
+    """Boot `kernel` under `accel`; True when its first console line arrives within `timeout`.
 
     The boot-sector probe is not enough everywhere: on some nested hosts SeaBIOS and a boot
     sector (even one that enters long mode) run under KVM while a Linux kernel never prints.
     """
-    argv = [qemu_binary, "-accel", "kvm", "-m", "128", "-nodefaults", "-no-user-config",
+    argv = [qemu_binary, "-accel", accel, "-m", "128", "-nodefaults", "-no-user-config",
             "-display", "none", "-serial", "stdio", "-no-reboot", "-kernel", str(kernel),
             "-append", "console=ttyS0 earlyprintk=serial panic=-1"]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
@@ -99,10 +101,14 @@ class AcceleratorChoice:
         self._value: str | None = forced
         self._lock = asyncio.Lock()
 
-    async def get(self) -> str:
-        """``"kvm"`` or ``"tcg"``; probes on first use and caches the answer."""
+    async def get(self, kernel: str | None = None) -> str:
+        """``"kvm"`` or ``"tcg"``; probes on first use and caches the answer. When the first VM
+        boots a kernel, that kernel must also print under KVM (see kernel_prints)."""
         async with self._lock:
             if self._value is None:
-                self._value = "kvm" if await kvm_works(self._qemu) else "tcg"
+                works = await kvm_works(self._qemu)
+                if works and kernel:
+                    works = await kernel_prints(self._qemu, Path(kernel))
+                self._value = "kvm" if works else "tcg"
                 log.info("QEMU accelerator: %s", self._value)
             return self._value

@@ -156,7 +156,9 @@ class QemuHypervisor(Hypervisor):
                 shutil.copyfile(self.ovmf_vars, paths.efi_vars)
         for stale in (paths.control_socket, paths.serial_socket):
             stale.unlink(missing_ok=True)
-        argv = build_argv(self.binary, await self.accel.get(), spec, paths, self.ovmf_code)
+        argv = build_argv(
+            self.binary, await self.accel.get(spec.kernel), spec, paths, self.ovmf_code
+        )
         pid = spawn(argv, log_path=paths.hypervisor_log, cwd=paths.root)
         if on_spawn is not None:
             on_spawn(pid)
