@@ -78,6 +78,8 @@ def build_iso(efi: Path, out: Path, *, epoch: int, volume_id: str = "MVIRT") -> 
         build_esp(efi, esp, epoch)
         tree = work / "tree"
         tree.mkdir()
+        # xorriso dates the root folder's records by the folder's own mtime, not the epoch.
+        os.utime(tree, (epoch, epoch))
         tmp_iso = work / "out.iso"
         run(
             [
