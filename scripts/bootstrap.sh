@@ -41,18 +41,21 @@ done
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  # Backports come from the mirror this machine already uses for bookworm (maybe a local one).
   if [ ! -f /etc/apt/sources.list.d/bookworm-backports.sources ]; then
-    as_root tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+    mirror=$(python3 builder/mvirt_build/apt_sources.py bookworm)
+    as_root tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
+    as_root apt-get update -qq
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
   as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports \
     "${BACKPORTS_PACKAGES[@]}" >/dev/null
 fi
