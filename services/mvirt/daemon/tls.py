@@ -278,30 +278,39 @@ def fetch_server_certificate(target: str, identity: ClientIdentity, timeout: flo
     context.set_alpn_protocols(["h2"])
     context.load_cert_chain(identity.cert_path, identity.key_path)
     host, port = split_target(target)
-    with (
-        socket.create_connection((host, port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-        if der is None:
-            raise TlsError(f"{target} presented no certificate")
-        # Under TLS 1.3 the server judges our certificate after the client's side of the
-        # handshake is done: speak first and read its answer to learn whether it accepted us.
+    with socket.create_connection((host, port), timeout=timeout) as raw:
         try:
-            tls.sendall(_HTTP2_PREFACE)
-            answer = tls.recv(1)
+            tls = context.wrap_socket(raw, server_hostname=SERVER_NAME)
         except ssl.SSLError as exc:
-            raise ServerRefusedError(_refusal(target, exc)) from None
-        if not answer:
-            raise ServerRefusedError(
-                f"{target} closed the connection after the TLS handshake; it does not accept "
-                "our client certificate (is it signed by the node's API CA?)"
-            )
-        return der
+            if "ALERT" in (exc.reason or "").upper():
+                # TLS 1.2: the server judges our certificate inside the handshake.
+                raise ServerRefusedError(_refusal(target, exc)) from None
+            raise
+        with tls:
+            return _read_certificate(tls, target)
 
 
-def _refusal(target: str, exc: ssl.SSLError) -> str:
-    reason = (exc.reason or str(exc)).lower().replace("_", " ")
+def _read_certificate(tls: ssl.SSLSocket, target: str) -> bytes:
+    der = tls.getpeercert(binary_form=True)
+    if der is None:
+        raise TlsError(f"{target} presented no certificate")
+    # Under TLS 1.3 the server judges our certificate after the client's side of the
+    # handshake is done: speak first and read its answer to learn whether it accepted us.
+    try:
+        tls.sendall(_HTTP2_PREFACE)
+        answer = tls.recv(1)
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        raise ServerRefusedError(_refusal(target, exc)) from None
+    if not answer:
+        raise ServerRefusedError(
+            f"{target} closed the connection after the TLS handshake; it does not accept "
+            "our client certificate (is it signed by the node's API CA?)"
+        )
+    return der
+
+
+def _refusal(target: str, exc: OSError) -> str:
+    reason = (getattr(exc, "reason", None) or str(exc)).lower().replace("_", " ")
     return (
         f"{target} refused our client certificate ({reason}); use the client certificate "
         "signed by the API CA baked into the node's image"
