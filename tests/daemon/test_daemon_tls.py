@@ -23,6 +23,7 @@ from tests.conftest import DaemonProcess, free_port
 from tests.daemon.certs import Authority, make_authority
 
 SAMPLE = str(Path(__file__).with_name("sample_daemon.py"))
+NO_SSL_LOG = str(Path(__file__).with_name("no_ssl_log_daemon.py"))
 FINGERPRINT_LINE = re.compile(r"^mvirt-(\w+): API certificate fingerprint (SHA256:[0-9a-f]{64})$")
 
 
@@ -102,6 +103,18 @@ def test_client_with_a_certificate_from_the_ca_calls_over_tls(start_tls_daemon, 
             .GetVersion(log_pb2.GetVersionRequest(), timeout=10)
             .version
         )
+
+
+def test_the_daemons_tls_does_not_need_pythons_ssl_module(start_tls_daemon, client_dir):
+    daemon = start_tls_daemon(NO_SSL_LOG)
+    channel, seen = tls.connect_pinned(
+        daemon.tls_target, tls.load_client_identity(client_dir), None
+    )
+    with channel:
+        reply = log_pb2_grpc.LogServiceStub(channel).GetVersion(
+            log_pb2.GetVersionRequest(), timeout=10
+        )
+    assert reply.version and seen == daemon.fingerprint()
 
 
 def _health(channel: grpc.Channel) -> grpc.StatusCode:

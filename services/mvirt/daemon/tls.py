@@ -10,7 +10,9 @@ certificate (pinned, or trusted on first use): the certificate fetched from the 
 becomes the channel's only trust root, so gRPC itself refuses any other certificate.
 
 The bootstrap imports this module only for ``--tls-listen``: a daemon without it never loads
-``cryptography``.
+``cryptography``. The server side needs only ``cryptography`` and gRPC (which carry their own
+TLS libraries); Python's ``ssl`` module, and the OpenSSL it links, is loaded by the client
+functions alone, so the node image need not carry it.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ import hashlib
 import os
 import re
 import socket
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+if TYPE_CHECKING:
+    import ssl
 
 SERVER_NAME = "mvirt-node"
 """The DNS name in every node certificate; clients verify the pinned certificate against it
@@ -68,8 +73,13 @@ def normalize_fingerprint(text: str) -> str:
 
 
 def pem_to_der(pem: bytes) -> bytes:
-    """The DER bytes of the first certificate in ``pem``."""
-    return ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+    """The DER bytes of the certificate in ``pem``."""
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+
+
+def der_to_pem(der: bytes) -> bytes:
+    """The PEM form of the DER certificate ``der``."""
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
 @dataclass(frozen=True)
@@ -271,6 +281,8 @@ def fetch_server_certificate(target: str, identity: ClientIdentity, timeout: flo
     """The DER certificate the server at ``target`` presents, after a handshake with our
     client certificate; raises ServerRefusedError when the server does not accept it, and
     OSError when the server cannot be reached."""
+    import ssl  # noqa: PLC0415 - clients only: the node's daemons do without Python's ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # Trust is decided by the fingerprint of what comes back, not by a CA.
     context.check_hostname = False
@@ -291,6 +303,8 @@ def fetch_server_certificate(target: str, identity: ClientIdentity, timeout: flo
 
 
 def _read_certificate(tls: ssl.SSLSocket, target: str) -> bytes:
+    import ssl  # noqa: PLC0415 - see fetch_server_certificate
+
     der = tls.getpeercert(binary_form=True)
     if der is None:
         raise TlsError(f"{target} presented no certificate")
@@ -320,7 +334,7 @@ def _refusal(target: str, exc: OSError) -> str:
 def pinned_channel(target: str, identity: ClientIdentity, server_cert_der: bytes) -> grpc.Channel:
     """A channel to ``target`` that presents our certificate and accepts only the server
     certificate ``server_cert_der`` (the pinned one)."""
-    root = ssl.DER_cert_to_PEM_cert(server_cert_der).encode("ascii")
+    root = der_to_pem(server_cert_der)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=root,
         private_key=identity.key_pem,
