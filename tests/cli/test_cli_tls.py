@@ -166,6 +166,12 @@ def test_bad_tls_input_is_one_line(node, keys, home, setup, message, tmp_path):
     assert message in result.output and "Traceback" not in result.output
 
 
+def test_a_fingerprint_without_tls_is_refused_not_ignored(node, home):
+    pin = node.fingerprint
+    result = mvirt("--tls-fingerprint", pin, "list", "--server", node.vmm.daemon.endpoint)
+    assert result.exit_code == 2 and "give --tls DIR too" in result.output
+
+
 def test_tls_to_a_plaintext_or_closed_port_is_one_line(node, keys, home):
     plaintext = mvirt("--tls", str(keys), "list", "--server", node.vmm.daemon.endpoint)
     assert plaintext.exit_code == 1
