@@ -266,18 +266,25 @@ def test_unusable_client_ca_is_one_line(tmp_path, kind):
     assert len(errors) == 1 and str(ca) in errors[0] and "Traceback" not in result.stderr
 
 
-def test_damaged_identity_is_one_line_and_kept(tmp_path, authority):
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [(["server.key"], "server.key without its partner"),
+     (["server.key", "server.crt"], "is damaged")],
+)  # fmt: skip
+def test_damaged_identity_is_one_line_and_kept(tmp_path, authority, files, message):
     tls_dir = tmp_path / "tls"
     tls_dir.mkdir()
-    (tls_dir / tls.SERVER_KEY).write_text("garbage")
+    for name in files:
+        (tls_dir / name).write_text("garbage")
     result = _run_log(
         "--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"),
         "--tls-listen", f"127.0.0.1:{free_port()}", "--tls-client-ca", str(authority.cert_path),
         "--tls-dir", str(tls_dir),
     )  # fmt: skip
     assert result.returncode == 1
-    assert "server.key without its partner" in result.stderr
-    assert (tls_dir / tls.SERVER_KEY).read_text() == "garbage"
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
+    assert all((tls_dir / name).read_text() == "garbage" for name in files)
 
 
 def test_fingerprints_are_normalised():

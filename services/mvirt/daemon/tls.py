@@ -114,7 +114,6 @@ def load_or_create_server_identity(tls_dir: Path) -> ServerIdentity:
 
 
 def _load_or_create_locked(tls_dir: Path) -> ServerIdentity:
-
     key_path, cert_path = tls_dir / SERVER_KEY, tls_dir / SERVER_CERT
     try:
         if key_path.exists() and cert_path.exists():
@@ -122,7 +121,7 @@ def _load_or_create_locked(tls_dir: Path) -> ServerIdentity:
             try:
                 key = serialization.load_pem_private_key(key_pem, None)
                 cert = x509.load_pem_x509_certificate(cert_pem)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise TlsError(
                     f"{key_path} or {cert_path} is damaged ({exc}); remove both to make a new "
                     "identity (clients will see a new fingerprint)"
