@@ -68,12 +68,23 @@ async def choose_hypervisor(options: argparse.Namespace) -> Hypervisor:
     return QemuHypervisor(options.qemu_binary, accel, options.ovmf_code, options.ovmf_vars)
 
 
+def all_backends(options: argparse.Namespace) -> dict[str, Hypervisor]:
+    """Every backend by name, configured from the options: VMs keep the backend they were
+    started with, even after a restart with another ``--hypervisor``."""
+    accel = None if options.accel == "auto" else options.accel
+    backends: list[Hypervisor] = [
+        QemuHypervisor(options.qemu_binary, accel, options.ovmf_code, options.ovmf_vars),
+        CloudHypervisor(options.ch_binary, options.ch_firmware),
+    ]
+    return {backend.name: backend for backend in backends}
+
+
 async def create(ctx: DaemonContext) -> Service:
     """Open the store, re-adopt running VMs, and hand the servicer to the bootstrap."""
     # qemu.qmp narrates every connection at INFO; its warnings and errors are what matter.
     logging.getLogger("qemu.qmp").setLevel(max(logging.WARNING, ctx.logger.getEffectiveLevel()))
     hypervisor = await choose_hypervisor(ctx.options)
-    manager = VmManager(ctx.data_dir, hypervisor, ctx.audit)
+    manager = VmManager(ctx.data_dir, hypervisor, ctx.audit, backends=all_backends(ctx.options))
     await manager.recover()
     ctx.logger.info("hypervisor backend: %s", hypervisor.name)
     servicer = VmServicer(manager, ctx.stopping)
