@@ -15,6 +15,7 @@ from mvirt.vmm.accel import kvm_works
 from mvirt.vmm.backend import Hypervisor
 from mvirt.vmm.cloud_hypervisor import DEFAULT_FIRMWARE, CloudHypervisor
 from mvirt.vmm.manager import VmManager
+from mvirt.vmm.path_policy import DEFAULT_IMAGE_ROOTS
 from mvirt.vmm.qemu import OVMF_CODE, OVMF_VARS, QemuHypervisor
 from mvirt.vmm.servicer import VmServicer
 
@@ -40,6 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ovmf-code", default=OVMF_CODE, help="UEFI firmware for disk boot")
     parser.add_argument("--ovmf-vars", default=OVMF_VARS, help="UEFI variable store template")
+    parser.add_argument(
+        "--image-root",
+        action="append",
+        dest="image_roots",
+        metavar="DIR",
+        help="directory whose files (kernels, initramfs, disks, vhost-user sockets) VMs may use; "
+        f"repeatable (default: {', '.join(DEFAULT_IMAGE_ROOTS)}); the data dir, /etc, /proc, "
+        "/sys and /dev (but block devices under a root in /dev) are always refused",
+    )
     parser.add_argument("--ch-binary", default="cloud-hypervisor")
     parser.add_argument(
         "--ch-firmware", default=DEFAULT_FIRMWARE, help="cloud-hypervisor firmware for disk boot"
@@ -84,7 +94,13 @@ async def create(ctx: DaemonContext) -> Service:
     # qemu.qmp narrates every connection at INFO; its warnings and errors are what matter.
     logging.getLogger("qemu.qmp").setLevel(max(logging.WARNING, ctx.logger.getEffectiveLevel()))
     hypervisor = await choose_hypervisor(ctx.options)
-    manager = VmManager(ctx.data_dir, hypervisor, ctx.audit, backends=all_backends(ctx.options))
+    manager = VmManager(
+        ctx.data_dir,
+        hypervisor,
+        ctx.audit,
+        backends=all_backends(ctx.options),
+        image_roots=ctx.options.image_roots or DEFAULT_IMAGE_ROOTS,
+    )
     await manager.recover()
     ctx.logger.info("hypervisor backend: %s", hypervisor.name)
     servicer = VmServicer(manager, ctx.stopping)

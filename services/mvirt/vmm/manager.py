@@ -46,6 +46,7 @@ from mvirt.vmm.backend import (
 )
 from mvirt.vmm.console import ConsoleHub, Viewer
 from mvirt.vmm.model import BootMode, VmConfig, VmEventType, VmRecord, VmState
+from mvirt.vmm.path_policy import DEFAULT_IMAGE_ROOTS, PathPolicy, check_text, shown
 from mvirt.vmm.process import ProcessWatch, cmdline_of, describe_exit, end_child, kill
 from mvirt.vmm.store import NameTakenError, VmStore
 from mvirt.vmm.validation import (
@@ -55,6 +56,7 @@ from mvirt.vmm.validation import (
     check_name,
     check_unique_disks,
     check_unique_macs,
+    check_vhost,
 )
 
 log = logging.getLogger("mvirt.vmm.manager")
@@ -156,6 +158,7 @@ class VmManager:
         audit: AuditLog,
         limits: HostLimits | None = None,
         backends: Mapping[str, Hypervisor] | None = None,
+        image_roots: Iterable[str] = DEFAULT_IMAGE_ROOTS,
     ) -> None:
         if len(str(data_dir.resolve())) + _SOCKET_SUFFIX_LEN > MAX_SOCKET_PATH:
             raise InvalidArgumentError(
@@ -172,6 +175,7 @@ class VmManager:
         self.backends: dict[str, Hypervisor] = {**(backends or {}), hypervisor.name: hypervisor}
         self.audit = audit
         self.limits = limits or HostLimits.detect()
+        self.policy = PathPolicy.create(image_roots, self.data_dir)
         self._locks: dict[str, asyncio.Lock] = {}
         self._runtimes: dict[str, Runtime] = {}
         self._starting: dict[str, Starting] = {}
@@ -217,9 +221,10 @@ class VmManager:
         """A VM by id (or, for convenience, by name); NOT_FOUND otherwise."""
         if not ref:
             raise InvalidArgumentError("id is empty: give a VM id")
+        check_text("id", ref)
         vm = self.store.get(ref) or self.store.get_by_name(ref)
         if vm is None:
-            raise NotFoundError(f"VM {ref!r} does not exist; `mvirt list` shows the VMs")
+            raise NotFoundError(f"VM {shown(ref)} does not exist; `mvirt list` shows the VMs")
         return vm
 
     def list(self) -> list[VmRecord]:
@@ -285,7 +290,7 @@ class VmManager:
             check_name(name)
             if self.store.get_by_name(name) is not None:
                 raise AlreadyExistsError(f"a VM named {name!r} exists already; pick another name")
-        check_config(config, self.limits)
+        config = check_config(config, self.limits, self.policy)
         vm = VmRecord(
             id=str(uuid.uuid4()),
             name=name,
@@ -322,7 +327,7 @@ class VmManager:
         async with self._lock(vm_id):
             vm = self.get(vm_id)
             if vm.state != VmState.STOPPED:
-                raise FailedPreconditionError(f"VM {ref!r} is {vm.state.name}, not STOPPED")
+                raise FailedPreconditionError(f"VM {shown(ref)} is {vm.state.name}, not STOPPED")
             backend = self.hypervisor
             vm = self.store.set_state(
                 vm, VmState.STARTING, stop_reason=None, hypervisor=backend.name
@@ -341,9 +346,9 @@ class VmManager:
         paths.root.mkdir(parents=True, exist_ok=True)
         _trim_log(paths.serial_log, keep=SERIAL_LOG_KEEP)
         try:
-            # Disks may have vanished since CreateVm: say which one instead of failing late.
-            for index, disk in enumerate(vm.config.disks):
-                check_disk(f"config.disks[{index}]", disk)
+            # Files may have vanished or moved since CreateVm, and the daemon may run with other
+            # image roots now: say which path is wrong instead of failing late.
+            check_config(vm.config, self.limits, self.policy)
             self._write_seed(vm)
             spawned = vm
 
@@ -356,16 +361,16 @@ class VmManager:
             reason = starting.reason or "start cancelled: the client went away before it ended"
             await self._abort_start(vm, backend, starting, reason)
             if starting.reason is not None:  # cancelled by KillVm, not by the caller
-                raise FailedPreconditionError(f"VM {ref!r} did not start: {reason}") from None
+                raise FailedPreconditionError(f"VM {shown(ref)} did not start: {reason}") from None
             raise
         except (HypervisorError, InvalidArgumentError, OSError) as exc:
             reason = starting.reason or f"start failed: {exc}"
             await self._abort_start(vm, backend, starting, reason)
             if starting.reason is not None:
-                raise FailedPreconditionError(f"VM {ref!r} did not start: {reason}") from None
+                raise FailedPreconditionError(f"VM {shown(ref)} did not start: {reason}") from None
             if isinstance(exc, HypervisorMissingError):
                 raise UnavailableError(str(exc)) from None
-            raise FailedPreconditionError(f"VM {ref!r} could not start: {exc}") from None
+            raise FailedPreconditionError(f"VM {shown(ref)} could not start: {exc}") from None
         vm = self.store.set_state(vm, VmState.RUNNING, started_at=int(time.time()), pid=pid)
         self._track(vm, pid, backlog=b"", backend=backend)
         self._audit(f"VM {vm.name or vm.id} started (pid {pid})", vm)
@@ -409,7 +414,7 @@ class VmManager:
     def _runtime(self, vm: VmRecord, ref: str) -> Runtime:
         runtime = self._runtimes.get(vm.id)
         if runtime is None or vm.state == VmState.STOPPED:
-            raise FailedPreconditionError(f"VM {ref!r} is not running")
+            raise FailedPreconditionError(f"VM {shown(ref)} is not running")
         return runtime
 
     async def stop(self, ref: str, timeout: float) -> VmRecord:
@@ -427,7 +432,7 @@ class VmManager:
         async with self._lock(vm_id):
             vm = self.get(vm_id)
             if vm.state != VmState.RUNNING:
-                raise FailedPreconditionError(f"VM {ref!r} is {vm.state.name}, not RUNNING")
+                raise FailedPreconditionError(f"VM {shown(ref)} is {vm.state.name}, not RUNNING")
             runtime = self._runtime(vm, ref)
             self.store.set_state(vm, VmState.STOPPING)
             self._audit(f"VM {vm.name or vm.id} stopping (power button, timeout {timeout:g} s)", vm)
@@ -477,7 +482,7 @@ class VmManager:
             vm = self.get(vm.id)
             if vm.state != VmState.STOPPED:
                 raise FailedPreconditionError(
-                    f"VM {ref!r} is {vm.state.name}: stop or kill it before deleting it"
+                    f"VM {shown(ref)} is {vm.state.name}: stop or kill it before deleting it"
                 )
             self.store.delete(vm.id)
             shutil.rmtree(self.paths(vm.id).root, ignore_errors=True)
@@ -486,6 +491,14 @@ class VmManager:
             self._emit(vm.id, VmEventType.DELETED, vm)
 
     # -- hot-plug --------------------------------------------------------------------------
+
+    def _spellings(self, path: str) -> set[str]:
+        """``path`` as given and as the policy would have stored it (links resolved)."""
+        check_text("path", path)
+        spellings = {path}
+        with contextlib.suppress(InvalidArgumentError):
+            spellings.add(self.policy.check("path", path))
+        return spellings
 
     def _set_config(self, vm: VmRecord, config: VmConfig) -> VmRecord:
         """Write only the config: the state may have changed while the hypervisor was asked
@@ -496,7 +509,9 @@ class VmManager:
     async def _hotplug_target(self, ref: str) -> VmRecord:
         vm = self.get(ref)
         if vm.state in (VmState.STARTING, VmState.STOPPING):
-            raise FailedPreconditionError(f"VM {ref!r} is {vm.state.name}; retry when it settled")
+            raise FailedPreconditionError(
+                f"VM {shown(ref)} is {vm.state.name}; retry when it settled"
+            )
         return vm
 
     async def attach_disk(self, ref: str, disk: DiskSpec) -> VmRecord:
@@ -504,16 +519,18 @@ class VmManager:
         vm = await self._hotplug_target(ref)
         async with self._lock(vm.id):
             vm = await self._hotplug_target(vm.id)
-            check_disk("disk", disk)
+            disk = check_disk("disk", disk, self.policy)
             if any(d.path == disk.path for d in vm.config.disks):
-                raise AlreadyExistsError(f"disk {disk.path!r} is attached to VM {ref!r} already")
+                raise AlreadyExistsError(
+                    f"disk {shown(disk.path)} is attached to VM {shown(ref)} already"
+                )
             check_unique_disks([*vm.config.disks, disk])
             if vm.state == VmState.RUNNING:
                 try:
                     await self._backend(vm).attach_disk(vm.id, disk)
                 except HypervisorError as exc:
                     raise FailedPreconditionError(
-                        f"hot-plug of {disk.path!r} failed: {exc}"
+                        f"hot-plug of {shown(disk.path)} failed: {exc}"
                     ) from None
             vm = self._set_config(vm, vm.config.with_disks((*vm.config.disks, disk)))
             self._audit(f"disk {disk.path} attached to VM {vm.name or vm.id}", vm)
@@ -526,14 +543,16 @@ class VmManager:
         vm = await self._hotplug_target(ref)
         async with self._lock(vm.id):
             vm = await self._hotplug_target(vm.id)
-            disk = next((d for d in vm.config.disks if d.path == path), None)
+            disk = next((d for d in vm.config.disks if d.path in self._spellings(path)), None)
             if disk is None:
-                raise NotFoundError(f"disk {path!r} is not attached to VM {ref!r}")
+                raise NotFoundError(f"disk {shown(path)} is not attached to VM {shown(ref)}")
             if vm.state == VmState.RUNNING:
                 try:
                     await self._backend(vm).detach_disk(vm.id, disk)
                 except HypervisorError as exc:
-                    raise FailedPreconditionError(f"hot-unplug of {path!r} failed: {exc}") from None
+                    raise FailedPreconditionError(
+                        f"hot-unplug of {shown(path)} failed: {exc}"
+                    ) from None
             vm = self._set_config(
                 vm, vm.config.with_disks(tuple(d for d in vm.config.disks if d != disk))
             )
@@ -549,8 +568,9 @@ class VmManager:
             vm = await self._hotplug_target(vm.id)
             if any(n.mac == nic.mac for n in vm.config.nics):
                 raise AlreadyExistsError(
-                    f"a NIC with MAC {nic.mac} is attached to VM {ref!r} already"
+                    f"a NIC with MAC {nic.mac} is attached to VM {shown(ref)} already"
                 )
+            nic = check_vhost("nic", nic, self.policy)
             check_unique_macs([*vm.config.nics, nic])
             if vm.state == VmState.RUNNING:
                 try:
@@ -572,7 +592,7 @@ class VmManager:
             vm = await self._hotplug_target(vm.id)
             nic = next((n for n in vm.config.nics if n.mac == mac.lower()), None)
             if nic is None:
-                raise NotFoundError(f"no NIC with MAC {mac} is attached to VM {ref!r}")
+                raise NotFoundError(f"no NIC with MAC {mac} is attached to VM {shown(ref)}")
             if vm.state == VmState.RUNNING:
                 try:
                     await self._backend(vm).detach_nic(vm.id, nic)

@@ -40,6 +40,13 @@ _CONNECT_TIMEOUT = 10.0
 _UNPLUG_TIMEOUT = 10.0
 
 
+def opt(value: str) -> str:
+    """``value`` escaped for a QEMU option string (``key=value,key=value``): QEMU reads a
+    doubled comma as a literal one, so a value cannot end itself and start another option.
+    Request data is also held to strict alphabets before it gets here (validation.py)."""
+    return value.replace(",", ",,")
+
+
 def _blockdev(disk: DiskSpec, node: str) -> dict[str, Any]:
     return {
         "driver": "raw",
@@ -63,10 +70,10 @@ def _nic_args(nic: NicSpec) -> list[str]:
     args: list[str] = []
     if nic.vhost_socket:
         chardev = nic.device_id + "-chr"
-        args += ["-chardev", f"socket,id={chardev},path={nic.vhost_socket}"]
+        args += ["-chardev", f"socket,id={chardev},path={opt(nic.vhost_socket)}"]
         args += ["-netdev", f"vhost-user,id={netdev},chardev={chardev}"]
     else:
-        args += ["-netdev", f"tap,id={netdev},ifname={nic.tap},script=no,downscript=no"]
+        args += ["-netdev", f"tap,id={netdev},ifname={opt(nic.tap or '')},script=no,downscript=no"]
     args += ["-device", f"virtio-net-pci,netdev={netdev},mac={nic.mac},id={nic.device_id}"]
     return args
 
@@ -88,10 +95,10 @@ def build_argv(
         "-m", f"{spec.memory_mb}M",
         "-object", f"memory-backend-memfd,id=mem0,size={spec.memory_mb}M,share=on",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-qmp", f"unix:{paths.control_socket},server=on,wait=off",
+        "-qmp", f"unix:{opt(str(paths.control_socket))},server=on,wait=off",
         "-chardev",
-        f"socket,id=serial0,path={paths.serial_socket},server=on,wait=off,"
-        f"logfile={paths.serial_log},logappend=on",
+        f"socket,id=serial0,path={opt(str(paths.serial_socket))},server=on,wait=off,"
+        f"logfile={opt(str(paths.serial_log))},logappend=on",
         "-serial", "chardev:serial0",
         "-device", "virtio-rng-pci",
     ]  # fmt: skip
@@ -103,8 +110,8 @@ def build_argv(
         if spec.cmdline:
             argv += ["-append", spec.cmdline]
     else:
-        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={ovmf_code}"]
-        argv += ["-drive", f"if=pflash,format=raw,unit=1,file={paths.efi_vars}"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={opt(ovmf_code)}"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=1,file={opt(str(paths.efi_vars))}"]
     for index, disk in enumerate(spec.disks):
         argv += _disk_args(disk, bootindex=index if not spec.boot_kernel and index == 0 else None)
     if spec.seed_iso:
