@@ -32,6 +32,7 @@ log = logging.getLogger("mvirt.vmm.cloud_hypervisor")
 API = "/api/v1"
 DEFAULT_FIRMWARE = "/usr/share/cloud-hypervisor/CLOUDHV.fd"
 _SOCKET_TIMEOUT = 10.0
+CONTROL_TIMEOUT = 10.0
 
 
 def _disk_config(disk: DiskSpec) -> dict[str, Any]:
@@ -82,16 +83,25 @@ class CloudHypervisor(Hypervisor):
 
     name = "cloud-hypervisor"
 
-    def __init__(self, binary: str = "cloud-hypervisor", firmware: str = DEFAULT_FIRMWARE) -> None:
+    def __init__(
+        self,
+        binary: str = "cloud-hypervisor",
+        firmware: str = DEFAULT_FIRMWARE,
+        control_timeout: float = CONTROL_TIMEOUT,
+    ) -> None:
         self.binary = binary
         self.firmware = firmware
+        # Every API call is bounded (connect and answer): see QemuHypervisor.
+        self.control_timeout = control_timeout
         self._sockets: dict[str, str] = {}
 
     async def _call(
         self, socket: str, method: str, endpoint: str, body: Any = None
     ) -> uds_http.Response:
         try:
-            response = await uds_http.request(socket, method, f"{API}/{endpoint}", body)
+            response = await uds_http.request(
+                socket, method, f"{API}/{endpoint}", body, timeout=self.control_timeout
+            )
         except uds_http.HttpError as exc:
             raise HypervisorError(f"cloud-hypervisor API unreachable: {exc}") from exc
         if response.status >= 300:

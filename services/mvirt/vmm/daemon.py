@@ -16,7 +16,7 @@ from mvirt.vmm.backend import Hypervisor
 from mvirt.vmm.cloud_hypervisor import DEFAULT_FIRMWARE, CloudHypervisor
 from mvirt.vmm.manager import VmManager
 from mvirt.vmm.path_policy import DEFAULT_IMAGE_ROOTS
-from mvirt.vmm.qemu import OVMF_CODE, OVMF_VARS, QemuHypervisor
+from mvirt.vmm.qemu import CONTROL_TIMEOUT, OVMF_CODE, OVMF_VARS, QemuHypervisor
 from mvirt.vmm.servicer import VmServicer
 
 DEFAULT_PORT = 50051
@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"repeatable (default: {', '.join(DEFAULT_IMAGE_ROOTS)}); the data dir, /etc, /proc, "
         "/sys and /dev (but block devices under a root in /dev) are always refused",
     )
+    parser.add_argument(
+        "--control-timeout",
+        type=float,
+        default=CONTROL_TIMEOUT,
+        metavar="SECONDS",
+        help="longest wait for any one QMP or cloud-hypervisor API answer (default: %(default)s)",
+    )
     parser.add_argument("--ch-binary", default="cloud-hypervisor")
     parser.add_argument(
         "--ch-firmware", default=DEFAULT_FIRMWARE, help="cloud-hypervisor firmware for disk boot"
@@ -68,14 +75,16 @@ async def choose_hypervisor(options: argparse.Namespace) -> Hypervisor:
                 f"cloud-hypervisor binary {options.ch_binary!r} not found; install it, pass "
                 "--ch-binary, or use --hypervisor qemu"
             )
-        return CloudHypervisor(options.ch_binary, options.ch_firmware)
+        return CloudHypervisor(options.ch_binary, options.ch_firmware, options.control_timeout)
     if shutil.which(options.qemu_binary) is None:
         raise StartupError(
             f"QEMU binary {options.qemu_binary!r} not found; install qemu-system-x86 or pass "
             "--qemu-binary"
         )
     accel = None if options.accel == "auto" else options.accel
-    return QemuHypervisor(options.qemu_binary, accel, options.ovmf_code, options.ovmf_vars)
+    return QemuHypervisor(
+        options.qemu_binary, accel, options.ovmf_code, options.ovmf_vars, options.control_timeout
+    )
 
 
 def all_backends(options: argparse.Namespace) -> dict[str, Hypervisor]:
@@ -83,8 +92,14 @@ def all_backends(options: argparse.Namespace) -> dict[str, Hypervisor]:
     started with, even after a restart with another ``--hypervisor``."""
     accel = None if options.accel == "auto" else options.accel
     backends: list[Hypervisor] = [
-        QemuHypervisor(options.qemu_binary, accel, options.ovmf_code, options.ovmf_vars),
-        CloudHypervisor(options.ch_binary, options.ch_firmware),
+        QemuHypervisor(
+            options.qemu_binary,
+            accel,
+            options.ovmf_code,
+            options.ovmf_vars,
+            options.control_timeout,
+        ),
+        CloudHypervisor(options.ch_binary, options.ch_firmware, options.control_timeout),
     ]
     return {backend.name: backend for backend in backends}
 

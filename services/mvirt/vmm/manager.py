@@ -148,6 +148,19 @@ def _trim_log(path: Path, keep: int) -> None:
     tmp.replace(path)
 
 
+def _backend_of(pid: int | None) -> str | None:
+    """The backend a hypervisor process belongs to, from its command line (for VMs stored
+    before the backend was recorded)."""
+    cmdline = cmdline_of(pid) if pid is not None else None
+    if cmdline is None:
+        return None
+    if "-qmp" in cmdline:
+        return "qemu"
+    if "--api-socket" in cmdline:
+        return "cloud-hypervisor"
+    return None
+
+
 class VmManager:
     """All VMs of one daemon."""
 
@@ -618,15 +631,16 @@ class VmManager:
 
     async def recover(self) -> None:
         """Re-adopt hypervisors that survived a daemon restart; mark dead ones STOPPED."""
-        for vm in self.store.list():
-            if vm.state != VmState.STOPPED:
-                await self._recover_one(vm)
+        # Side by side: each adoption may wait up to the control timeout for its hypervisor.
+        await asyncio.gather(
+            *(self._recover_one(vm) for vm in self.store.list() if vm.state != VmState.STOPPED)
+        )
 
     async def _recover_one(self, vm: VmRecord) -> None:
         paths = self.paths(vm.id)
         pid = vm.pid
         reason = "hypervisor exited while mvirt-vmm was not running"
-        backend = self.backends.get(vm.hypervisor or self.hypervisor.name)
+        backend = self.backends.get(vm.hypervisor or _backend_of(pid) or self.hypervisor.name)
         if pid is not None and backend is None:
             # Neither adopt nor kill what this daemon cannot drive: leave it as it is.
             log.warning("VM %s runs on %s, which this daemon cannot drive", vm.id, vm.hypervisor)
