@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import shutil
+import stat
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 
@@ -17,6 +21,7 @@ from mvirt.vmm.cloud_hypervisor import DEFAULT_FIRMWARE, CloudHypervisor
 from mvirt.vmm.manager import VmManager
 from mvirt.vmm.path_policy import DEFAULT_IMAGE_ROOTS
 from mvirt.vmm.qemu import CONTROL_TIMEOUT, OVMF_CODE, OVMF_VARS, QemuHypervisor
+from mvirt.vmm.serial_log import DEFAULT_MAX_BYTES
 from mvirt.vmm.servicer import VmServicer
 
 DEFAULT_PORT = 50051
@@ -57,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="longest wait for any one QMP or cloud-hypervisor API answer (default: %(default)s)",
     )
+    parser.add_argument(
+        "--serial-log-size",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="BYTES",
+        help="serial.log is rotated (to serial.log.1) past this size while the VM runs "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--ch-binary", default="cloud-hypervisor")
     parser.add_argument(
         "--ch-firmware", default=DEFAULT_FIRMWARE, help="cloud-hypervisor firmware for disk boot"
@@ -87,6 +100,24 @@ async def choose_hypervisor(options: argparse.Namespace) -> Hypervisor:
     )
 
 
+def make_private(data_dir: Path) -> None:
+    """The data dir holds guests' disks' contents in flight, consoles, cloud-init secrets and
+    control sockets: only the daemon's user may enter it. Everything created from now on is
+    private (umask 077, inherited by the hypervisors: serial.log, sockets), and what an
+    earlier version left readable is made private now (folders 0700, files 0600)."""
+    os.umask(0o077)
+    data_dir.chmod(0o700)
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            with contextlib.suppress(FileNotFoundError):
+                mode = os.lstat(path).st_mode
+                if stat.S_ISDIR(mode):
+                    os.chmod(path, 0o700)
+                elif stat.S_ISREG(mode):
+                    os.chmod(path, 0o600)
+
+
 def all_backends(options: argparse.Namespace) -> dict[str, Hypervisor]:
     """Every backend by name, configured from the options: VMs keep the backend they were
     started with, even after a restart with another ``--hypervisor``."""
@@ -108,6 +139,7 @@ async def create(ctx: DaemonContext) -> Service:
     """Open the store, re-adopt running VMs, and hand the servicer to the bootstrap."""
     # qemu.qmp narrates every connection at INFO; its warnings and errors are what matter.
     logging.getLogger("qemu.qmp").setLevel(max(logging.WARNING, ctx.logger.getEffectiveLevel()))
+    make_private(ctx.data_dir)
     hypervisor = await choose_hypervisor(ctx.options)
     manager = VmManager(
         ctx.data_dir,
@@ -115,6 +147,7 @@ async def create(ctx: DaemonContext) -> Service:
         ctx.audit,
         backends=all_backends(ctx.options),
         image_roots=ctx.options.image_roots or DEFAULT_IMAGE_ROOTS,
+        serial_log_size=ctx.options.serial_log_size,
     )
     await manager.recover()
     ctx.logger.info("hypervisor backend: %s", hypervisor.name)

@@ -31,6 +31,7 @@ from mvirt.daemon.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    ResourceExhaustedError,
     UnavailableError,
 )
 from mvirt.vmm import cloudinit
@@ -48,6 +49,7 @@ from mvirt.vmm.console import ConsoleHub, Viewer
 from mvirt.vmm.model import BootMode, VmConfig, VmEventType, VmRecord, VmState
 from mvirt.vmm.path_policy import DEFAULT_IMAGE_ROOTS, PathPolicy, check_text, shown
 from mvirt.vmm.process import ProcessWatch, cmdline_of, describe_exit, end_child, kill
+from mvirt.vmm.serial_log import DEFAULT_MAX_BYTES, LogRotator
 from mvirt.vmm.store import NameTakenError, VmStore
 from mvirt.vmm.validation import (
     HostLimits,
@@ -85,6 +87,27 @@ class VmEvent:
     type: VmEventType
     timestamp: int
     vm: VmRecord | None
+
+
+WATCH_QUEUE = 256
+"""Events held for one WatchVms client; a client that falls this far behind is dropped."""
+
+
+class Subscription:
+    """One WatchVms client's bounded queue of events."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[VmEvent | None] = asyncio.Queue(WATCH_QUEUE)
+        self.overflowed = False
+
+    def push(self, event: VmEvent | None) -> bool:
+        """Queue an event; False (and marked overflowed) when the client fell too far behind."""
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            return False
+        return True
 
 
 @dataclass
@@ -133,6 +156,7 @@ def _read_tail(path: Path, limit: int) -> bytes:
 
 
 SERIAL_LOG_KEEP = 256 * 1024
+MAX_CONSOLE_VIEWERS = 16
 
 
 def _trim_log(path: Path, keep: int) -> None:
@@ -172,6 +196,7 @@ class VmManager:
         limits: HostLimits | None = None,
         backends: Mapping[str, Hypervisor] | None = None,
         image_roots: Iterable[str] = DEFAULT_IMAGE_ROOTS,
+        serial_log_size: int = DEFAULT_MAX_BYTES,
     ) -> None:
         if len(str(data_dir.resolve())) + _SOCKET_SUFFIX_LEN > MAX_SOCKET_PATH:
             raise InvalidArgumentError(
@@ -189,11 +214,12 @@ class VmManager:
         self.audit = audit
         self.limits = limits or HostLimits.detect()
         self.policy = PathPolicy.create(image_roots, self.data_dir)
+        self.serial_log_size = serial_log_size
         self._locks: dict[str, asyncio.Lock] = {}
         self._runtimes: dict[str, Runtime] = {}
         self._starting: dict[str, Starting] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._watchers: set[asyncio.Queue[VmEvent | None]] = set()
+        self._watchers: set[Subscription] = set()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -250,19 +276,25 @@ class VmManager:
         return sum(vm.config.vcpus for vm in running), sum(vm.config.memory_mb for vm in running)
 
     def _emit(self, vm_id: str, kind: VmEventType, vm: VmRecord | None) -> None:
+        # Events never carry user_data: it may be large and secret, and watchers are many.
+        if vm is not None and vm.config.user_data is not None:
+            vm = replace(vm, config=replace(vm.config, user_data=None))
         event = VmEvent(vm_id, kind, int(time.time()), vm)
-        for queue in list(self._watchers):
-            queue.put_nowait(event)
+        for subscription in list(self._watchers):
+            if not subscription.push(event):
+                self._watchers.discard(subscription)
+                log.warning("dropped a WatchVms client that fell %d events behind", WATCH_QUEUE)
 
-    def subscribe(self) -> asyncio.Queue[VmEvent | None]:
-        """A queue that receives every event from now on (None when the daemon stops)."""
-        queue: asyncio.Queue[VmEvent | None] = asyncio.Queue()
-        self._watchers.add(queue)
-        return queue
+    def subscribe(self) -> Subscription:
+        """A bounded queue that receives every event from now on (None when the daemon
+        stops); when it overflows, the subscription is dropped and marked ``overflowed``."""
+        subscription = Subscription()
+        self._watchers.add(subscription)
+        return subscription
 
-    def unsubscribe(self, queue: asyncio.Queue[VmEvent | None]) -> None:
-        """Stop delivering events to ``queue``."""
-        self._watchers.discard(queue)
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering events to ``subscription``."""
+        self._watchers.discard(subscription)
 
     def _audit(self, message: str, vm: VmRecord, *extra: str) -> None:
         self.audit.log(AUDIT_LEVEL, message, [*_related(vm), *extra])
@@ -402,7 +434,10 @@ class VmManager:
 
     def _track(self, vm: VmRecord, pid: int, backlog: bytes, backend: Hypervisor) -> None:
         watch = ProcessWatch(pid)  # first: raises ProcessLookupError when the pid is gone
-        hub = ConsoleHub(self.paths(vm.id).serial_socket, backlog)
+        paths = self.paths(vm.id)
+        hub = ConsoleHub(
+            paths.serial_socket, backlog, LogRotator(paths.serial_log, self.serial_log_size)
+        )
         hub.start()
         runtime = Runtime(pid=pid, watch=watch, hub=hub, backend=backend)
         runtime.monitor = asyncio.create_task(self._monitor(vm.id, runtime), name=f"vm {vm.id}")
@@ -625,6 +660,10 @@ class VmManager:
         """Attach a viewer to a running VM's serial console."""
         vm = self.get(ref)
         runtime = self._runtime(vm, ref)
+        if runtime.hub.viewer_count >= MAX_CONSOLE_VIEWERS:
+            raise ResourceExhaustedError(
+                f"VM {shown(ref)} has {MAX_CONSOLE_VIEWERS} console viewers already; close one"
+            )
         return runtime.hub, runtime.hub.attach()
 
     # -- daemon start and stop -------------------------------------------------------------
@@ -675,8 +714,8 @@ class VmManager:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for queue in list(self._watchers):
-            queue.put_nowait(None)
+        for subscription in list(self._watchers):
+            subscription.push(None)
         for vm_id, runtime in list(self._runtimes.items()):
             if runtime.monitor is not None:
                 runtime.monitor.cancel()
