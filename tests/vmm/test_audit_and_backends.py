@@ -135,3 +135,22 @@ def test_daemon_killed_during_start_leaves_no_unmanaged_hypervisor(
     while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not is_alive(pid)
+
+
+def test_failed_starts_are_audited(start_log_daemon, start_vmm, tmp_path):
+    log_daemon = start_log_daemon()
+    vmm = start_vmm("--log-endpoint", log_daemon.endpoint)
+    kernel = tmp_path / "garbage"
+    kernel.write_text("not a kernel\n")
+    vm = vmm.stub.CreateVm(
+        pb.CreateVmRequest(
+            name="broken", config=pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(kernel))
+        )
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        vmm.stub.StartVm(pb.StartVmRequest(id=vm.id))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    messages = query(log_daemon, vm.id, 2)
+    assert messages[0] == "VM broken created"
+    assert messages[1].startswith("VM broken start failed: QEMU exited during start")
+    assert len(messages) == 2
