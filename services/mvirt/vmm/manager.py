@@ -509,6 +509,7 @@ class VmManager:
         if vm.state == VmState.STARTING and starting is not None and starting.task is not None:
             # The start records the end (STOPPED, "killed by request") and audits it.
             starting.reason = "killed by request"
+            self._audit(f"VM {vm.name or vm.id} killed", vm)
             if starting.pid is not None:
                 kill(starting.pid)
             else:
