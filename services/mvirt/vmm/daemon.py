@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hypervisor",
         choices=("auto", "qemu", "cloud-hypervisor"),
         default="auto",
-        help="backend for every VM; auto = cloud-hypervisor when installed and KVM works, "
+        help="backend for the VMs this daemon starts (VMs keep the one that started them); "
+        "auto = cloud-hypervisor when installed and KVM works, "
         "else QEMU",
     )
     parser.add_argument("--qemu-binary", default="qemu-system-x86_64")
