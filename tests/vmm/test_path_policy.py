@@ -159,6 +159,7 @@ def test_nul_bytes_are_invalid_and_long_ids_are_echoed_short(start_vmm, roots):
         (vmm.stub.GetVm, pb.GetVmRequest(id="x\0y")),
         (vmm.stub.StartVm, pb.StartVmRequest(id="x\0y")),
         (vmm.stub.DetachDisk, pb.DetachDiskRequest(vm_id=vm.id, path=disk + "\0")),
+        (vmm.stub.DetachNic, pb.DetachNicRequest(vm_id=vm.id, mac="52:54\0")),
     ]:
         code, details = code_of(call, message)
         assert code == INVALID and "NUL" in details, details
@@ -167,6 +168,7 @@ def test_nul_bytes_are_invalid_and_long_ids_are_echoed_short(start_vmm, roots):
         (vmm.stub.GetVm, pb.GetVmRequest(id=huge)),
         (vmm.stub.DeleteVm, pb.DeleteVmRequest(id=huge)),
         (vmm.stub.DetachDisk, pb.DetachDiskRequest(vm_id=vm.id, path="/" + huge)),
+        (vmm.stub.DetachNic, pb.DetachNicRequest(vm_id=vm.id, mac=huge)),
     ]:
         code, details = code_of(call, message)
         assert code == grpc.StatusCode.NOT_FOUND and len(details) < 400, len(details)

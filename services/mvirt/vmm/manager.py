@@ -636,23 +636,24 @@ class VmManager:
         """Remove a NIC by MAC (hot-unplugged when running)."""
         if not mac:
             raise InvalidArgumentError("mac is empty: give the MAC of an attached NIC")
+        check_text("mac", mac)
         vm = await self._hotplug_target(ref)
         async with self._lock(vm.id):
             vm = await self._hotplug_target(vm.id)
             nic = next((n for n in vm.config.nics if n.mac == mac.lower()), None)
             if nic is None:
-                raise NotFoundError(f"no NIC with MAC {mac} is attached to VM {shown(ref)}")
+                raise NotFoundError(f"no NIC with MAC {shown(mac)} is attached to VM {shown(ref)}")
             if vm.state == VmState.RUNNING:
                 try:
                     await self._backend(vm).detach_nic(vm.id, nic)
                 except HypervisorError as exc:
                     raise FailedPreconditionError(
-                        f"hot-unplug of NIC {mac} failed: {exc}"
+                        f"hot-unplug of NIC {nic.mac} failed: {exc}"
                     ) from None
             vm = self._set_config(
                 vm, vm.config.with_nics(tuple(n for n in vm.config.nics if n != nic))
             )
-            self._audit(f"NIC {mac} detached from VM {vm.name or vm.id}", vm, nic.mac)
+            self._audit(f"NIC {nic.mac} detached from VM {vm.name or vm.id}", vm, nic.mac)
             return vm
 
     # -- console ---------------------------------------------------------------------------
