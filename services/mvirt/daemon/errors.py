@@ -55,6 +55,12 @@ class UnavailableError(MvirtError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ResourceExhaustedError(MvirtError):
+    """A bounded resource is full (too many viewers, a client too slow to keep up)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 _log = logging.getLogger("mvirt.daemon.errors")
 
 
