@@ -1,12 +1,22 @@
-"""``mvirt logs``: query and follow the audit log (mvirt-log)."""
+"""``mvirt logs``: query and follow the audit log (mvirt-log).
+
+Entries are read with ``QueryPages`` (many entries per message). The stream is consumed on a
+worker thread and handed to the main thread through a queue: the main thread never blocks
+inside gRPC, so Ctrl-C is seen at once, and the stream is cancelled and the worker joined
+before the process exits (an interrupt delivered inside gRPC's own waits, or a process that
+exits while gRPC's threads still hold the call's lock, is what made ``--follow`` hang).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import click
+import grpc
 from rich.markup import escape
 
 from mvirt.cli.output import console, output_option, print_json_line, print_table
@@ -14,6 +24,7 @@ from mvirt.cli.rpc import connect, endpoint_option
 from mvirt.log.retention import parse_duration
 from mvirt.proto import log_pb2, log_pb2_grpc
 
+INT64_MAX = (1 << 63) - 1
 LOG_SERVER_DEFAULT = "http://[::1]:50052"
 COLUMNS = ("TIME", "LEVEL", "COMPONENT", "MESSAGE", "OBJECTS")
 
@@ -22,9 +33,12 @@ def parse_since(value: str, now_ns: int) -> int:
     """Nanoseconds since the epoch for ``--since``: a duration ago (``10m``, ``2h``, ``7d``)
     or an ISO 8601 time (``2026-01-31T12:00``; without a zone it is local time)."""
     try:
-        return now_ns - int(parse_duration(value) * 1_000_000_000)
+        seconds = parse_duration(value)
     except ValueError:
         pass
+    else:
+        # Any duration is fine: one longer than the time since 1970 means "everything".
+        return _clamp(now_ns - int(seconds) * 1_000_000_000)
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -35,7 +49,12 @@ def parse_since(value: str, now_ns: int) -> int:
         ) from None
     if when.tzinfo is None:
         when = when.astimezone()
-    return int(when.timestamp() * 1_000_000_000)
+    return _clamp(int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000)
+
+
+def _clamp(timestamp_ns: int) -> int:
+    """``timestamp_ns`` within what the API accepts (0 to the largest int64)."""
+    return min(max(timestamp_ns, 0), INT64_MAX)
 
 
 def format_time(timestamp_ns: int) -> str:
@@ -102,11 +121,75 @@ def logs(
     if since is not None:
         request.start_time_ns = parse_since(since, _now_ns())
     with connect(server, "--log-server", "mvirt-log") as channel:
-        stream = log_pb2_grpc.LogServiceStub(channel).Query(request)
+        reader: StreamReader | None = None
         try:
-            _show(stream, fmt, follow)
+            reader = StreamReader(log_pb2_grpc.LogServiceStub(channel).QueryPages(request))
+            _show(reader.entries(), fmt, follow)
         except KeyboardInterrupt:
-            stream.cancel()
+            pass  # Ctrl-C ends --follow quietly
+        finally:
+            if reader is not None:
+                reader.stop()
+
+
+class StreamReader:
+    """Reads a ``QueryPages`` stream on a worker thread; :meth:`entries` yields its entries on
+    the calling thread and stays responsive to signals while it waits."""
+
+    _POLL_S = 0.1
+    _END = object()
+
+    def __init__(self, pages: Iterable[log_pb2.LogEntryPage]) -> None:
+        self._pages = pages
+        # Bounded, so a slow terminal slows the stream down instead of filling memory.
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=64)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="mvirt-logs-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for page in self._pages:
+                if not self._put(page):
+                    return
+        except grpc.RpcError as exc:
+            if not self._stopped.is_set():
+                self._put(exc)
+            return
+        self._put(self._END)
+
+    def _put(self, item: object) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=self._POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def entries(self) -> Iterator[log_pb2.LogEntry]:
+        """The stream's entries in order; raises the stream's gRPC error if it failed."""
+        while True:
+            try:
+                # A short timeout: the main thread returns to Python code often, so a
+                # signal handler (Ctrl-C) runs at once.
+                item = self._queue.get(timeout=self._POLL_S)
+            except queue.Empty:
+                continue
+            if item is self._END:
+                return
+            if isinstance(item, grpc.RpcError):
+                raise item
+            assert isinstance(item, log_pb2.LogEntryPage)
+            yield from item.entries
+
+    def stop(self) -> None:
+        """Cancels the stream and waits for the worker thread to finish."""
+        self._stopped.set()
+        cancel = getattr(self._pages, "cancel", None)
+        if cancel is not None:
+            cancel()
+        self._thread.join()
 
 
 def _now_ns() -> int:
