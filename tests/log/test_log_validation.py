@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from mvirt.log import limits
+from mvirt.daemon import log_limits as limits
 from mvirt.proto import log_pb2, log_pb2_grpc
 from tests.conftest import DaemonProcess
 

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from mvirt.daemon import log_limits as limits
 from mvirt.daemon.errors import InvalidArgumentError, UnavailableError
 from mvirt.daemon.server import DaemonContext
 from mvirt.daemon.version import package_version
-from mvirt.log import limits
 from mvirt.log.store import LogStore, QueryFilter, Row, row_to_entry
 from mvirt.proto import log_pb2, log_pb2_grpc
 

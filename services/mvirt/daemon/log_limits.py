@@ -1,4 +1,5 @@
-"""Input limits of mvirt-log, checked by the service and applied by the audit client.
+"""Input limits of mvirt-log: checked by the service, applied by the audit client, and the
+source of the server's gRPC message size options. One set of numbers (docs/log.md, Limits).
 
 Violations are INVALID_ARGUMENT with the field (and its index) named in the message.
 """
@@ -14,6 +15,17 @@ from mvirt.proto import log_pb2
 MAX_MESSAGE_BYTES = 16 * 1024
 MAX_RELATED_IDS = 64
 MAX_BATCH_ENTRIES = 10_000
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""Largest ``Log``/``LogBatch`` request the service stores (serialized size); larger ones are
+INVALID_ARGUMENT naming this limit. The audit client caps its batches at this size."""
+MAX_RECEIVE_BYTES = 2 * MAX_REQUEST_BYTES
+"""The server's ``grpc.max_receive_message_length``: requests up to this size are read and
+answered with the precise INVALID_ARGUMENT above; anything larger gRPC refuses unread
+(RESOURCE_EXHAUSTED), so one request can never make the daemon buffer more than this."""
+MAX_CONCURRENT_RPCS = 1024
+"""The server's ``maximum_concurrent_rpcs``: calls beyond it get RESOURCE_EXHAUSTED."""
+MAX_FOLLOWERS = 256
+"""Open ``follow`` queries at most; one more gets RESOURCE_EXHAUSTED."""
 OBJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 COMPONENT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _OBJECT_ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ : @ / + = -, starting with a letter or digit"
@@ -34,6 +46,15 @@ def check_component(value: str, field: str) -> None:
     if COMPONENT_PATTERN.match(value) is None:
         raise InvalidArgumentError(
             f"{field} {value[:80]!r} is not a valid component: {_COMPONENT_RULE}"
+        )
+
+
+def check_request_size(size: int) -> None:
+    """Raises InvalidArgumentError if a request of ``size`` bytes is over MAX_REQUEST_BYTES."""
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidArgumentError(
+            f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES} bytes per call: "
+            "send the entries in smaller batches"
         )
 
 
