@@ -1,15 +1,21 @@
 """``mvirt logs``: query and follow the audit log (mvirt-log).
 
 Entries are read with ``QueryPages`` (many entries per message). The stream is consumed on a
-worker thread and handed to the main thread through a queue: the main thread never blocks
-inside gRPC, so Ctrl-C is seen at once, and the stream is cancelled and the worker joined
-before the process exits (an interrupt delivered inside gRPC's own waits, or a process that
-exits while gRPC's threads still hold the call's lock, is what made ``--follow`` hang).
+worker thread and handed to the main thread through a queue that the main thread polls.
+While the stream is open, Ctrl-C only sets a flag that the main thread checks between polls;
+then the stream is cancelled and the worker joined before the command returns.
+
+Why: iterating a gRPC stream on the main thread and letting Ctrl-C raise KeyboardInterrupt
+means the exception can land at any bytecode inside gRPC's iterator, including between the
+release and re-acquisition of the call's lock. The lock is then left in the wrong state
+("cannot release un-acquired lock", or held for good), and cancelling the call or closing the
+channel waits for it forever: the intermittent hang of ``--follow`` after SIGINT.
 """
 
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -120,16 +126,38 @@ def logs(
         request.component = component
     if since is not None:
         request.start_time_ns = parse_since(since, _now_ns())
-    with connect(server, "--log-server", "mvirt-log") as channel:
-        reader: StreamReader | None = None
+    with CtrlC() as ctrl_c, connect(server, "--log-server", "mvirt-log") as channel:
+        reader = StreamReader(log_pb2_grpc.LogServiceStub(channel).QueryPages(request))
         try:
-            reader = StreamReader(log_pb2_grpc.LogServiceStub(channel).QueryPages(request))
-            _show(reader.entries(), fmt, follow)
-        except KeyboardInterrupt:
-            pass  # Ctrl-C ends --follow quietly
+            _show(reader.entries(ctrl_c), fmt, follow)
         finally:
-            if reader is not None:
-                reader.stop()
+            reader.stop()
+
+
+class CtrlC:
+    """While active (on the main thread), SIGINT sets :attr:`pressed` instead of raising
+    KeyboardInterrupt at whatever bytecode runs at that moment."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._installed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        # Only an attribute store: a handler that took a lock could deadlock against the
+        # code it interrupted.
+        self.pressed = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            # None: the handler was not set from Python; the default is the closest match.
+            signal.signal(signal.SIGINT, self._previous or signal.SIG_DFL)
 
 
 class StreamReader:
@@ -167,12 +195,12 @@ class StreamReader:
                 continue
         return False
 
-    def entries(self) -> Iterator[log_pb2.LogEntry]:
-        """The stream's entries in order; raises the stream's gRPC error if it failed."""
-        while True:
+    def entries(self, ctrl_c: CtrlC) -> Iterator[log_pb2.LogEntry]:
+        """The stream's entries in order until it ends or Ctrl-C is pressed; raises the
+        stream's gRPC error if it failed."""
+        while not ctrl_c.pressed:
             try:
-                # A short timeout: the main thread returns to Python code often, so a
-                # signal handler (Ctrl-C) runs at once.
+                # A short timeout: Ctrl-C is noticed within it.
                 item = self._queue.get(timeout=self._POLL_S)
             except queue.Empty:
                 continue
@@ -181,7 +209,10 @@ class StreamReader:
             if isinstance(item, grpc.RpcError):
                 raise item
             assert isinstance(item, log_pb2.LogEntryPage)
-            yield from item.entries
+            for entry in item.entries:
+                if ctrl_c.pressed:
+                    return
+                yield entry
 
     def stop(self) -> None:
         """Cancels the stream and waits for the worker thread to finish."""

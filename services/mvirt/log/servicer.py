@@ -58,6 +58,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         self, request: log_pb2.LogRequest, context: grpc.aio.ServicerContext
     ) -> log_pb2.LogResponse:
         """Stores one entry; returns its id once it is durable."""
+        limits.check_request_size(request.ByteSize())
         if not request.HasField("entry"):
             raise InvalidArgumentError("entry is missing")
         entry = _prepared(request.entry, "entry", time.time_ns())
@@ -68,6 +69,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         self, request: log_pb2.LogBatchRequest, context: grpc.aio.ServicerContext
     ) -> log_pb2.LogBatchResponse:
         """Stores many entries in one commit; returns their ids in request order."""
+        limits.check_request_size(request.ByteSize())
         count = len(request.entries)
         if count == 0:
             raise InvalidArgumentError("entries is empty")
