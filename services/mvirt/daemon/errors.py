@@ -55,6 +55,12 @@ class UnavailableError(MvirtError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ResourceExhaustedError(MvirtError):
+    """A limit on a shared resource is reached (e.g. open follow streams); retry later."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 _log = logging.getLogger("mvirt.daemon.errors")
 
 

@@ -8,7 +8,8 @@ All writes go through one writer thread. Appends that arrive while a commit is r
 gathered into the next transaction (group commit), and a caller's append returns only after
 its transaction is committed with ``synchronous=FULL``: an acknowledged entry survives a crash
 of the process or the machine. Reads use their own connections and never wait for writes.
-Retention deletes run on the same writer thread in small chunks, between commits.
+Retention deletes run on the same writer thread in small chunks, between commits. Each
+committed group of rows is handed once to the open follow queries (``mvirt.log.follow``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mvirt.daemon import log_limits as limits
 from mvirt.daemon.ulid import UlidGenerator
+from mvirt.log.follow import Follower, Followers
 from mvirt.proto import log_pb2
 
 DB_FILE = "log.sqlite3"
@@ -32,6 +35,7 @@ PAGE_ROWS = 1000
 MAX_GROUP_ENTRIES = 20_000
 RETENTION_CHUNK = 2000
 WRITER_CACHE_KIB = 64 * 1024
+FOLLOW_BACKLOG_ROWS = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -134,7 +138,7 @@ class LogStore:
         self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         self._db.executescript(_SCHEMA)
         self.last_seq = self._max_seq()
-        self._committed = asyncio.Event()
+        self.followers = Followers(limits.MAX_FOLLOWERS, FOLLOW_BACKLOG_ROWS)
         self._writer = threading.Thread(target=self._write_forever, name="log-writer", daemon=True)
         self._writer.start()
 
@@ -257,7 +261,9 @@ class LogStore:
             self._reply([(item.future, exc) for item in group])
             return
         self.last_seq = seq
-        self._loop.call_soon_threadsafe(self._committed.set)
+        if self.followers.count and entry_rows:
+            # One hand-over per commit, however many followers there are.
+            self._loop.call_soon_threadsafe(self.followers.publish, entry_rows)
         self._reply([(item.future, ids) for item, ids in zip(group, results, strict=True)])
 
     def _stored_ids(self, ids: list[str]) -> set[str]:
@@ -312,41 +318,66 @@ class LogStore:
 
         History: the newest ``limit`` matches (all when 0), oldest first, ordered by
         (timestamp, arrival). With ``follow``, then every later arrival that matches, in
-        arrival order, until the caller stops iterating or ``stopping`` is set.
+        arrival order, until the caller stops iterating or ``stopping`` is set. A follow
+        beyond the follower limit raises ResourceExhaustedError before anything is sent.
         """
-        high = self.last_seq
+        # Register before taking the history's high-water mark: every row stored after it is
+        # then either in the follower's backlog or found by the catch-up query.
+        follower = self.followers.add(flt) if follow else None
+        try:
+            high = self.last_seq
+            async for page in self._history(flt, limit, high):
+                yield page
+            if follower is not None:
+                async for page in self._follow(follower, high, stopping):
+                    yield page
+        finally:
+            if follower is not None:
+                self.followers.remove(follower)
+
+    async def _history(self, flt: QueryFilter, limit: int, high: int) -> AsyncIterator[list[Row]]:
         if 0 < limit <= PAGE_ROWS:
             rows = await self.read(lambda db: newest_rows(db, flt, limit, high))
             if rows:
                 yield rows
-        else:
-            after = None
-            if limit > 0:
-                after = await self.read(lambda db: _page_start(db, flt, limit, high))
-            while True:
-                page: list[Row] = await self.read(
-                    partial(_page, flt=flt, after=after, high_seq=high)
-                )
-                if not page:
-                    break
-                yield page
-                after = (page[-1][2], page[-1][0])
-        if not follow:
             return
-        seen = high
+        after = None
+        if limit > 0:
+            after = await self.read(lambda db: _page_start(db, flt, limit, high))
+        while True:
+            page: list[Row] = await self.read(partial(_page, flt=flt, after=after, high_seq=high))
+            if not page:
+                return
+            yield page
+            after = (page[-1][2], page[-1][0])
+
+    async def _follow(
+        self, follower: Follower, seen: int, stopping: asyncio.Event | None
+    ) -> AsyncIterator[list[Row]]:
+        """New matching rows after key ``seen``, in arrival order."""
+        flt = follower.flt
         while stopping is None or not stopping.is_set():
-            if self.last_seq <= seen:
-                self._committed.clear()
-                if self.last_seq <= seen:
-                    await _first_of(self._committed, stopping)
+            if follower.overflowed:
+                # Fell too far behind: read what was missed from the database instead.
+                follower.restart()
+                high = self.last_seq
+                while seen < high:
+                    page: list[Row] = await self.read(
+                        partial(_arrived_after, flt=flt, seq=seen, high_seq=high)
+                    )
+                    if not page:
+                        break
+                    seen = page[-1][0]
+                    yield page
+                seen = max(seen, high)
                 continue
-            new_rows: list[Row] = await self.read(partial(_since, seq=seen))
-            if not new_rows:
+            rows = [row for row in follower.take() if row[0] > seen]
+            if not rows:
+                await _first_of(follower.ready, stopping)
                 continue
-            seen = new_rows[-1][0]
-            matching = [r for r in new_rows if flt.matches(r)]
-            if matching:
-                yield matching
+            for i in range(0, len(rows), PAGE_ROWS):
+                yield rows[i : i + PAGE_ROWS]
+            seen = rows[-1][0]
 
     # --- retention --------------------------------------------------------------------------
 
@@ -458,8 +489,23 @@ def _page(
     ).fetchall()
 
 
-def _since(db: sqlite3.Connection, seq: int) -> list[Row]:
-    return db.execute(
-        f"SELECT {_COLUMNS} FROM entries e WHERE e.seq > ? ORDER BY e.seq LIMIT {PAGE_ROWS}",
-        (seq,),
-    ).fetchall()
+def _arrived_after(db: sqlite3.Connection, flt: QueryFilter, seq: int, high_seq: int) -> list[Row]:
+    """Up to PAGE_ROWS matches stored after key ``seq`` (through ``high_seq``), in arrival
+    order; the filter runs in SQL (the inverted index when an object id is given)."""
+    args: list[Any]
+    if flt.object_id is not None:
+        sql = (
+            f"SELECT {_COLUMNS} FROM refs r JOIN entries e ON e.seq = r.seq "
+            "WHERE r.object_id = ? AND r.seq > ? AND r.seq <= ? AND r.ts BETWEEN ? AND ?"
+        )
+        args = [flt.object_id, seq, high_seq, flt.start_ns, flt.end_ns]
+    else:
+        sql = (
+            f"SELECT {_COLUMNS} FROM entries e "
+            "WHERE e.seq > ? AND e.seq <= ? AND e.ts BETWEEN ? AND ?"
+        )
+        args = [seq, high_seq, flt.start_ns, flt.end_ns]
+    if flt.component is not None:
+        sql += " AND e.component = ?"
+        args.append(flt.component)
+    return db.execute(f"{sql} ORDER BY e.seq LIMIT {PAGE_ROWS}", args).fetchall()
