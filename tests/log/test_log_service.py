@@ -104,6 +104,40 @@ def test_batch_returns_ids_in_request_order_and_retry_does_not_duplicate(stub) -
     assert [e.id for e in query(stub, object_id="vm-b")] == ids
 
 
+def test_same_id_with_different_content_is_already_exists(stub) -> None:
+    first = entry("original", "vm-id", ts=1000)
+    first.id = new_ulid()
+    stub.Log(log_pb2.LogRequest(entry=first))
+    changed = entry("changed", "vm-id", ts=1000)
+    changed.id = first.id
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Log(log_pb2.LogRequest(entry=changed))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert f"entry.id {first.id} is stored already with different content" in err.value.details()
+    other = entry("other", "vm-id")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.LogBatch(log_pb2.LogBatchRequest(entries=[other, changed]))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert f"entries[1].id {first.id}" in err.value.details()
+    # The same id twice in one batch with different content: refused as well.
+    twin = entry("twin", "vm-id")
+    twin.id = new_ulid()
+    twin_changed = entry("twin changed", "vm-id")
+    twin_changed.id = twin.id
+    with pytest.raises(grpc.RpcError) as err:
+        stub.LogBatch(log_pb2.LogBatchRequest(entries=[twin, twin_changed]))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    # Nothing of the refused calls was stored; an exact retry is still fine.
+    assert [e.message for e in query(stub, object_id="vm-id")] == ["original"]
+    assert stub.Log(log_pb2.LogRequest(entry=first)).id == first.id
+    # A retry of an entry sent without a timestamp (server time) matches whatever time it got.
+    untimed = entry("untimed", "vm-id")
+    untimed.id = new_ulid()
+    stub.Log(log_pb2.LogRequest(entry=untimed))
+    assert stub.Log(log_pb2.LogRequest(entry=untimed)).id == untimed.id
+    assert [e.message for e in query(stub, object_id="vm-id")] == ["original", "untimed"]
+
+
 def test_follow_streams_history_then_new_entries(stub) -> None:
     stub.Log(log_pb2.LogRequest(entry=entry("before", "vm-f")))
     stream = stub.Query(log_pb2.QueryRequest(object_id="vm-f", follow=True), timeout=20)

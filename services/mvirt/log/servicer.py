@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -16,10 +15,8 @@ from mvirt.log.store import LogStore, QueryFilter, Row, row_to_entry
 from mvirt.proto import log_pb2, log_pb2_grpc
 
 
-def _prepared(entry: log_pb2.LogEntry, field: str, now_ns: int) -> log_pb2.LogEntry:
+def _checked(entry: log_pb2.LogEntry, field: str) -> log_pb2.LogEntry:
     limits.check_entry(entry, field)
-    if entry.timestamp_ns == 0:
-        entry.timestamp_ns = now_ns
     return entry
 
 
@@ -61,8 +58,8 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         limits.check_request_size(request.ByteSize())
         if not request.HasField("entry"):
             raise InvalidArgumentError("entry is missing")
-        entry = _prepared(request.entry, "entry", time.time_ns())
-        ids = await self._append([entry])
+        entry = _checked(request.entry, "entry")
+        ids = await self._append([entry], single=True)
         return log_pb2.LogResponse(id=ids[0])
 
     async def LogBatch(  # noqa: N802
@@ -77,13 +74,12 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
             raise InvalidArgumentError(
                 f"entries has {count} entries; the limit is {limits.MAX_BATCH_ENTRIES} per call"
             )
-        now = time.time_ns()
-        entries = [_prepared(e, f"entries[{i}]", now) for i, e in enumerate(request.entries)]
+        entries = [_checked(e, f"entries[{i}]") for i, e in enumerate(request.entries)]
         return log_pb2.LogBatchResponse(ids=await self._append(entries))
 
-    async def _append(self, entries: list[log_pb2.LogEntry]) -> list[str]:
+    async def _append(self, entries: list[log_pb2.LogEntry], single: bool = False) -> list[str]:
         try:
-            return await self._store.append(entries)
+            return await self._store.append(entries, single=single)
         except sqlite3.Error as exc:
             # e.g. disk full or I/O error: nothing was stored, the client may retry later.
             raise UnavailableError(

@@ -19,6 +19,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mvirt.daemon import log_limits as limits
+from mvirt.daemon.errors import AlreadyExistsError
 from mvirt.daemon.ulid import UlidGenerator
 from mvirt.log.follow import Follower, Followers
 from mvirt.proto import log_pb2
@@ -36,6 +38,8 @@ MAX_GROUP_ENTRIES = 20_000
 RETENTION_CHUNK = 2000
 WRITER_CACHE_KIB = 64 * 1024
 FOLLOW_BACKLOG_ROWS = 10_000
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
+"""``journal_size_limit``: the WAL file is cut back to this size after a checkpoint."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -45,7 +49,8 @@ CREATE TABLE IF NOT EXISTS entries (
   level INTEGER NOT NULL,
   component TEXT NOT NULL,
   message TEXT NOT NULL,
-  related TEXT NOT NULL
+  related TEXT NOT NULL,
+  arrived INTEGER
 );
 CREATE INDEX IF NOT EXISTS entries_by_time ON entries (ts, seq);
 CREATE TABLE IF NOT EXISTS refs (
@@ -95,17 +100,28 @@ def row_to_entry(row: Row) -> log_pb2.LogEntry:
 
 
 class _Append:
-    def __init__(self, entries: list[log_pb2.LogEntry], future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, entries: list[log_pb2.LogEntry], future: asyncio.Future[Any], single: bool
+    ) -> None:
         self.entries = entries
         self.future = future
+        self.single = single
+
+    def field(self, index: int) -> str:
+        """How the request names entry ``index`` (``entry`` of Log, ``entries[i]`` of a batch)."""
+        return "entry" if self.single else f"entries[{index}]"
 
 
 class _Job:
     def __init__(
-        self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        future: asyncio.Future[Any],
+        transaction: bool = True,
     ) -> None:
         self.fn = fn
         self.future = future
+        self.transaction = transaction
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
@@ -137,6 +153,11 @@ class LogStore:
         # ordered); a larger page cache for the writer keeps the hot pages in memory.
         self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+        if "arrived" not in columns:
+            # Stores from before arrival times: their rows count as arrived at their timestamp.
+            self._db.execute("ALTER TABLE entries ADD COLUMN arrived INTEGER")
+        self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self.last_seq = self._max_seq()
         self.followers = Followers(limits.MAX_FOLLOWERS, FOLLOW_BACKLOG_ROWS)
         self._writer = threading.Thread(target=self._write_forever, name="log-writer", daemon=True)
@@ -161,14 +182,17 @@ class LogStore:
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def append(self, entries: list[log_pb2.LogEntry]) -> list[str]:
-        """Stores ``entries`` (validated, timestamps set) and returns their ids once durable.
+    async def append(self, entries: list[log_pb2.LogEntry], *, single: bool = False) -> list[str]:
+        """Stores ``entries`` (validated) and returns their ids once durable.
 
-        Entries without an id get a new ULID; an entry whose id is stored already is not
-        stored again (so a client may retry a batch safely).
+        Entries without an id get a new ULID, a timestamp of 0 becomes the time of storing.
+        An entry whose id is stored already with the same content is not stored again (so a
+        client may retry a batch safely); with different content the call fails with
+        AlreadyExistsError and stores nothing. ``single``: the entries came from ``Log``
+        (error messages say ``entry`` instead of ``entries[i]``).
         """
         future: asyncio.Future[list[str]] = self._loop.create_future()
-        self._jobs.put(_Append(entries, future))
+        self._jobs.put(_Append(entries, future, single))
         return await future
 
     async def run_job(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -218,40 +242,33 @@ class LogStore:
 
     def _commit_group(self, group: list[_Append]) -> None:
         db = self._db
+        now = time.time_ns()
         try:
-            existing = self._stored_ids([e.id for item in group for e in item.entries if e.id])
+            stored = self._stored([e.id for item in group for e in item.entries if e.id])
             # The writer thread is the only writer, so it numbers rows itself and can insert
             # whole groups with executemany.
             seq = self.last_seq
-            entry_rows: list[tuple[int, str, int, int, str, str, str]] = []
+            entry_rows: list[Row] = []
             ref_rows: list[tuple[str, int, int]] = []
-            results: list[list[str]] = []
+            outcomes: list[tuple[asyncio.Future[Any], Any]] = []
             for item in group:
-                ids = []
-                for entry in item.entries:
-                    entry_id = entry.id or self._ids.new()
-                    ids.append(entry_id)
-                    if entry_id in existing:
-                        continue  # stored before: a retried delivery
-                    existing.add(entry_id)
-                    seq += 1
-                    related = list(dict.fromkeys(entry.related_object_ids))
-                    ts = entry.timestamp_ns
-                    entry_rows.append(
-                        (
-                            seq,
-                            entry_id,
-                            ts,
-                            entry.level,
-                            entry.component,
-                            entry.message,
-                            _SEP.join(related),
-                        )
-                    )
-                    ref_rows.extend((oid, ts, seq) for oid in related)
-                results.append(ids)
+                try:
+                    ids, rows, refs, seq_after = self._rows_of(item, stored, seq, now)
+                except AlreadyExistsError as exc:
+                    outcomes.append((item.future, exc))  # only this call fails
+                    continue
+                seq = seq_after
+                entry_rows += rows
+                ref_rows += refs
+                for row in rows:
+                    stored[row[1]] = row[2:]
+                outcomes.append((item.future, ids))
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entry_rows)
+            db.executemany(
+                "INSERT INTO entries (seq, id, ts, level, component, message, related, arrived) "
+                f"VALUES (?, ?, ?, ?, ?, ?, ?, {int(now)})",
+                entry_rows,
+            )
             db.executemany("INSERT INTO refs (object_id, ts, seq) VALUES (?, ?, ?)", ref_rows)
             db.execute("COMMIT")
         except Exception as exc:
@@ -264,22 +281,62 @@ class LogStore:
         if self.followers.count and entry_rows:
             # One hand-over per commit, however many followers there are.
             self._loop.call_soon_threadsafe(self.followers.publish, entry_rows)
-        self._reply([(item.future, ids) for item, ids in zip(group, results, strict=True)])
+        self._reply(outcomes)
 
-    def _stored_ids(self, ids: list[str]) -> set[str]:
-        """Which of ``ids`` are stored already."""
-        found: set[str] = set()
+    def _rows_of(
+        self, item: _Append, stored: dict[str, tuple[Any, ...]], seq: int, now: int
+    ) -> tuple[list[str], list[Row], list[tuple[str, int, int]], int]:
+        """The ids, new rows and index rows of one append call, numbered after ``seq``.
+
+        An id stored already (or earlier in the same call) with the same content is a retry
+        and is skipped; with different content the call fails with AlreadyExistsError."""
+        ids: list[str] = []
+        rows: list[Row] = []
+        refs: list[tuple[str, int, int]] = []
+        mine: dict[str, tuple[Any, ...]] = {}
+        for i, entry in enumerate(item.entries):
+            entry_id = entry.id or self._ids.new()
+            ids.append(entry_id)
+            related = _SEP.join(dict.fromkeys(entry.related_object_ids))
+            ts = entry.timestamp_ns or now
+            content = (ts, entry.level, entry.component, entry.message, related)
+            before = mine.get(entry_id) or stored.get(entry_id)
+            if before is not None:
+                # A timestamp of 0 means "now": a retry of such an entry matches any time.
+                same_time = entry.timestamp_ns == 0 or before[0] == ts
+                if not same_time or before[1:] != content[1:]:
+                    raise AlreadyExistsError(
+                        f"{item.field(i)}.id {entry_id} is stored already with different content",
+                        hint="a retry must send the same entry; a new entry needs a new id "
+                        "(or none, and the server assigns one)",
+                    )
+                continue  # stored before: a retried delivery
+            mine[entry_id] = content
+            seq += 1
+            rows.append((seq, entry_id, *content))
+            refs.extend((oid, ts, seq) for oid in dict.fromkeys(entry.related_object_ids))
+        return ids, rows, refs, seq
+
+    def _stored(self, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored content (ts, level, component, message, related) of those of ``ids``
+        that are stored already."""
+        found: dict[str, tuple[Any, ...]] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self._db.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)
-            )
+            for row in self._db.execute(
+                "SELECT id, ts, level, component, message, related FROM entries "
+                f"WHERE id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = tuple(row[1:])
         return found
 
     def _run_job(self, job: _Job) -> None:
         try:
+            if not job.transaction:
+                self._reply([(job.future, job.fn(self._db))])
+                return
             self._db.execute("BEGIN IMMEDIATE")
             result = job.fn(self._db)
             self._db.execute("COMMIT")
@@ -382,7 +439,8 @@ class LogStore:
     # --- retention --------------------------------------------------------------------------
 
     async def used_bytes(self) -> int:
-        """Bytes of the database in use (free pages excluded)."""
+        """Bytes the store takes on disk: the database's pages in use (free pages excluded)
+        plus the write-ahead log file."""
 
         def measure(db: sqlite3.Connection) -> int:
             pages = db.execute("PRAGMA page_count").fetchone()[0]
@@ -390,20 +448,43 @@ class LogStore:
             size = db.execute("PRAGMA page_size").fetchone()[0]
             return int((pages - free) * size)
 
-        return int(await self.read(measure))
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            wal_bytes = wal.stat().st_size
+        except FileNotFoundError:
+            wal_bytes = 0
+        return int(await self.read(measure)) + wal_bytes
 
-    async def delete_oldest(self, before_ns: int | None = None) -> int:
-        """Deletes up to one chunk of the oldest entries (only older than ``before_ns`` if
-        given); returns how many were deleted."""
+    async def checkpoint(self) -> None:
+        """Copies the write-ahead log into the database and truncates it (on the writer
+        thread, between commits)."""
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._jobs.put(_Job(run, future, transaction=False))
+        await future
+
+    async def delete_oldest(self, arrived_before_ns: int | None = None) -> int:
+        """Deletes up to one chunk of the entries that arrived first (only those that arrived
+        before ``arrived_before_ns`` if given); returns how many were deleted.
+
+        Arrival, not the client's timestamp, decides: an entry a client dated 1970 or 2200
+        is kept as long as any other."""
 
         def delete(db: sqlite3.Connection) -> int:
-            sql = "SELECT seq, ts, related FROM entries"
-            args: tuple[int, ...] = ()
-            if before_ns is not None:
-                sql += " WHERE ts < ?"
-                args = (before_ns,)
-            rows = db.execute(f"{sql} ORDER BY ts, seq LIMIT {RETENTION_CHUNK}", args).fetchall()
-            refs = [(oid, ts, seq) for seq, ts, rel in rows if rel for oid in rel.split(_SEP)]
+            rows = db.execute(
+                "SELECT seq, ts, related, coalesce(arrived, ts) FROM entries "
+                f"ORDER BY seq LIMIT {RETENTION_CHUNK}"
+            ).fetchall()
+            if arrived_before_ns is not None:
+                # Arrival order is seq order: stop at the first entry young enough to keep.
+                keep = next(
+                    (i for i, row in enumerate(rows) if row[3] >= arrived_before_ns), len(rows)
+                )
+                rows = rows[:keep]
+            refs = [(oid, ts, seq) for seq, ts, rel, _ in rows if rel for oid in rel.split(_SEP)]
             db.executemany("DELETE FROM refs WHERE object_id=? AND ts=? AND seq=?", refs)
             db.executemany("DELETE FROM entries WHERE seq=?", [(r[0],) for r in rows])
             return len(rows)
