@@ -238,3 +238,13 @@ def test_query_pages_follow_sends_new_entries(stub) -> None:
     stub.Log(log_pb2.LogRequest(entry=entry("later", "vm-g")))
     assert [e.message for e in next(pages).entries] == ["later"]
     pages.cancel()
+
+
+def test_query_pages_of_large_entries_fit_a_default_client(stub) -> None:
+    big = [entry(f"{i:04} " + "x" * 16_000, "vm-big-pages") for i in range(600)]
+    for i in range(0, 600, 200):
+        stub.LogBatch(log_pb2.LogBatchRequest(entries=big[i : i + 200]), timeout=60)
+    # 600 entries of 16 KB: about 10 MB, more than a client takes in one message by default.
+    pages = list(stub.QueryPages(log_pb2.QueryRequest(object_id="vm-big-pages"), timeout=60))
+    assert len(pages) > 1
+    assert [e.message[:4] for p in pages for e in p.entries] == [f"{i:04}" for i in range(600)]

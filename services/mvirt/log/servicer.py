@@ -14,6 +14,9 @@ from mvirt.daemon.version import package_version
 from mvirt.log.store import LogStore, QueryFilter, Row, row_to_entry
 from mvirt.proto import log_pb2, log_pb2_grpc
 
+PAGE_BYTES = 1024 * 1024
+"""A QueryPages message holds up to 1,000 entries and about this many bytes."""
+
 
 def _checked(entry: log_pb2.LogEntry, field: str) -> log_pb2.LogEntry:
     limits.check_entry(entry, field)
@@ -98,8 +101,21 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[log_pb2.LogEntryPage]:
         """Streams the same entries as Query, in the same order, many per message."""
-        async for page in self._pages(request):
-            yield log_pb2.LogEntryPage(entries=[row_to_entry(row) for row in page])
+        async for rows in self._pages(request):
+            page = log_pb2.LogEntryPage()
+            size = 0
+            for row in rows:
+                entry = row_to_entry(row)
+                entry_size = entry.ByteSize()
+                if page.entries and size + entry_size > PAGE_BYTES:
+                    # Stay far below every client's receive limit (gRPC's default is 4 MiB).
+                    yield page
+                    page = log_pb2.LogEntryPage()
+                    size = 0
+                page.entries.append(entry)
+                size += entry_size + 6
+            if page.entries:
+                yield page
 
     def _pages(self, request: log_pb2.QueryRequest) -> AsyncIterator[list[Row]]:
         return self._store.query(
