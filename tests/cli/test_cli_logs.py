@@ -262,16 +262,20 @@ def test_ctrl_c_ends_follow_promptly_at_every_point_of_the_stream(
 
 
 @pytest.mark.slow
-def test_hundreds_of_interrupts_at_random_points_all_end_follow_cleanly(log_daemon) -> None:
-    """SIGINT at random moments of hundreds of follow streams (entries arriving all the time)
-    in one process: every run must return by itself, without an exception and without hanging."""
+def test_ctrl_c_at_every_line_of_the_follow_loop_ends_it_cleanly(log_daemon) -> None:
+    """Run N of ``mvirt logs --follow`` gets SIGINT exactly at the N-th line of Python its main
+    thread executes after the first output, for N = 1..200, while entries keep arriving: the
+    interrupt lands inside the CLI, inside gRPC's stream iterator and inside lock handling.
+    Every run must end by itself, quietly, at once. (When Ctrl-C raised KeyboardInterrupt
+    inside gRPC's iterator, with grpcio 1.71 run 32 failed every time with "cannot release
+    un-acquired lock": the broken lock behind the hang.)"""
     log_messages(log_daemon.endpoint, "history")
     stop = threading.Event()
 
     def write() -> None:
         with grpc.insecure_channel(log_daemon.endpoint) as channel:
             stub = log_pb2_grpc.LogServiceStub(channel)
-            while not stop.is_set():
+            while not stop.wait(0.01):
                 batch = [log_pb2.LogEntry(message=f"b{i}") for i in range(20)]
                 stub.LogBatch(log_pb2.LogBatchRequest(entries=batch))
 
@@ -280,7 +284,7 @@ def test_hundreds_of_interrupts_at_random_points_all_end_follow_cleanly(log_daem
     script = Path(__file__).with_name("follow_interrupts.py")
     try:
         result = subprocess.run(
-            [sys.executable, str(script), log_daemon.endpoint, "300", "7"],
+            [sys.executable, str(script), log_daemon.endpoint, "200", "1", "lines"],
             check=False,
             capture_output=True,
             text=True,
@@ -289,4 +293,4 @@ def test_hundreds_of_interrupts_at_random_points_all_end_follow_cleanly(log_daem
     finally:
         stop.set()
         writer.join()
-    assert (result.returncode, result.stdout.strip()) == (0, "300 clean"), result.stderr[-3000:]
+    assert (result.returncode, result.stdout.strip()) == (0, "200 clean"), result.stderr[-3000:]
