@@ -271,6 +271,10 @@ class AuditLogger:
         self._in_flight = len(batch)
         try:
             delivered = await self._send_all(batch)
+        except BaseException:
+            # Unknown outcome: put the batch back (mvirt-log ignores what it has stored).
+            self._queue.extendleft(reversed(batch))
+            raise
         finally:
             self._in_flight = 0
         if delivered < len(batch):
