@@ -41,7 +41,9 @@ FOLLOW_BACKLOG_ROWS = 10_000
 WAL_LIMIT_BYTES = 16 * 1024 * 1024
 """``journal_size_limit``: the WAL file is cut back to this size after a checkpoint."""
 
-_SCHEMA = """
+SCHEMA = """
+-- The tables and indexes; benchmarks/log_bench.py builds its plain-SQLite baseline from this.
+
 CREATE TABLE IF NOT EXISTS entries (
   seq INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
@@ -152,7 +154,7 @@ class LogStore:
         # Inserts into the inverted index land at random places (object ids are not
         # ordered); a larger page cache for the writer keeps the hot pages in memory.
         self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
         if "arrived" not in columns:
             # Stores from before arrival times: their rows count as arrived at their timestamp.
