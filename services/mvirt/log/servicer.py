@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 
@@ -93,31 +94,35 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[log_pb2.LogEntry]:
         """Streams matching entries (docs/log.md: order, limit, follow)."""
-        async for page in self._pages(request):
-            for row in page:
-                yield row_to_entry(row)
+        # aclosing: when the client goes away, the store's generator (and its follower
+        # registration) is closed right here, not later by the garbage collector.
+        async with contextlib.aclosing(self._pages(request)) as pages:
+            async for page in pages:
+                for row in page:
+                    yield row_to_entry(row)
 
     async def QueryPages(  # noqa: N802
         self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[log_pb2.LogEntryPage]:
         """Streams the same entries as Query, in the same order, many per message."""
-        async for rows in self._pages(request):
-            page = log_pb2.LogEntryPage()
-            size = 0
-            for row in rows:
-                entry = row_to_entry(row)
-                entry_size = entry.ByteSize()
-                if page.entries and size + entry_size > PAGE_BYTES:
-                    # Stay far below every client's receive limit (gRPC's default is 4 MiB).
+        async with contextlib.aclosing(self._pages(request)) as pages:
+            async for rows in pages:
+                page = log_pb2.LogEntryPage()
+                size = 0
+                for row in rows:
+                    entry = row_to_entry(row)
+                    entry_size = entry.ByteSize()
+                    if page.entries and size + entry_size > PAGE_BYTES:
+                        # Stay far below every client's receive limit (gRPC's default is 4 MiB).
+                        yield page
+                        page = log_pb2.LogEntryPage()
+                        size = 0
+                    page.entries.append(entry)
+                    size += entry_size + 6
+                if page.entries:
                     yield page
-                    page = log_pb2.LogEntryPage()
-                    size = 0
-                page.entries.append(entry)
-                size += entry_size + 6
-            if page.entries:
-                yield page
 
-    def _pages(self, request: log_pb2.QueryRequest) -> AsyncIterator[list[Row]]:
+    def _pages(self, request: log_pb2.QueryRequest) -> AsyncGenerator[list[Row], None]:
         return self._store.query(
             query_filter(request), request.limit, request.follow, self._ctx.stopping
         )

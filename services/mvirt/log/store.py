@@ -20,7 +20,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -372,7 +372,7 @@ class LogStore:
         limit: int,
         follow: bool,
         stopping: asyncio.Event | None = None,
-    ) -> AsyncIterator[list[Row]]:
+    ) -> AsyncGenerator[list[Row], None]:
         """Yields pages of matching rows in the documented order (see docs/log.md).
 
         History: the newest ``limit`` matches (all when 0), oldest first, ordered by
