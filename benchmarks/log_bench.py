@@ -210,6 +210,31 @@ class PlainSqlite:
         return times
 
 
+def ingest_with_followers(
+    target: str, start_i: int, count: int, followers: int, by_component: bool
+) -> float:
+    """Batched ingest rate while ``followers`` idle follow queries are open (each on an
+    object, or on a component, that the new entries do not match)."""
+    with grpc.insecure_channel(target) as channel:
+        stub = log_pb2_grpc.LogServiceStub(channel)
+        streams = []
+        for i in range(followers):
+            request = log_pb2.QueryRequest(follow=True)
+            if by_component:
+                request.component = f"idle-{i}"
+            else:
+                request.object_id = f"idle-{i}"
+            streams.append(stub.Query(request))
+        try:
+            # Every follow query is registered once the daemon has answered a later call.
+            list(stub.Query(log_pb2.QueryRequest(limit=1)))
+            rate, _ = asyncio.run(batched_ingest(target, start_i, count, 1000, 4))
+        finally:
+            for stream in streams:
+                stream.cancel()
+    return rate
+
+
 def latency(times_ms: list[float]) -> str:
     return f"median {statistics.median(times_ms):.2f} ms, p99 {percentile(times_ms, 99):.2f} ms"
 
@@ -244,6 +269,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--query-limit", type=int, default=100, help="Query.limit")
     parser.add_argument("--profile", type=Path, help="run the daemon under cProfile into FILE")
+    parser.add_argument(
+        "--followers", type=int, default=200, help="idle follow queries for the fan-out check"
+    )
     for name in ("--ingest-into", "--ingest-start", "--ingest-count", "--ingest-ids"):
         parser.add_argument(name, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -358,6 +386,26 @@ def main() -> None:
                         "",
                     )
                 )
+            fan_out = min(20_000, sizes[0])
+            # Follow fan-out: ingest with no follower, then with idle followers of objects
+            # and of components (filters the new entries do not match).
+            quiet_rate, ids = asyncio.run(batched_ingest(target, 3 * 10**9, fan_out, 1000, 4))
+            acked.update(ids)
+            for by_component in (False, True):
+                rate = ingest_with_followers(
+                    target, 4 * 10**9 + by_component * 10**8, fan_out, args.followers, by_component
+                )
+                kind = "components" if by_component else "objects"
+                add(
+                    (
+                        f"ingest with {args.followers} idle followers of {kind}",
+                        f"{rate:,.0f} entries/s ({rate / quiet_rate:.2f}x without)",
+                        "",
+                        "",
+                    )
+                )
+            mem = memory_mib(daemon.pid)
+            add(("  daemon memory after the followers", f"peak {mem['VmHWM']:.0f} MiB", "", ""))
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(120)

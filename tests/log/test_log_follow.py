@@ -133,3 +133,33 @@ def test_cancelled_followers_leave_no_errors_in_the_daemon_log(log_daemon) -> No
     stderr = log_daemon.stderr()
     assert "Traceback" not in stderr
     assert '"level": "error"' not in stderr
+
+
+def test_followers_by_component_and_time_get_only_their_entries(log_daemon) -> None:
+    with log_daemon.channel() as channel:
+        stub = log_pb2_grpc.LogServiceStub(channel)
+
+        def follow(**fields: object):
+            request = log_pb2.QueryRequest(follow=True, **fields)  # type: ignore[arg-type]
+            return stub.QueryPages(request, timeout=60)
+
+        by_component = follow(component="zfs")
+        by_both = follow(component="zfs", object_id="vol-1")
+        from_time = follow(start_time_ns=5_000)
+        log(
+            stub,
+            log_pb2.LogEntry(
+                message="a", component="vmm", related_object_ids=["vol-1"], timestamp_ns=9_000
+            ),
+            log_pb2.LogEntry(
+                message="b", component="zfs", related_object_ids=["vol-2"], timestamp_ns=1_000
+            ),
+            log_pb2.LogEntry(
+                message="c", component="zfs", related_object_ids=["vol-1"], timestamp_ns=9_000
+            ),
+        )
+        assert [e.message for e in next(by_component).entries] == ["b", "c"]
+        assert [e.message for e in next(by_both).entries] == ["c"]
+        assert [e.message for e in next(from_time).entries] == ["a", "c"]
+        for stream in (by_component, by_both, from_time):
+            stream.cancel()

@@ -1,9 +1,10 @@
 """Fan-out of newly stored entries to ``follow`` queries.
 
 The writer thread hands every committed group of rows to :meth:`Followers.publish` once (on
-the event loop), whatever the number of followers. Followers that follow an object are found
-through a dict keyed by object id, so an entry costs one lookup per related id, not one check
-per follower; followers without an object filter check each row. Matching rows go into the
+the event loop), whatever the number of followers. Followers of an object are found through a
+dict keyed by object id (one lookup per related id of a new entry, not one check per
+follower), followers of a component through a dict keyed by component; only followers with
+neither filter look at every row. Matching rows go into the
 follower's bounded backlog. A follower that falls more than ``backlog`` rows behind drops its
 backlog and catches up from the database with a query that filters in SQL (see
 ``LogStore.query``), so a slow reader costs bounded memory and loses nothing.
@@ -68,6 +69,7 @@ class Followers:
         self.count = 0
         """Read by the writer thread to skip publishing when nobody follows."""
         self._by_object: dict[str, list[Follower]] = {}
+        self._by_component: dict[str, list[Follower]] = {}
         self._unindexed: list[Follower] = []
 
     def add(self, flt: QueryFilter) -> Follower:
@@ -78,33 +80,41 @@ class Followers:
                 hint="close a follow stream or query without follow",
             )
         follower = Follower(flt, self.backlog)
-        if flt.object_id is not None:
-            self._by_object.setdefault(flt.object_id, []).append(follower)
-        else:
-            self._unindexed.append(follower)
+        group, _ = self._group_of(follower)
+        group.append(follower)
         self.count += 1
         return follower
 
     def remove(self, follower: Follower) -> None:
         """Unregisters ``follower`` (its stream ended)."""
-        object_id = follower.flt.object_id
-        if object_id is not None:
-            group = self._by_object.get(object_id, [])
-            if follower in group:
-                group.remove(follower)
-                self.count -= 1
-            if not group:
-                self._by_object.pop(object_id, None)
-        elif follower in self._unindexed:
-            self._unindexed.remove(follower)
+        group, index = self._group_of(follower)
+        if follower in group:
+            group.remove(follower)
             self.count -= 1
+        if index is not None and not group:
+            for table in (self._by_object, self._by_component):
+                if table.get(index) is group:
+                    del table[index]
+
+    def _group_of(self, follower: Follower) -> tuple[list[Follower], str | None]:
+        flt = follower.flt
+        if flt.object_id is not None:
+            return self._by_object.setdefault(flt.object_id, []), flt.object_id
+        if flt.component is not None:
+            return self._by_component.setdefault(flt.component, []), flt.component
+        return self._unindexed, None
 
     def publish(self, rows: Sequence[Row]) -> None:
         """Hands newly committed ``rows`` (in arrival order) to every follower they match."""
         for follower in self._unindexed:
-            matching = [row for row in rows if follower.flt.matches(row)]
-            if matching:
-                follower.offer(matching)
+            _offer_matching(follower, rows)
+        if self._by_component:
+            by_component: dict[str, list[Row]] = {}
+            for row in rows:
+                by_component.setdefault(row[4], []).append(row)
+            for component, group in self._by_component.items():
+                for follower in group:
+                    _offer_matching(follower, by_component.get(component, ()))
         if not self._by_object:
             return
         matched: dict[Follower, list[Row]] = {}
@@ -118,3 +128,9 @@ class Followers:
                         matched.setdefault(follower, []).append(row)
         for follower, matching in matched.items():
             follower.offer(matching)
+
+
+def _offer_matching(follower: Follower, rows: Sequence[Row]) -> None:
+    matching = [row for row in rows if follower.flt.matches(row)]
+    if matching:
+        follower.offer(matching)
