@@ -185,3 +185,28 @@ def test_retention_by_size_keeps_the_newest_entries(start_log_daemon) -> None:
         assert count < 10_000
         newest = list(stub.Query(log_pb2.QueryRequest(object_id="vm-z", limit=1)))
         assert newest[0].message.startswith("s9-999 ")
+
+
+def test_store_from_before_arrival_times_is_upgraded_in_place(start_log_daemon, tmp_path) -> None:
+    data = tmp_path / "old-store"
+    data.mkdir()
+    db = sqlite3.connect(data / "log.sqlite3")
+    db.executescript(
+        """
+        CREATE TABLE entries (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+          ts INTEGER NOT NULL, level INTEGER NOT NULL, component TEXT NOT NULL,
+          message TEXT NOT NULL, related TEXT NOT NULL);
+        CREATE INDEX entries_by_time ON entries (ts, seq);
+        CREATE TABLE refs (object_id TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+          PRIMARY KEY (object_id, ts, seq)) WITHOUT ROWID;
+        INSERT INTO entries VALUES (1, '01ARZ3NDEKTSV4RRFFQ69G5FAV', 1000, 4, 'vmm', 'old', 'vm-u');
+        INSERT INTO refs VALUES ('vm-u', 1000, 1);
+        """
+    )
+    db.close()
+    daemon = start_log_daemon(data_dir=data)
+    with daemon.channel() as channel:
+        stub = log_pb2_grpc.LogServiceStub(channel)
+        stub.Log(log_pb2.LogRequest(entry=entry("new", "vm-u")))
+        got = [e.message for e in stub.Query(log_pb2.QueryRequest(object_id="vm-u"), timeout=10)]
+    assert got == ["old", "new"]
