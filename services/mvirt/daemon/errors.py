@@ -56,7 +56,8 @@ class UnavailableError(MvirtError):
 
 
 class ResourceExhaustedError(MvirtError):
-    """A bounded resource is full (too many viewers, a client too slow to keep up)."""
+    """A bounded resource is full (too many viewers or follow streams, a client too slow to
+    keep up); retry later."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 

@@ -90,6 +90,10 @@ class DaemonSpec:
     description: str
     create: Callable[[DaemonContext], Awaitable[Service]]
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    server_options: Sequence[tuple[str, int]] = ()
+    """Extra gRPC server options (e.g. ``grpc.max_receive_message_length``)."""
+    maximum_concurrent_rpcs: int | None = None
+    """Calls served at once; beyond it gRPC answers RESOURCE_EXHAUSTED (None: no limit)."""
 
 
 def run(spec: DaemonSpec, argv: Sequence[str] | None = None) -> None:
@@ -261,7 +265,9 @@ async def _serve_until_stopped(
     config = ctx.config
     # Without this, gRPC sets SO_REUSEPORT and a second daemon would silently share the port.
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()], options=[("grpc.so_reuseport", 0)]
+        interceptors=[ErrorMappingInterceptor()],
+        options=[("grpc.so_reuseport", 0), *spec.server_options],
+        maximum_concurrent_rpcs=spec.maximum_concurrent_rpcs,
     )
     service.register(server)
     health = health_aio.HealthServicer()
