@@ -54,7 +54,12 @@ def zfs_service() -> None:
 
 def destroy_pool(name: str) -> None:
     """Destroys a test pool (zfs-fuse reports it busy for a moment after files closed)."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180
+    mounted = zfs("get", "-H", "-r", "-o", "name,value", "mounted", name).stdout.splitlines()
+    for line in reversed(mounted):
+        dataset, _, value = line.partition("\t")
+        if value == "yes":
+            zfs("unmount", dataset)
     while True:
         result = zpool("destroy", name)
         if result.returncode == 0 or "no such pool" in result.stderr:

@@ -12,6 +12,7 @@ import gzip
 import json
 import lzma
 import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,14 +21,16 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 import zstandard
 
 from mvirt.daemon.errors import InvalidArgumentError
 from mvirt.zfs.process import CommandError, run
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16
 DOWNLOAD_RETRIES = 3
 QCOW2_MAGIC = b"QFI\xfb"
+CHECK_LEAKS_ONLY = 3
 COMPRESSION_MAGIC = {
     b"\xfd7zXZ\x00": "xz",
     b"\x28\xb5\x2f\xfd": "zstd",
@@ -95,55 +98,80 @@ def check_source(value: str, roots: Sequence[Path]) -> Source:
     return Source(url=None, path=resolved)
 
 
-def download(url: str, target: Path, progress: Progress, stop: threading.Event) -> None:
-    """Streams ``url`` into ``target``; an interrupted transfer continues with a Range request
-    where the server allows it. Raises ImportFailedError for an HTTP error or a truncated body."""
-    done = 0
-    total = 0
-    attempts = 0
-    with open(target, "wb") as out:
-        while True:
-            headers = {"Range": f"bytes={done}-"} if done else {}
-            if not done:
-                out.seek(0)
-                out.truncate()
+class Download:
+    """One http(s) download into a file; :meth:`abort` (from any thread) ends it at once,
+    even while it waits for a silent server."""
+
+    def __init__(self, url: str, target: Path, progress: Progress) -> None:
+        self.url = url
+        self.target = target
+        self.progress = progress
+        self.stop = threading.Event()
+        self._reply: requests.Response | None = None
+        self.done = 0
+        self.total = 0
+
+    def abort(self) -> None:
+        """Stops the transfer: a blocked read returns when its socket is shut down."""
+        self.stop.set()
+        reply = self._reply
+        sock = getattr(getattr(reply.raw, "_connection", None), "sock", None) if reply else None
+        if sock is not None:
             try:
-                with requests.get(url, stream=True, timeout=(10, 60), headers=headers) as reply:
-                    if done and reply.status_code != 206:
-                        raise ImportFailedError(
-                            f"download of {url} broke off after {done} bytes and the server "
-                            "does not resume (no Range support)"
-                        )
-                    if not done and reply.status_code != 200:
-                        raise ImportFailedError(
-                            f"server answered {reply.status_code} {reply.reason} for {url}"
-                        )
-                    if not done:
-                        total = int(reply.headers.get("Content-Length", "0") or 0)
-                    for chunk in reply.raw.stream(CHUNK, decode_content=False):
-                        if stop.is_set():
-                            raise StoppedError
-                        out.write(chunk)
-                        done += len(chunk)
-                        progress(done, total)
-            except (requests.ConnectionError, requests.Timeout, OSError) as exc:
-                if isinstance(exc, FileNotFoundError):
-                    raise
-                reason = f"{type(exc).__name__}: {exc}"
-            except Exception as exc:
-                if isinstance(exc, ImportFailedError | StoppedError):
-                    raise
-                # urllib3 reports a body shorter than Content-Length as ProtocolError.
-                reason = f"{type(exc).__name__}: {exc}"
-            else:
-                if not total or done >= total:
-                    return
-                reason = f"connection closed after {done} of {total} bytes"
-            attempts += 1
-            if attempts > DOWNLOAD_RETRIES:
-                raise ImportFailedError(f"download of {url} failed: {reason}")
-            if total and done >= total:
-                return
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def run(self) -> None:
+        """Streams the URL into the file; an interrupted transfer continues with a Range
+        request where the server allows it. Raises ImportFailedError for an HTTP error or a
+        body that stays short, StoppedError after :meth:`abort`."""
+        attempts = 0
+        with open(self.target, "wb") as out:
+            while True:
+                try:
+                    self._attempt(out)
+                    if not self.total or self.done >= self.total:
+                        return
+                    reason = f"connection closed after {self.done} of {self.total} bytes"
+                except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as exc:
+                    if self.stop.is_set():
+                        raise StoppedError from None
+                    reason = f"{type(exc).__name__}: {exc}"
+                attempts += 1
+                if attempts > DOWNLOAD_RETRIES:
+                    raise ImportFailedError(f"download of {self.url} failed: {reason}")
+
+    def _attempt(self, out: BinaryIO) -> None:
+        done, total = self.done, self.total
+        headers = {"Range": f"bytes={done}-"} if done else {}
+        if not done:
+            out.seek(0)
+            out.truncate()
+        with requests.get(self.url, stream=True, timeout=(10, 60), headers=headers) as reply:
+            self._reply = reply
+            if done and reply.status_code != 206:
+                raise ImportFailedError(
+                    f"download of {self.url} broke off after {done} of {total} bytes and the "
+                    "server does not resume (no Range support)"
+                )
+            if not done and reply.status_code != 200:
+                raise ImportFailedError(
+                    f"server answered {reply.status_code} {reply.reason} for {self.url}"
+                )
+            if not done:
+                total = self.total = int(reply.headers.get("Content-Length", "0") or 0)
+            try:
+                while chunk := reply.raw.read1(CHUNK):
+                    if self.stop.is_set():
+                        raise StoppedError
+                    out.write(chunk)
+                    self.done += len(chunk)
+                    self.progress(self.done, total)
+            finally:
+                self._reply = None
+                if self.stop.is_set():
+                    raise StoppedError
 
 
 def compression_of(path: Path) -> str | None:
@@ -216,4 +244,12 @@ async def inspect(path: Path, qemu_img: str = "qemu-img") -> ImageInfo:
             "the qcow2 image refers to another file (backing or data file); flatten it with "
             "`qemu-img convert -O qcow2` first"
         )
+    try:
+        await run([qemu_img, "check", "-f", "qcow2", "--output=json", str(path)])
+    except CommandError as exc:
+        # 3: only leaked clusters (harmless); 2: corruptions, e.g. a truncated file.
+        if exc.returncode != CHECK_LEAKS_ONLY:
+            raise ImportFailedError(
+                f"the qcow2 image is damaged or truncated (qemu-img check: {exc.reason})"
+            ) from None
     return ImageInfo("qcow2", int(info["virtual-size"]))

@@ -1,10 +1,13 @@
 """Import jobs: an image (file or URL; raw or qcow2; maybe xz/zstd/gzip) becomes a template.
 
-A job works in two datasets under ``<pool>/.tmp`` named by ids the daemon chose:
-``<job id>-work`` (download and decompression) and ``<template id>`` (the image, in the
-pool's volume backing). Only when the image is complete does the storage manager snapshot it
-and move it under ``templates`` (:meth:`StorageManager.publish_template`), so nothing
-half-written ever becomes a template. A failed or cancelled job destroys both datasets.
+A job works in two datasets named by ids the daemon chose: ``<pool>/.tmp/<job id>-work``
+(download and decompression) and ``<pool>/templates/<template id>`` (the image, in the pool's
+volume backing). A template exists only once its row is stored, which happens after the image
+is complete and snapshotted (:meth:`StorageManager.publish_template`), so nothing
+half-written ever becomes a template. A failed or cancelled job destroys both datasets; a
+restart destroys the datasets of jobs that did not finish. (The image is written in place
+rather than renamed from ``.tmp``: zfs-fuse refuses a rename for a while after the
+converter closed the file.)
 
 Concurrency: each job is one asyncio task; blocking copies run in a worker thread that stops
 at the next chunk when the job is cancelled; converters are child processes killed on cancel.
@@ -133,7 +136,6 @@ class ImportRunner:
         """Ends jobs a previous run left unfinished as FAILED and removes their leftovers."""
         for job in self.store.jobs(include_finished=False):
             if self.store.template(job.template_id) is None:
-                # Killed between moving the image and storing the template row.
                 await self.driver.destroy(
                     self.driver.dataset(TEMPLATES, job.template_id), recursive=True
                 )
@@ -190,12 +192,16 @@ class ImportRunner:
 
         return report
 
-    async def _in_thread(self, job_id: str, work: Callable[[], T]) -> T:
+    async def _in_thread(
+        self, job_id: str, work: Callable[[], T], abort: Callable[[], None] | None = None
+    ) -> T:
         task = asyncio.ensure_future(asyncio.to_thread(work))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             self._stops[job_id].set()
+            if abort is not None:
+                abort()
             # The thread must have let go of its files before the datasets can be destroyed.
             with contextlib.suppress(Exception):
                 await task
@@ -204,7 +210,7 @@ class ImportRunner:
     async def _run(self, job_id: str, source: Source) -> None:
         job = self._live[job_id]
         work = self.driver.dataset(TMP, f"{job_id}-work")
-        image = self.driver.dataset(TMP, job.template_id)
+        image = self.driver.dataset(TEMPLATES, job.template_id)
         try:
             await self._import(job_id, source, work, image)
         except asyncio.CancelledError:
@@ -240,12 +246,9 @@ class ImportRunner:
         if source.url is not None:
             await self.driver.create(work)
             path = self.driver.mountpoint(work) / "download"
-            url = source.url
             self._set_state(job_id, JobState.DOWNLOADING)
-            target = path
-            await self._in_thread(
-                job_id, lambda: image_source.download(url, target, progress, stop)
-            )
+            download = image_source.Download(source.url, path, progress)
+            await self._in_thread(job_id, download.run, download.abort)
         assert path is not None
         kind = await asyncio.to_thread(image_source.compression_of, path)
         if kind is not None:

@@ -27,7 +27,6 @@ from mvirt.zfs.backing import Backing
 from mvirt.zfs.driver import (
     TEMPLATE_SNAPSHOT,
     TEMPLATES,
-    TMP,
     VOLUMES,
     ZfsDriver,
     parse_ratio,
@@ -466,17 +465,12 @@ class StorageManager:
             record = TemplateRecord(
                 str(uuid.uuid4()), template_name, snapshot.volsize, volume.name, now_iso()
             )
-            staging = self.driver.dataset(TMP, record.id)
             final = self.template_dataset(record.id)
             source = f"{self.volume_dataset(volume.id)}@{snapshot.id}"
             try:
-                await self.driver.send_receive(source, staging)
-                await self.driver.rename(
-                    f"{staging}@{snapshot.id}", f"{staging}@{TEMPLATE_SNAPSHOT}"
-                )
-                await self.driver.rename(staging, final)
+                await self.driver.send_receive(source, final)
+                await self.driver.rename(f"{final}@{snapshot.id}", f"{final}@{TEMPLATE_SNAPSHOT}")
             except CommandError as exc:
-                await self.driver.destroy(staging, recursive=True)
                 await self.driver.destroy(final, recursive=True)
                 raise _zfs_failed(f"promoting snapshot {snapshot_name!r}", exc) from None
             try:
@@ -493,23 +487,17 @@ class StorageManager:
             )
         return self.template_view(record)
 
-    async def publish_template(self, staging: str, record: TemplateRecord) -> TemplateView:
-        """Makes an imported image (dataset ``staging`` under ``.tmp``, its image complete)
-        the template ``record``: snapshot ``@img``, move under ``templates``, store the row.
-        Undone completely on failure."""
+    async def publish_template(self, dataset: str, record: TemplateRecord) -> TemplateView:
+        """Makes an imported image (``dataset``, its image complete) the template ``record``:
+        snapshot ``@img``, then store the row. The snapshot is undone on failure."""
         async with self.lock:
             self.check_new_template_name(record.name, "name")
-            final = self.template_dataset(record.id)
+            snapshot = f"{dataset}@{TEMPLATE_SNAPSHOT}"
+            await self.driver.snapshot(snapshot)
             try:
-                await self.driver.snapshot(f"{staging}@{TEMPLATE_SNAPSHOT}")
-                await self.driver.rename(staging, final)
                 self.store.add_template(record)
             except BaseException:
-                await self.driver.destroy(final, recursive=True)
+                await self.driver.destroy(snapshot)
                 raise
             self._audit(f"template {record.name} imported", record.id)
         return self.template_view(record)
-
-    def names_in_use(self) -> set[str]:
-        """Template names taken (for import jobs that have not finished)."""
-        return {t.name for t in self.store.templates()}
