@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 
-from mvirt.proto import zfs_pb2
+from mvirt.proto import log_pb2, log_pb2_grpc, zfs_pb2
 from tests.zfs.conftest import ZfsDaemon
 
 MIB = 1 << 20
@@ -331,3 +332,36 @@ def test_restart_keeps_volumes_snapshots_and_templates(start_zfs_daemon):
         ] == [(v.id, v.name, v.path, [s.name for s in v.snapshots]) for v in before[0].volumes]
         assert after[1] == before[1]
         assert read_at(clone.path, OFFSET, len(KNOWN)) == KNOWN
+
+
+def test_every_mutation_is_audited_with_its_related_ids(start_zfs_daemon, start_log_daemon):
+    log = start_log_daemon()
+    daemon = start_zfs_daemon(log_endpoint=log.endpoint)
+    with daemon.channel() as channel:
+        stub = daemon.stub(channel)
+        template = make_template(stub, "golden")
+        source = stub.GetVolume(zfs_pb2.GetVolumeRequest(name="src"))
+        snapshot = source.snapshots[0]
+        clone = stub.CloneFromTemplate(
+            zfs_pb2.CloneFromTemplateRequest(template_name="golden", new_volume_name="c")
+        )
+        stub.ResizeVolume(zfs_pb2.ResizeVolumeRequest(name="c", new_size_bytes=64 * MIB))
+        stub.DeleteVolume(zfs_pb2.DeleteVolumeRequest(name="c"))
+    expected = {
+        source.id: ["volume src created", "snapshot s of volume src created", "promoted"],
+        snapshot.id: ["snapshot s of volume src created", "promoted to template golden"],
+        template.id: ["promoted to template golden", "volume c cloned from template golden"],
+        clone.id: ["volume c cloned", "volume c resized", "volume c deleted"],
+    }
+    with log.channel() as channel:
+        query = log_pb2_grpc.LogServiceStub(channel).Query
+        for object_id, messages in expected.items():
+            deadline = time.monotonic() + 30
+            while True:
+                entries = list(query(log_pb2.QueryRequest(object_id=object_id, limit=100)))
+                found = [m for m in messages if any(m in e.message for e in entries)]
+                if found == messages:
+                    break
+                assert time.monotonic() < deadline, (object_id, [e.message for e in entries])
+                time.sleep(0.1)
+            assert all(e.component == "zfs" for e in entries)
