@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from mvirt.cli.logs import logs
+from mvirt.cli.storage import COMMANDS as STORAGE_COMMANDS
 from mvirt.cli.vm import COMMANDS as VM_COMMANDS
 from mvirt.daemon.version import package_version
 
@@ -17,7 +18,7 @@ def cli() -> None:
 
 
 cli.add_command(logs)
-for command in VM_COMMANDS:
+for command in (*VM_COMMANDS, *STORAGE_COMMANDS):
     cli.add_command(command)
 
 
