@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from mvirt.proto import log_pb2, log_pb2_grpc, zfs_pb2
-from tests.zfs.conftest import ZfsDaemon
+from tests.zfs.conftest import ZfsDaemon, zfs
 
 MIB = 1 << 20
 KNOWN = os.urandom(64 * 1024)
@@ -365,3 +365,22 @@ def test_every_mutation_is_audited_with_its_related_ids(start_zfs_daemon, start_
                 assert time.monotonic() < deadline, (object_id, [e.message for e in entries])
                 time.sleep(0.1)
             assert all(e.component == "zfs" for e in entries)
+
+
+def test_a_restart_removes_datasets_a_crash_left_without_a_record(start_zfs_daemon):
+    daemon = start_zfs_daemon()
+    with daemon.channel() as channel:
+        kept = daemon.stub(channel).CreateVolume(
+            zfs_pb2.CreateVolumeRequest(name="kept", size_bytes=16 * MIB)
+        )
+    daemon.kill()
+    # As if the daemon died between creating these datasets and storing their rows.
+    for orphan in (f"{daemon.pool}/volumes/orphan-v", f"{daemon.pool}/templates/orphan-t"):
+        result = zfs("create", orphan)
+        assert result.returncode == 0, result.stderr
+    again = start_zfs_daemon()
+    assert again.datasets("volumes") == [f"{again.pool}/volumes/{kept.id}"]
+    assert again.datasets("templates") == []
+    with again.channel() as channel:
+        volumes = again.stub(channel).ListVolumes(zfs_pb2.ListVolumesRequest()).volumes
+        assert [v.name for v in volumes] == ["kept"]

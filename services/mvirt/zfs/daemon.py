@@ -78,6 +78,7 @@ async def create(ctx: DaemonContext) -> Service:
     roots = [r.resolve() for r in (options.import_root or [Path("/")])]
     imports = ImportRunner(manager, roots, options.qemu_img)
     await imports.recover()
+    await manager.remove_orphans()
     ctx.logger.info("pool %s, volume backing: %s", options.pool, backing.kind)
     servicer = ZfsServicer(manager, imports)
 

@@ -136,9 +136,7 @@ class ImportRunner:
         """Ends jobs a previous run left unfinished as FAILED and removes their leftovers."""
         for job in self.store.jobs(include_finished=False):
             if self.store.template(job.template_id) is None:
-                await self.driver.destroy(
-                    self.driver.dataset(TEMPLATES, job.template_id), recursive=True
-                )
+                await self._remove_leftover(self.driver.dataset(TEMPLATES, job.template_id))
             self._finish(
                 job,
                 JobState.FAILED,
@@ -146,8 +144,16 @@ class ImportRunner:
                 "start the import again",
             )
         for leftover in await self.driver.children(TMP):
-            log.info("removing leftover dataset", extra={"dataset": leftover})
-            await self.driver.destroy(leftover, recursive=True)
+            await self._remove_leftover(leftover)
+
+    async def _remove_leftover(self, dataset: str) -> None:
+        # A converter orphaned by a crash may still hold it: a failure is logged and the
+        # next start tries again, rather than keeping the daemon from serving.
+        log.info("removing leftover dataset", extra={"dataset": dataset})
+        try:
+            await self.driver.destroy(dataset, recursive=True)
+        except CommandError as exc:
+            log.error("cannot remove leftover %s: %s", dataset, exc.reason)
 
     async def close(self) -> None:
         """Stops running jobs (they end FAILED, their datasets removed)."""

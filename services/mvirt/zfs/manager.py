@@ -239,6 +239,26 @@ class StorageManager:
             compression_ratio=usage.compression_ratio,
         )
 
+    async def remove_orphans(self) -> list[str]:
+        """Destroys volume and template datasets that have no row: what a crash between
+        creating a dataset and storing its row left behind. Called at startup, before any
+        request; a dataset that cannot go yet (still busy) is logged and tried next time."""
+        known = {self.volume_dataset(v.id) for v in self.store.volumes()}
+        known |= {self.template_dataset(t.id) for t in self.store.templates()}
+        removed = []
+        for parent in (VOLUMES, TEMPLATES):
+            for dataset in await self.driver.children(parent):
+                if dataset in known:
+                    continue
+                log.warning("removing dataset without a record", extra={"dataset": dataset})
+                try:
+                    await self.driver.destroy(dataset, recursive=True)
+                except CommandError as exc:
+                    log.error("cannot remove %s: %s", dataset, exc.reason)
+                    continue
+                removed.append(dataset)
+        return removed
+
     # Volumes.
 
     def _check_new_volume_name(self, name: str, field: str) -> None:
