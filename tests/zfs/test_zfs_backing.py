@@ -10,6 +10,9 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
+from mvirt.daemon.errors import UnavailableError
 from mvirt.zfs.backing import FileBacking, ZvolBacking, detect_backing
 from mvirt.zfs.driver import ZfsDriver
 
@@ -77,3 +80,10 @@ def test_zfs_fuse_pool_gets_file_backing(pool, tmp_path):
     assert asyncio.run(driver.children(".tmp")) == []  # the failed probe left nothing
     dataset = driver.dataset("volumes", "abc")
     assert backing.path(dataset) == tmp_path / "mnt/volumes/abc/disk.raw"
+
+
+def test_zfs_service_down_is_unavailable_with_the_fix(tmp_path):
+    driver = ZfsDriver("tank", tmp_path, zfs=str(Path(__file__).with_name("fake_zfs_down.py")))
+    with pytest.raises(UnavailableError) as info:
+        asyncio.run(driver.usage())
+    assert "ZFS is not reachable" in str(info.value) and "start zfs-fuse" in str(info.value)

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mvirt.daemon.errors import UnavailableError
 from mvirt.zfs.process import CommandError, run, run_pipeline
 
 log = logging.getLogger("mvirt.zfs.driver")
@@ -30,6 +31,12 @@ TEMPLATE_SNAPSHOT = "img"
 # Mount directories of the three parents below the mount root (".tmp" is not hidden there).
 MOUNT_DIRS = {VOLUMES: "volumes", TEMPLATES: "templates", TMP: "tmp"}
 BUSY_DEADLINE = 90.0  # measured: over 20 s on a loaded 2-core machine
+# What zfs prints when there is no ZFS to talk to (zfs-fuse's and kernel ZFS's wording).
+_SERVICE_DOWN = (
+    "failed to initialize ZFS library",
+    "make sure that the zfs-fuse daemon is running",
+    "The ZFS modules are not loaded",
+)
 _BUSY_MARKERS = ("dataset is busy", "pool is busy", "device busy", "is busy")
 
 
@@ -89,8 +96,17 @@ class ZfsDriver:
         return self.mount_root / MOUNT_DIRS[parent] / rest
 
     async def zfs(self, *args: str) -> str:
-        """Runs ``zfs args...`` and returns its output."""
-        return (await run([self._zfs, *args])).stdout
+        """Runs ``zfs args...`` and returns its output; UnavailableError when the ZFS service
+        itself cannot be reached (zfs-fuse stopped, kernel module not loaded)."""
+        try:
+            return (await run([self._zfs, *args])).stdout
+        except CommandError as exc:
+            if any(marker in exc.stderr for marker in _SERVICE_DOWN):
+                raise UnavailableError(
+                    f"ZFS is not reachable ({exc.reason})",
+                    hint="start zfs-fuse or load the zfs kernel module, then retry",
+                ) from None
+            raise
 
     async def check_pool(self) -> None:
         """Raises CommandError when the pool is not imported (or zfs is not running)."""
