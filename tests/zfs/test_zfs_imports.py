@@ -239,7 +239,11 @@ def test_cancel_mid_download_leaves_nothing_and_ends_the_job(zfs_daemon: ZfsDaem
         assert wait_job(stub, again.id).state == zfs_pb2.IMPORT_JOB_STATE_COMPLETED
 
 
-def test_kill_9_mid_import_ends_the_job_failed_after_restart(start_zfs_daemon, images):
+@pytest.mark.parametrize(
+    ("stop", "reason"),
+    [("kill -9", "interrupted by a restart"), ("SIGTERM", "mvirt-zfs stopped")],
+)
+def test_a_daemon_stopped_mid_import_ends_the_job_failed(start_zfs_daemon, images, stop, reason):
     daemon = start_zfs_daemon()
     with image_server() as server:
         body = images["disk.qcow2"].read_bytes()
@@ -251,13 +255,16 @@ def test_kill_9_mid_import_ends_the_job_failed_after_restart(start_zfs_daemon, i
             )
             wait_progress(stub, job.id, zfs_pb2.IMPORT_JOB_STATE_DOWNLOADING)
         assert daemon.datasets(".tmp") != []
-        daemon.kill()
+        if stop == "kill -9":
+            daemon.kill()
+        else:
+            assert daemon.terminate(60) == 0
     again = start_zfs_daemon()
     with again.channel() as channel:
         stub = again.stub(channel)
         ended = stub.GetImportJob(zfs_pb2.GetImportJobRequest(id=job.id))
         assert ended.state == zfs_pb2.IMPORT_JOB_STATE_FAILED
-        assert "interrupted by a restart" in ended.error and "DOWNLOADING" in ended.error
+        assert reason in ended.error
         assert not stub.ListImportJobs(zfs_pb2.ListImportJobsRequest()).jobs
     assert_nothing_left(again)
     assert zfs("get", "-H", "-o", "value", "type", f"{again.pool}/.tmp").returncode == 0

@@ -115,12 +115,14 @@ class Download:
         """Stops the transfer: a blocked read returns when its socket is shut down."""
         self.stop.set()
         reply = self._reply
-        sock = getattr(getattr(reply.raw, "_connection", None), "sock", None) if reply else None
-        if sock is not None:
-            try:
+        if reply is None:
+            return
+        try:
+            # shutdown() acts on the socket itself, so a duplicate descriptor reaches it.
+            with socket.socket(fileno=os.dup(reply.raw.fileno())) as sock:
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        except (OSError, ValueError):
+            pass  # the response ended meanwhile
 
     def run(self) -> None:
         """Streams the URL into the file; an interrupted transfer continues with a Range
