@@ -9,6 +9,7 @@ import subprocess
 from click.testing import CliRunner
 
 from mvirt.cli.main import cli
+from tests.vmm.conftest import FAKE_CH, start_vmm  # noqa: F401 (fixture used below)
 from tests.zfs.conftest import (  # noqa: F401 (fixtures used below)
     pool,
     start_zfs_daemon,
@@ -92,3 +93,21 @@ def test_cli_errors_are_one_line_with_the_reason(zfs_daemon):  # noqa: F811
     assert failed.exit_code == 1 and "outside the directories" in failed.output
     down = CliRunner().invoke(cli, ["pool", "--zfs-server", "127.0.0.1:1"])
     assert down.exit_code == 1 and "is mvirt-zfs running?" in down.output
+
+
+def test_create_vm_with_a_volume_name_as_disk(zfs_daemon, start_vmm, tmp_path, monkeypatch):  # noqa: F811
+    vmm = start_vmm("--hypervisor", "cloud-hypervisor", "--ch-binary", str(FAKE_CH))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vmlinuz").write_bytes(b"kernel")
+    volume = lines(mvirt(zfs_daemon, "volume", "create", "root", "--size", "16M", "-o", "json"))
+    runner = CliRunner(
+        env={"MVIRT_ZFS_SERVER": zfs_daemon.endpoint, "MVIRT_SERVER": vmm.daemon.endpoint}
+    )
+    created = runner.invoke(
+        cli, ["create", "web", "--kernel", "vmlinuz", "--disk", "root", "-o", "json"]
+    )
+    assert created.exit_code == 0, created.output
+    disks = json.loads(created.output)["config"]["disks"]
+    assert [d["path"] for d in disks] == [volume[0]["path"]]
+    unknown = runner.invoke(cli, ["create", "db", "--kernel", "vmlinuz", "--disk", "nosuch"])
+    assert unknown.exit_code == 2 and "neither a file nor a volume" in unknown.output

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.markup import escape
@@ -481,6 +482,25 @@ def imports_cancel(*, job_id: str, server: str) -> None:
     with zfs_stub(server) as stub:
         reply = stub.CancelImportJob(zfs_pb2.CancelImportJobRequest(id=job_id))
     click.echo(f"cancelled {job_id}" if reply.cancelled else f"{job_id} had already ended")
+
+
+def volume_disk(value: str, server: str) -> str:
+    """``--disk`` of ``mvirt create``: an existing path stays as it is; a bare name (no
+    ``/``) that is no file here names a volume, replaced by its path from mvirt-zfs."""
+    name, suffix = (value[:-3], ":ro") if value.endswith(":ro") else (value, "")
+    if "/" in name or os.path.exists(name):
+        return value
+    with zfs_stub(server) as stub:
+        try:
+            path = stub.GetVolume(zfs_pb2.GetVolumeRequest(name=name)).path
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            raise click.BadParameter(
+                f"{name!r} is neither a file nor a volume; see `mvirt volume list`",
+                param_hint="--disk",
+            ) from None
+    return path + suffix
 
 
 COMMANDS = (pool, volume, snapshot, template, import_template, imports)
