@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def create(ctx: DaemonContext) -> Service:
     """Check the pool, lay out its datasets, recover import jobs, serve."""
     options = ctx.options
-    if NAME_PATTERN.match(options.pool) is None:
+    if NAME_PATTERN.fullmatch(options.pool) is None:
         raise StartupError(f"--pool {options.pool!r} is not a valid pool name")
     for flag, binary in (("--zfs-binary", options.zfs_binary), ("--qemu-img", options.qemu_img)):
         if shutil.which(binary) is None:

@@ -6,7 +6,7 @@ import re
 
 from mvirt.daemon.errors import InvalidArgumentError
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 NAME_RULE = (
     "use 1-64 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or "
     "digit (no '/', '@', spaces or control characters)"
@@ -20,7 +20,7 @@ KIB = 1024
 
 def check_name(value: str, field: str) -> str:
     """``value`` if it is a usable volume, snapshot or template name."""
-    if NAME_PATTERN.match(value) is None:
+    if NAME_PATTERN.fullmatch(value) is None:
         shown = value if len(value) <= 80 else value[:80] + "..."
         raise InvalidArgumentError(f"{field} {shown!r} is not a valid name: {NAME_RULE}")
     return value
