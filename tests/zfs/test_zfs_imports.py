@@ -126,6 +126,10 @@ def test_local_qcow2_import_grows_to_the_requested_size(zfs_daemon: ZfsDaemon, i
         jobs = stub.ListImportJobs(zfs_pb2.ListImportJobsRequest(include_completed=True)).jobs
         assert [j.id for j in jobs] == [job.id]
         assert not stub.ListImportJobs(zfs_pb2.ListImportJobsRequest()).jobs
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ImportTemplate(zfs_pb2.ImportTemplateRequest(name="big", source=str(local)))
+        assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert "template named 'big'" in info.value.details()
 
 
 def test_interrupted_download_resumes_with_range(zfs_daemon: ZfsDaemon, images):
