@@ -87,3 +87,19 @@ def test_zfs_service_down_is_unavailable_with_the_fix(tmp_path):
     with pytest.raises(UnavailableError) as info:
         asyncio.run(driver.usage())
     assert "ZFS is not reachable" in str(info.value) and "start zfs-fuse" in str(info.value)
+
+
+def test_properties_of_a_dataset_deleted_meanwhile_are_just_missing(pool, tmp_path):
+    # Listing takes no lock, so a volume may go between reading the store and asking zfs.
+    driver = ZfsDriver(pool, tmp_path / "mnt")
+
+    async def scenario() -> dict[str, dict[str, str]]:
+        await driver.ensure_layout()
+        await driver.create(driver.dataset("volumes", "here"))
+        return await driver.get(
+            [driver.dataset("volumes", "here"), driver.dataset("volumes", "gone")], ["used"]
+        )
+
+    props = asyncio.run(scenario())
+    assert list(props) == [f"{pool}/volumes/here"]
+    assert int(props[f"{pool}/volumes/here"]["used"]) > 0

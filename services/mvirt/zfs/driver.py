@@ -143,7 +143,13 @@ class ZfsDriver:
         if recursive:
             args.append("-r")
         args += ["-o", "name,property,value", ",".join(properties), *datasets]
-        return parse_get(await self.zfs(*args))
+        try:
+            return parse_get(await self.zfs(*args))
+        except CommandError as exc:
+            # Reads take no lock: a dataset deleted meanwhile is simply not in the answer.
+            if all("does not exist" in line for line in exc.stderr.splitlines() if line.strip()):
+                return parse_get(exc.stdout)
+            raise
 
     async def usage(self) -> PoolUsage:
         """Used and available bytes and the compression ratio of the whole pool."""

@@ -20,10 +20,11 @@ log = logging.getLogger("mvirt.zfs.process")
 class CommandError(Exception):
     """A program exited non-zero; ``reason`` is its last line of error output."""
 
-    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str, stdout: str = "") -> None:
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr
+        self.stdout = stdout
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         self.reason = lines[-1] if lines else f"exit status {returncode}"
         super().__init__(f"{argv[0]} {' '.join(argv[1:3])}: {self.reason}")
@@ -59,7 +60,7 @@ async def run(argv: Sequence[str]) -> CommandResult:
         await _reap(proc)
     stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
     if proc.returncode != 0:
-        raise CommandError(argv, proc.returncode or -1, stderr)
+        raise CommandError(argv, proc.returncode or -1, stderr, stdout)
     return CommandResult(stdout, stderr)
 
 
