@@ -153,6 +153,7 @@ def test_interrupted_download_resumes_with_range(zfs_daemon: ZfsDaemon, images):
         ("truncated", "does not resume"),
         ("qcow2-cut", "qcow2"),
         ("xz-cut", "xz stream is damaged or truncated"),
+        ("zstd-cut", "zstd stream is damaged or truncated"),
     ],
 )
 def test_broken_sources_fail_the_job_with_the_reason(zfs_daemon: ZfsDaemon, images, route, words):
@@ -165,6 +166,9 @@ def test_broken_sources_fail_the_job_with_the_reason(zfs_daemon: ZfsDaemon, imag
             server.routes["/img"] = Route(qcow2[: len(qcow2) // 2])
         elif route == "xz-cut":
             server.routes["/img"] = Route(xz[: len(xz) // 2])
+        elif route == "zstd-cut":
+            zst = images["disk.raw.zst"].read_bytes()
+            server.routes["/img"] = Route(zst[: len(zst) // 2])
         path = "/img" if isinstance(route, str) else "/missing"
         stub = zfs_daemon.stub(channel)
         job = stub.ImportTemplate(zfs_pb2.ImportTemplateRequest(name="t", source=server.url(path)))

@@ -200,7 +200,6 @@ def decompress(
     """Writes the decompressed ``path`` to ``target``, leaving zero runs as holes; raises
     ImportFailedError when the stream is damaged or cut short."""
     total = path.stat().st_size
-    zero = bytes(CHUNK)
     with (
         open(path, "rb") as raw_in,
         _open_decompressed(raw_in, kind) as data,
@@ -210,7 +209,7 @@ def decompress(
             while chunk := data.read(CHUNK):
                 if stop.is_set():
                     raise StoppedError
-                if chunk == zero[: len(chunk)]:
+                if chunk.count(0) == len(chunk):
                     out.seek(len(chunk), os.SEEK_CUR)
                 else:
                     out.write(chunk)
@@ -218,6 +217,15 @@ def decompress(
             out.truncate()
         except (EOFError, lzma.LZMAError, gzip.BadGzipFile, zstandard.ZstdError) as exc:
             raise ImportFailedError(f"the {kind} stream is damaged or truncated: {exc}") from None
+
+
+async def verify_zstd(path: Path, zstd: str = "zstd") -> None:
+    """Raises ImportFailedError unless ``path`` is a complete zstd stream. The zstandard
+    module's readers end quietly at a cut inside a frame, so ``zstd -t`` checks first."""
+    try:
+        await run([zstd, "-t", "-q", str(path)])
+    except CommandError as exc:
+        raise ImportFailedError(f"the zstd stream is damaged or truncated: {exc.reason}") from None
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,8 @@ class ImportRunner:
                 await self.driver.create(work)
             compressed, plain = path, self.driver.mountpoint(work) / "decompressed"
             self._set_state(job_id, JobState.CONVERTING)
+            if kind == "zstd":
+                await image_source.verify_zstd(compressed)
             await self._in_thread(
                 job_id,
                 lambda: image_source.decompress(compressed, kind, plain, progress, stop),
