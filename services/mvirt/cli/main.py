@@ -7,6 +7,7 @@ import click
 
 from mvirt.cli.logs import logs
 from mvirt.cli.rpc import group_endpoint_options, tls_options
+from mvirt.cli.storage import COMMANDS as STORAGE_COMMANDS
 from mvirt.cli.vm import COMMANDS as VM_COMMANDS
 from mvirt.daemon.version import package_version
 
@@ -24,7 +25,7 @@ def cli() -> None:
 
 
 cli.add_command(logs)
-for command in VM_COMMANDS:
+for command in (*VM_COMMANDS, *STORAGE_COMMANDS):
     cli.add_command(command)
 
 
