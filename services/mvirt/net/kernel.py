@@ -1,0 +1,264 @@
+"""The kernel data plane: TAPs, addresses, routes and rules through netlink (pyroute2), the
+nftables table through :mod:`mvirt.net.nftables`.
+
+:meth:`KernelDataPlane.apply` makes the kernel match a :class:`DesiredState`: it lists what
+mvirt-net owns (TAPs named ``mvn…``, routes in its tables, rules at its priorities), removes
+what is not wanted, adds what is missing and leaves the rest alone. A TAP that exists is never
+recreated, so a hypervisor holding it keeps its link across a restart of the daemon, and
+applying one state twice changes nothing.
+
+The calls block (netlink round trips, one nft run); the manager runs them in a worker thread
+and never two at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from mvirt.net import nftables
+from mvirt.net.desired import (
+    OWNED_RULE_PRIORITIES,
+    DesiredState,
+    Route,
+    Rule,
+    owns_table,
+)
+from mvirt.net.model import GATEWAY_V4, GATEWAY_V6, TAP_PREFIX
+
+log = logging.getLogger("mvirt.net.kernel")
+T = TypeVar("T")
+
+RTN_UNICAST = 1
+RTN_UNREACHABLE = 7
+RTNH_F_ONLINK = 4
+IFA_F_NODAD = 0x02
+SCOPE_LINK = 253
+_ANY = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+
+
+class DataPlaneError(Exception):
+    """The kernel refused a change; ``str()`` says which and why."""
+
+
+def _write_sysctl(path: str, value: str) -> None:
+    Path("/proc/sys", path).write_text(value)
+
+
+class KernelDataPlane:
+    """mvirt-net's view of the kernel of the network namespace it runs in."""
+
+    def __init__(self) -> None:
+        # pyroute2's synchronous API runs its own event loop: it lives in one worker thread,
+        # never in the daemon's loop thread, and every call goes through that thread.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
+        self._ip: IPRoute = self._worker.submit(IPRoute).result()
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._worker.submit(fn, *args).result()
+
+    def close(self) -> None:
+        """Release the netlink socket (the kernel state stays)."""
+        self._call(self._ip.close)
+        self._worker.shutdown()
+
+    def apply(self, state: DesiredState) -> None:
+        """Makes the kernel match ``state`` (see the module docstring)."""
+        self._call(self._apply, state)
+
+    def carrier(self) -> dict[str, bool]:
+        """Owned TAPs → True when a hypervisor holds the TAP (the link has carrier)."""
+        return self._call(self._carrier)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _links(self) -> dict[str, Any]:
+        return {str(link.get_attr("IFLA_IFNAME")): link for link in self._ip.get_links()}
+
+    def owned_taps(self) -> dict[str, int]:
+        """The TAPs mvirt-net owns that exist now: name → interface index."""
+        taps: dict[str, int] = {}
+        for name, link in self._links().items():
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+            if name.startswith(TAP_PREFIX) and kind == "tun":
+                taps[name] = int(link["index"])
+        return taps
+
+    def _carrier(self) -> dict[str, bool]:
+        result: dict[str, bool] = {}
+        for name, link in self._links().items():
+            if name.startswith(TAP_PREFIX):
+                result[name] = link.get_attr("IFLA_OPERSTATE") == "UP"
+        return result
+
+    def routes(self) -> set[Route]:
+        """The routes in mvirt-net's tables."""
+        names = {int(link["index"]): name for name, link in self._links().items()}
+        found: set[Route] = set()
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for msg in self._ip.route("dump", family=family):
+                table = msg.get_attr("RTA_TABLE") or msg["table"]
+                if not owns_table(int(table)):
+                    continue
+                dst = msg.get_attr("RTA_DST") or _ANY[family]
+                if msg["type"] == RTN_UNREACHABLE:
+                    found.add(Route(family, int(table), dst, int(msg["dst_len"]), ""))
+                    continue
+                oif = msg.get_attr("RTA_OIF")
+                gateway = msg.get_attr("RTA_GATEWAY") or ""
+                found.add(
+                    Route(
+                        family,
+                        int(table),
+                        dst,
+                        int(msg["dst_len"]),
+                        names.get(int(oif or 0), f"#{oif}"),
+                        gateway,
+                    )
+                )
+        return found
+
+    def rules(self) -> set[Rule]:
+        """The policy rules at mvirt-net's priorities."""
+        found: set[Rule] = set()
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for msg in self._ip.get_rules(family=family):
+                priority = msg.get_attr("FRA_PRIORITY") or 0
+                if priority not in OWNED_RULE_PRIORITIES:
+                    continue
+                found.add(
+                    Rule(
+                        family,
+                        int(priority),
+                        int(msg.get_attr("FRA_TABLE") or msg["table"]),
+                        msg.get_attr("FRA_IIFNAME") or "",
+                        msg.get_attr("FRA_DST") or "",
+                        int(msg["dst_len"]),
+                    )
+                )
+        return found
+
+    # -- changing --------------------------------------------------------------------------
+
+    def _apply(self, state: DesiredState) -> None:
+        try:
+            self._forwarding()
+            taps = self._sync_taps(state)
+            self._sync_rules(state)
+            self._sync_routes(state, taps)
+        except NetlinkError as exc:
+            raise DataPlaneError(f"netlink: {exc}") from None
+        except OSError as exc:
+            raise DataPlaneError(f"kernel: {exc}") from None
+        try:
+            nftables.apply(state)
+        except nftables.NftError as exc:
+            raise DataPlaneError(str(exc)) from None
+
+    def remove_all(self) -> None:
+        """Removes everything mvirt-net owns (tests and uninstall)."""
+        self.apply(
+            DesiredState(
+                taps=(), routes=frozenset(), rules=frozenset(), uplink=None, networks=(), nics=()
+            )
+        )
+        nftables.delete_table()
+
+    def _forwarding(self) -> None:
+        _write_sysctl("net/ipv4/ip_forward", "1")
+        _write_sysctl("net/ipv6/conf/all/forwarding", "1")
+
+    def _sync_taps(self, state: DesiredState) -> dict[str, int]:
+        existing = self.owned_taps()
+        wanted = set(state.taps)
+        for name, index in existing.items():
+            if name not in wanted:
+                log.info("removing stale TAP", extra={"tap": name})
+                self._ip.link("del", index=index)
+        for name in state.taps:
+            if name not in existing:
+                log.info("creating TAP", extra={"tap": name})
+                self._ip.link("add", ifname=name, kind="tuntap", mode="tap")
+        taps = self.owned_taps()
+        for name in state.taps:
+            index = taps[name]
+            _write_sysctl(f"net/ipv6/conf/{name}/accept_ra", "0")
+            self._ip.link("set", index=index, state="up")
+            self._gateway_addresses(index)
+        return taps
+
+    def _gateway_addresses(self, index: int) -> None:
+        present = {
+            (msg.get_attr("IFA_ADDRESS"), int(msg["prefixlen"]))
+            for msg in self._ip.get_addr(index=index)
+        }
+        if (str(GATEWAY_V4), 32) not in present:
+            self._ip.addr("add", index=index, address=str(GATEWAY_V4), prefixlen=32)
+        if (str(GATEWAY_V6), 64) not in present:
+            self._ip.addr(
+                "add", index=index, address=str(GATEWAY_V6), prefixlen=64, flags=IFA_F_NODAD
+            )
+
+    def _sync_rules(self, state: DesiredState) -> None:
+        current = self.rules()
+        for rule in sorted(current - state.rules):
+            self._ip.rule("del", **_rule_args(rule))
+        for rule in sorted(state.rules - current):
+            self._ip.rule("add", **_rule_args(rule))
+
+    def _sync_routes(self, state: DesiredState, taps: dict[str, int]) -> None:
+        current = self.routes()
+        for route in sorted(current - state.routes):
+            args: dict[str, Any] = {
+                "family": route.family,
+                "table": route.table,
+                "dst": route.dst,
+                "dst_len": route.dst_len,
+            }
+            if not route.tap:
+                args["type"] = "unreachable"
+            try:
+                self._ip.route("del", **args)
+            except NetlinkError as exc:
+                # Removing a TAP takes its routes with it.
+                if exc.code != 3:  # ESRCH
+                    raise
+        for route in sorted(state.routes - current):
+            self._ip.route("add", **_route_args(route, taps))
+
+
+def _rule_args(rule: Rule) -> dict[str, Any]:
+    args: dict[str, Any] = {"family": rule.family, "priority": rule.priority, "table": rule.table}
+    if rule.iifname:
+        args["iifname"] = rule.iifname
+    if rule.dst:
+        args["dst"] = rule.dst
+        args["dst_len"] = rule.dst_len
+    return args
+
+
+def _route_args(route: Route, taps: dict[str, int]) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "family": route.family,
+        "table": route.table,
+        "dst": route.dst,
+        "dst_len": route.dst_len,
+    }
+    if not route.tap:
+        args["type"] = "unreachable"
+        return args
+    args["oif"] = taps[route.tap]
+    if route.gateway:
+        args["gateway"] = route.gateway
+        args["flags"] = RTNH_F_ONLINK
+    else:
+        args["scope"] = SCOPE_LINK if route.family == socket.AF_INET else 0
+    return args
