@@ -12,6 +12,7 @@ import grpc
 
 from mvirt.daemon.errors import UnavailableError
 from mvirt.daemon.server import DaemonContext, DaemonSpec, Service, StartupError, run
+from mvirt.net.control import ControlPlane
 from mvirt.net.kernel import KernelDataPlane
 from mvirt.net.manager import NetManager
 from mvirt.net.servicer import NetServicer
@@ -44,9 +45,12 @@ async def create(ctx: DaemonContext) -> Service:
             "network namespace where it is root)"
         )
     manager = NetManager(ctx.data_dir, KernelDataPlane(), ctx.audit, uplink)
+    control = ControlPlane()
+    manager.listeners.append(control)
     try:
         await manager.reconcile()
     except UnavailableError as exc:
+        control.close()
         await manager.close()
         raise StartupError(f"cannot set up the data plane: {exc}") from None
     servicer = NetServicer(manager)
@@ -54,7 +58,11 @@ async def create(ctx: DaemonContext) -> Service:
     def register(server: grpc.aio.Server) -> None:
         net_pb2_grpc.add_NetServiceServicer_to_server(servicer, server)
 
-    return Service(names=[SERVICE_NAME], register=register, close=manager.close)
+    async def close() -> None:
+        control.close()
+        await manager.close()
+
+    return Service(names=[SERVICE_NAME], register=register, close=close)
 
 
 SPEC = DaemonSpec(
