@@ -24,7 +24,8 @@ DAEMON_PORT = 50054
 class NetDaemon:
     """One mvirt-net process inside ``netns`` with a blocking stub."""
 
-    def __init__(self, netns: Netns, data_dir: Path, *args: str) -> None:
+    def __init__(self, netns: Netns, data_dir: Path, *args: str, log_endpoint: str = "") -> None:
+        self.log_endpoint = log_endpoint
         self.netns = netns
         self.data_dir = data_dir
         self.args = list(args)
@@ -46,7 +47,7 @@ class NetDaemon:
                 "--data-dir",
                 str(self.data_dir),
                 "--log-endpoint",
-                "",
+                self.log_endpoint,
                 *self.args,
             ],
             self.stderr_path,
@@ -108,8 +109,8 @@ def start_net(netns: Netns) -> Iterator[object]:
     started: list[NetDaemon] = []
     tmp = Path(tempfile.mkdtemp(prefix="mvnet-"))
 
-    def start(*args: str, data_dir: Path | None = None) -> NetDaemon:
-        daemon = NetDaemon(netns, data_dir or tmp / "data", *args)
+    def start(*args: str, data_dir: Path | None = None, log_endpoint: str = "") -> NetDaemon:
+        daemon = NetDaemon(netns, data_dir or tmp / "data", *args, log_endpoint=log_endpoint)
         started.append(daemon)
         return daemon.start()
 

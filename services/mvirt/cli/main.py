@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from mvirt.cli.logs import logs
+from mvirt.cli.net import COMMANDS as NET_COMMANDS
 from mvirt.cli.vm import COMMANDS as VM_COMMANDS
 from mvirt.daemon.version import package_version
 
@@ -17,7 +18,7 @@ def cli() -> None:
 
 
 cli.add_command(logs)
-for command in VM_COMMANDS:
+for command in (*VM_COMMANDS, *NET_COMMANDS):
     cli.add_command(command)
 
 
