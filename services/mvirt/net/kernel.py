@@ -2,8 +2,9 @@
 nftables table through :mod:`mvirt.net.nftables`.
 
 :meth:`KernelDataPlane.apply` makes the kernel match a :class:`DesiredState`: it lists what
-mvirt-net owns (TAPs named ``mvn…``, routes in its tables, rules at its priorities), removes
-what is not wanted, adds what is missing and leaves the rest alone. A TAP that exists is never
+mvirt-net owns (TAPs named ``mvn…``, routes in its tables, rules at its priorities), adds
+what is missing, replaces the nftables table, then removes what is not wanted, and leaves the
+rest alone. A TAP that exists is never
 recreated, so a hypervisor holding it keeps its link across a restart of the daemon, and
 applying one state twice changes nothing.
 
@@ -40,6 +41,7 @@ RTN_UNICAST = 1
 RTN_UNREACHABLE = 7
 RTNH_F_ONLINK = 4
 IFA_F_NODAD = 0x02
+ESRCH = 3
 SCOPE_LINK = 253
 _ANY = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
@@ -69,9 +71,11 @@ class KernelDataPlane:
         self._call(self._ip.close)
         self._worker.shutdown()
 
-    def apply(self, state: DesiredState) -> None:
-        """Makes the kernel match ``state`` (see the module docstring)."""
-        self._call(self._apply, state)
+    def apply(self, state: DesiredState, rollback: bool = False) -> None:
+        """Makes the kernel match ``state`` (see the module docstring). With ``rollback``
+        (undoing a change nft refused, whose table is therefore still the old one), what the
+        change added is removed even if nft refuses again."""
+        self._call(self._apply, state, rollback)
 
     def carrier(self) -> dict[str, bool]:
         """Owned TAPs → True when a hypervisor holds the TAP (the link has carrier)."""
@@ -148,20 +152,44 @@ class KernelDataPlane:
 
     # -- changing --------------------------------------------------------------------------
 
-    def _apply(self, state: DesiredState) -> None:
+    def _apply(self, state: DesiredState, rollback: bool) -> None:
+        # Make before break: everything new is added first, then the nftables table is
+        # replaced, and only then is anything removed. If nft refuses, nothing was taken
+        # away, so restoring the previous state never recreates a TAP a guest holds.
         try:
             self._forwarding()
-            taps = self._sync_taps(state)
-            self._sync_rules(state)
-            self._sync_routes(state, taps)
+            taps = self._add_taps(state)
+            current_rules, current_routes = self.rules(), self.routes()
+            for rule in sorted(state.rules - current_rules):
+                self._ip.rule("add", **_rule_args(rule))
+            for route in sorted(state.routes - current_routes):
+                self._ip.route("replace", **_route_args(route, taps))
         except NetlinkError as exc:
             raise DataPlaneError(f"netlink: {exc}") from None
         except OSError as exc:
             raise DataPlaneError(f"kernel: {exc}") from None
+        nft_error: nftables.NftError | None = None
         try:
             nftables.apply(state)
         except nftables.NftError as exc:
-            raise DataPlaneError(str(exc)) from None
+            if not rollback:
+                raise DataPlaneError(str(exc)) from None
+            nft_error = exc
+        try:
+            for rule in sorted(current_rules - state.rules):
+                self._ip.rule("del", **_rule_args(rule))
+            wanted_keys = {_route_key(r) for r in state.routes}
+            for route in sorted(current_routes - state.routes):
+                if _route_key(route) not in wanted_keys:  # else replaced above
+                    self._delete_route(route)
+            for name, index in self.owned_taps().items():
+                if name not in state.taps:
+                    log.info("removing stale TAP", extra={"tap": name})
+                    self._ip.link("del", index=index)
+        except NetlinkError as exc:
+            raise DataPlaneError(f"netlink: {exc}") from None
+        if nft_error is not None:
+            raise DataPlaneError(str(nft_error))
 
     def remove_all(self) -> None:
         """Removes everything mvirt-net owns (tests and uninstall)."""
@@ -176,13 +204,8 @@ class KernelDataPlane:
         _write_sysctl("net/ipv4/ip_forward", "1")
         _write_sysctl("net/ipv6/conf/all/forwarding", "1")
 
-    def _sync_taps(self, state: DesiredState) -> dict[str, int]:
+    def _add_taps(self, state: DesiredState) -> dict[str, int]:
         existing = self.owned_taps()
-        wanted = set(state.taps)
-        for name, index in existing.items():
-            if name not in wanted:
-                log.info("removing stale TAP", extra={"tap": name})
-                self._ip.link("del", index=index)
         for name in state.taps:
             if name not in existing:
                 log.info("creating TAP", extra={"tap": name})
@@ -207,32 +230,25 @@ class KernelDataPlane:
                 "add", index=index, address=str(GATEWAY_V6), prefixlen=64, flags=IFA_F_NODAD
             )
 
-    def _sync_rules(self, state: DesiredState) -> None:
-        current = self.rules()
-        for rule in sorted(current - state.rules):
-            self._ip.rule("del", **_rule_args(rule))
-        for rule in sorted(state.rules - current):
-            self._ip.rule("add", **_rule_args(rule))
+    def _delete_route(self, route: Route) -> None:
+        args: dict[str, Any] = {
+            "family": route.family,
+            "table": route.table,
+            "dst": route.dst,
+            "dst_len": route.dst_len,
+        }
+        if not route.tap:
+            args["type"] = "unreachable"
+        try:
+            self._ip.route("del", **args)
+        except NetlinkError as exc:
+            if exc.code != ESRCH:  # gone with its TAP already
+                raise
 
-    def _sync_routes(self, state: DesiredState, taps: dict[str, int]) -> None:
-        current = self.routes()
-        for route in sorted(current - state.routes):
-            args: dict[str, Any] = {
-                "family": route.family,
-                "table": route.table,
-                "dst": route.dst,
-                "dst_len": route.dst_len,
-            }
-            if not route.tap:
-                args["type"] = "unreachable"
-            try:
-                self._ip.route("del", **args)
-            except NetlinkError as exc:
-                # Removing a TAP takes its routes with it.
-                if exc.code != 3:  # ESRCH
-                    raise
-        for route in sorted(state.routes - current):
-            self._ip.route("add", **_route_args(route, taps))
+
+def _route_key(route: Route) -> tuple[int, int, str, int]:
+    """What identifies a route in its table (a replace overwrites the rest)."""
+    return (route.family, route.table, route.dst, route.dst_len)
 
 
 def _rule_args(rule: Rule) -> dict[str, Any]:

@@ -57,8 +57,9 @@ class AuditLog(Protocol):
 class DataPlane(Protocol):
     """What the manager needs from the kernel side (see :mod:`mvirt.net.kernel`)."""
 
-    def apply(self, state: DesiredState) -> None:
-        """Make the kernel match ``state``; raises on refusal."""
+    def apply(self, state: DesiredState, rollback: bool = False) -> None:
+        """Make the kernel match ``state``; raises on refusal. ``rollback``: undoing a
+        refused change (remove what it added even if nftables refuses again)."""
         ...
 
     def carrier(self) -> dict[str, bool]:
@@ -123,13 +124,14 @@ class NetManager:
         for listener in self.listeners:
             listener.changed(state)
 
-    async def _apply_or_restore(self, state: DesiredState) -> None:
-        """Applies ``state``; on failure re-applies the stored state and re-raises."""
+    async def _apply_or_restore(self, state: DesiredState, previous: DesiredState) -> None:
+        """Applies ``state``; on failure re-applies ``previous`` (the state before the change,
+        rendered before the uncommitted write) and re-raises."""
         try:
             await self._apply(state)
         except UnavailableError:
             try:
-                await asyncio.to_thread(self.dataplane.apply, self.desired())
+                await asyncio.to_thread(self.dataplane.apply, previous, True)
             except Exception as exc:
                 log.error("could not restore the data plane", extra={"reason": str(exc)})
             raise
@@ -256,12 +258,13 @@ class NetManager:
                 created_at=now,
                 updated_at=now,
             )
+            previous = self.desired()
             with self.store.transaction():
                 try:
                     self.store.insert_network(net)
                 except ConflictError:
                     raise AlreadyExistsError(f"a network named {name!r} exists already") from None
-                await self._apply_or_restore(self.desired())
+                await self._apply_or_restore(self.desired(), previous)
             self._audit(f"network {name} created ({subnet or '-'}, {prefix or '-'})", net.id)
             return net
 
@@ -291,9 +294,10 @@ class NetManager:
                     f"network {net.name!r} has {len(nics)} NIC(s)",
                     hint="delete them first or pass force to delete them with the network",
                 )
+            previous = self.desired()
             with self.store.transaction():
                 removed = self.store.delete_network(net.id)
-                await self._apply_or_restore(self.desired())
+                await self._apply_or_restore(self.desired(), previous)
         self._audit(
             f"network {net.name} deleted with {removed} NIC(s)", net.id, *(n.id for n in nics)
         )
@@ -413,6 +417,7 @@ class NetManager:
                 created_at=now,
                 updated_at=now,
             )
+            previous = self.desired()
             with self.store.transaction():
                 try:
                     self.store.insert_nic(nic)
@@ -420,7 +425,7 @@ class NetManager:
                     raise AlreadyExistsError(
                         f"the NIC conflicts with another one ({exc})"
                     ) from None
-                await self._apply_or_restore(self.desired())
+                await self._apply_or_restore(self.desired(), previous)
         self._audit(
             f"NIC {name or nic_id} created in network {net.name} (tap {nic.tap}, "
             f"{ipv4 or '-'}, {ipv6 or '-'}, {mac})",
@@ -440,9 +445,10 @@ class NetManager:
             old = self.get_nic(ref)
             self._check_space_free([*routes4, *routes6], "routed prefix", skip_nic=old.id)
             nic = replace(old, routed_v4=routes4, routed_v6=routes6, updated_at=_now())
+            previous = self.desired()
             with self.store.transaction():
                 self.store.update_nic_routes(nic)
-                await self._apply_or_restore(self.desired())
+                await self._apply_or_restore(self.desired(), previous)
         self._audit(
             f"NIC {nic.name or nic.id} routes set to {[str(n) for n in (*routes4, *routes6)]}",
             nic.id,
@@ -454,9 +460,10 @@ class NetManager:
         """Deletes a NIC and its TAP."""
         async with self._lock:
             nic = self.get_nic(ref)
+            previous = self.desired()
             with self.store.transaction():
                 self.store.delete_nic(nic.id)
-                await self._apply_or_restore(self.desired())
+                await self._apply_or_restore(self.desired(), previous)
         self._audit(f"NIC {nic.name or nic.id} deleted", nic.id, nic.network_id, nic.mac)
 
 
