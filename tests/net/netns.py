@@ -76,11 +76,12 @@ class Netns:
 
 class Relay:
     """Listens on 127.0.0.1 of the test's namespace and forwards each connection to
-    ``127.0.0.1:port`` inside namespace ``netns``."""
+    ``host:port`` (loopback by default) inside namespace ``netns``."""
 
-    def __init__(self, netns: str, port: int) -> None:
+    def __init__(self, netns: str, port: int, host: str = "127.0.0.1") -> None:
         self.netns = netns
         self.port = port
+        self.host = host
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
@@ -106,7 +107,7 @@ class Relay:
     def _pump(self, client: socket.socket) -> None:
         enter(self.netns)  # this thread only
         try:
-            upstream = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            upstream = socket.create_connection((self.host, self.port), timeout=5)
         except OSError:
             client.close()
             return
