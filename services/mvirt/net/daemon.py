@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 from collections.abc import Sequence
 
 import grpc
@@ -44,6 +45,10 @@ async def create(ctx: DaemonContext) -> Service:
             "mvirt-net configures TAPs, routes and nftables and must run as root (or in a "
             "network namespace where it is root)"
         )
+    # Three sockets per TAP (DHCPv4, DHCPv6, RA): the default soft limit of 1,024 open files
+    # would end at a few hundred NICs.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     manager = NetManager(ctx.data_dir, KernelDataPlane(), ctx.audit, uplink)
     control = ControlPlane()
     manager.listeners.append(control)

@@ -41,6 +41,7 @@ RTN_UNICAST = 1
 RTN_UNREACHABLE = 7
 RTNH_F_ONLINK = 4
 IFA_F_NODAD = 0x02
+IFF_UP = 0x1
 ESRCH = 3
 SCOPE_LINK = 253
 _ANY = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
@@ -62,6 +63,8 @@ class KernelDataPlane:
         # never in the daemon's loop thread, and every call goes through that thread.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
         self._ip: IPRoute = self._worker.submit(IPRoute).result()
+        self._applied: DesiredState | None = None
+        self._taps: dict[str, int] = {}
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return self._worker.submit(fn, *args).result()
@@ -156,10 +159,23 @@ class KernelDataPlane:
         # Make before break: everything new is added first, then the nftables table is
         # replaced, and only then is anything removed. If nft refuses, nothing was taken
         # away, so restoring the previous state never recreates a TAP a guest holds.
+        #
+        # The first apply (start-up reconciliation) and any apply after a failure read what
+        # the kernel has; later ones diff against the state applied last, since mvirt-net
+        # alone owns its TAPs, tables and rule priorities. A route dump costs ~1 ms per
+        # route in pyroute2, which would make every change slower as NICs are added.
+        known = self._applied
+        self._applied = None  # until this apply has completed
         try:
-            self._forwarding()
-            taps = self._add_taps(state)
-            current_rules, current_routes = self.rules(), self.routes()
+            if known is None:
+                self._forwarding()
+                taps = self._add_taps(state)
+                current_rules, current_routes = self.rules(), self.routes()
+                current_taps = self.owned_taps()
+            else:
+                taps = self._add_new_taps(state, self._taps)
+                current_rules, current_routes = set(known.rules), set(known.routes)
+                current_taps = dict(self._taps)
             for rule in sorted(state.rules - current_rules):
                 self._ip.rule("add", **_rule_args(rule))
             for route in sorted(state.routes - current_routes):
@@ -182,14 +198,16 @@ class KernelDataPlane:
             for route in sorted(current_routes - state.routes):
                 if _route_key(route) not in wanted_keys:  # else replaced above
                     self._delete_route(route)
-            for name, index in self.owned_taps().items():
-                if name not in state.taps:
+            for name, index in current_taps.items():
+                if name not in taps:
                     log.info("removing stale TAP", extra={"tap": name})
                     self._ip.link("del", index=index)
         except NetlinkError as exc:
             raise DataPlaneError(f"netlink: {exc}") from None
         if nft_error is not None:
             raise DataPlaneError(str(nft_error))
+        self._taps = taps
+        self._applied = state
 
     def remove_all(self) -> None:
         """Removes everything mvirt-net owns (tests and uninstall)."""
@@ -204,31 +222,52 @@ class KernelDataPlane:
         _write_sysctl("net/ipv4/ip_forward", "1")
         _write_sysctl("net/ipv6/conf/all/forwarding", "1")
 
-    def _add_taps(self, state: DesiredState) -> dict[str, int]:
-        existing = self.owned_taps()
-        for name in state.taps:
-            if name not in existing:
-                log.info("creating TAP", extra={"tap": name})
-                self._ip.link("add", ifname=name, kind="tuntap", mode="tap")
-        taps = self.owned_taps()
-        for name in state.taps:
-            index = taps[name]
-            _write_sysctl(f"net/ipv6/conf/{name}/accept_ra", "0")
-            self._ip.link("set", index=index, state="up")
-            self._gateway_addresses(index)
-        return taps
+    def _create_tap(self, name: str) -> int:
+        log.info("creating TAP", extra={"tap": name})
+        self._ip.link("add", ifname=name, kind="tuntap", mode="tap")
+        _write_sysctl(f"net/ipv6/conf/{name}/accept_ra", "0")
+        (index,) = self._ip.link_lookup(ifname=name)
+        return int(index)
 
-    def _gateway_addresses(self, index: int) -> None:
-        present = {
-            (msg.get_attr("IFA_ADDRESS"), int(msg["prefixlen"]))
-            for msg in self._ip.get_addr(index=index)
-        }
+    def _configure_tap(self, index: int, up: bool, present: set[tuple[str, int]]) -> None:
+        if not up:
+            self._ip.link("set", index=index, state="up")
         if (str(GATEWAY_V4), 32) not in present:
             self._ip.addr("add", index=index, address=str(GATEWAY_V4), prefixlen=32)
         if (str(GATEWAY_V6), 64) not in present:
             self._ip.addr(
                 "add", index=index, address=str(GATEWAY_V6), prefixlen=64, flags=IFA_F_NODAD
             )
+
+    def _add_new_taps(self, state: DesiredState, known: dict[str, int]) -> dict[str, int]:
+        taps: dict[str, int] = {}
+        for name in state.taps:
+            if name in known:
+                taps[name] = known[name]
+            else:
+                taps[name] = self._create_tap(name)
+                self._configure_tap(taps[name], False, set())
+        return taps
+
+    def _add_taps(self, state: DesiredState) -> dict[str, int]:
+        existing = self.owned_taps()
+        for name in state.taps:
+            if name not in existing:
+                self._create_tap(name)
+        # One dump each of links and addresses, so a change costs the same netlink calls
+        # however many TAPs exist; only what is missing is changed.
+        links = self._links()
+        addresses: dict[int, set[tuple[str, int]]] = {}
+        for msg in self._ip.get_addr():
+            entry = (str(msg.get_attr("IFA_ADDRESS")), int(msg["prefixlen"]))
+            addresses.setdefault(int(msg["index"]), set()).add(entry)
+        taps: dict[str, int] = {}
+        for name in state.taps:
+            link = links[name]
+            index = taps[name] = int(link["index"])
+            up = bool(int(link["flags"]) & IFF_UP)
+            self._configure_tap(index, up, addresses.get(index, set()))
+        return taps
 
     def _delete_route(self, route: Route) -> None:
         args: dict[str, Any] = {
