@@ -137,6 +137,12 @@ def test_router_advertisement_is_managed_with_other_config_and_rdnss() -> None:
     assert not router_adv.is_solicitation(router_adv.advertisement(()))
 
 
+def test_nic_without_ipv6_is_not_told_to_wait_for_dhcpv6() -> None:
+    ra = ndp_codec.RouterAdvertisement.decode(router_adv.advertisement((), has_ipv6=False))
+    assert not ra.flags & ndp_codec.FLAG_MANAGED and ra.flags & ndp_codec.FLAG_OTHER
+    assert ra.lifetime == 0
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=700))
 def test_every_byte_string_gets_a_reply_or_none(data: bytes) -> None:

@@ -201,7 +201,7 @@ class ControlPlane:
         if servers.sockets:
             self._send(
                 servers.sockets[-1],
-                router_adv.advertisement(servers.v6.dns),
+                router_adv.advertisement(servers.v6.dns, servers.v6.address is not None),
                 (router_adv.ALL_NODES, 0, 0, servers.index),
             )
         delay = random.uniform(router_adv.MIN_INTERVAL, router_adv.MAX_INTERVAL)

@@ -19,11 +19,13 @@ MIN_INTERVAL = 60.0
 MAX_INTERVAL = 180.0
 
 
-def advertisement(dns: tuple[str, ...]) -> bytes:
-    """The RA payload (ICMPv6; the kernel fills in the checksum)."""
+def advertisement(dns: tuple[str, ...], has_ipv6: bool = True) -> bytes:
+    """The RA payload (ICMPv6; the kernel fills in the checksum). A NIC without an IPv6
+    address gets neither M (a client would wait for a DHCPv6 address that never comes) nor
+    a default router (router lifetime 0)."""
     ra = ndp_codec.RouterAdvertisement(
-        flags=ndp_codec.FLAG_MANAGED | ndp_codec.FLAG_OTHER,
-        lifetime=ROUTER_LIFETIME,
+        flags=(ndp_codec.FLAG_MANAGED if has_ipv6 else 0) | ndp_codec.FLAG_OTHER,
+        lifetime=ROUTER_LIFETIME if has_ipv6 else 0,
         hop_limit=64,
         dns=[s for s in dns if ":" in s],
         dns_lifetime=DNS_LIFETIME,
