@@ -8,7 +8,8 @@ moment without anti-spoofing, and applying the same state twice changes nothing.
 Chains:
 - ``antispoof`` (prerouting, raw priority): a packet from a TAP whose source is not the NIC's
   address or one of its routed prefixes is counted and dropped (DHCPv4 from 0.0.0.0 and IPv6
-  link-local/unspecified sources, which DHCPv6, NDP and DAD need, pass).
+  link-local/unspecified sources, which DHCPv6, NDP and DAD need, pass, as do the host's own
+  DHCPv4 broadcasts looped back with the TAP as input device).
 - ``forward``: forwarding only inside one network, and from public networks to the uplink;
   everything else that enters or leaves a TAP is counted and dropped.
 - ``postrouting`` (nat): public networks are masqueraded through the uplink.
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mvirt.net.desired import DesiredState
-from mvirt.net.model import NicRecord
+from mvirt.net.model import GATEWAY_V4, NicRecord
 
 TABLE = "mvirt_net"
 FAMILY = "inet"
@@ -143,6 +144,21 @@ def ruleset(state: DesiredState) -> dict[str, Any]:
     chain("antispoof", "filter", "prerouting", -300)
     chain("forward", "filter", "forward", 0)
     chain("postrouting", "nat", "postrouting", 100)
+    # The host's own DHCPv4 broadcasts on a TAP come back through prerouting as looped-back
+    # copies with the TAP as input device (nft reports them as pkttype broadcast, so they
+    # cannot be told apart that way). A guest forging one gains nothing: a limited broadcast
+    # is never forwarded, and nothing on the host listens on port 68.
+    rule(
+        "antispoof",
+        [
+            _match(_payload("ip", "saddr"), str(GATEWAY_V4)),
+            _match(_payload("ip", "daddr"), "255.255.255.255"),
+            _match(_payload("udp", "sport"), 67),
+            _match(_payload("udp", "dport"), 68),
+            ACCEPT,
+        ],
+        "own dhcp broadcasts",
+    )
     for nic in state.nics:
         for expr, comment in _antispoof_rules(nic):
             rule("antispoof", expr, comment)
