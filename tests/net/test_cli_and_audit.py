@@ -128,5 +128,14 @@ def test_every_mutation_is_audited_with_related_ids(start_net, log_in_netns) -> 
         assert "created" in messages[0] and "routes" in messages[1] and "deleted" in messages[2]
         assert all(e.component == "net" and e.level == log_pb2.AUDIT for e in entries)
         assert made.id in entries[0].related_object_ids
-        network_entries = list(stub.Query(log_pb2.QueryRequest(object_id=made.id), timeout=5))
-        assert [e.message.split()[-1] for e in network_entries][-1].startswith("NIC")
+        # The network's own entries: created, the NIC's three, deleted (they arrive in batches,
+        # so wait for the last one rather than reading what is there now).
+        network_entries: list[log_pb2.LogEntry] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            query = log_pb2.QueryRequest(object_id=made.id)
+            network_entries = list(stub.Query(query, timeout=5))
+            if any(e.message.startswith("network prod deleted") for e in network_entries):
+                break
+            time.sleep(0.1)
+        assert network_entries[-1].message.startswith("network prod deleted"), network_entries
