@@ -34,11 +34,6 @@ class Context:
         except FileNotFoundError as exc:
             raise BuildError(f"input file {path} does not exist") from exc
 
-    def code_input(self, *modules: str) -> str:
-        """The digest of builder modules whose logic shapes a stage's output."""
-        here = Path(__file__).parent
-        return sha256_text("".join(self.digests.file(here / m) for m in modules))
-
 
 class Stage(ABC):
     """One step of the build. Subclasses name their inputs, outputs and how to build."""
@@ -46,6 +41,9 @@ class Stage(ABC):
     name: str = ""
     deps: tuple[str, ...] = ()
     description: str = ""
+    # The stage's code is keyed by this number, not by its source bytes: raise it when a change
+    # to the stage (or the modules it uses) changes what it produces.
+    version: int = 1
 
     @abstractmethod
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -137,6 +135,7 @@ class Graph:
     def full_inputs(self, stage: Stage) -> dict[str, str]:
         """The stage's own inputs plus the output digests of the stages it depends on."""
         inputs = dict(stage.inputs(self.ctx))
+        inputs["stage version"] = str(stage.version)
         for dep in stage.deps:
             inputs[f"{dep} output"] = self.output_digest(self.stages[dep])
         return inputs

@@ -76,14 +76,6 @@ class InitramfsStage(Stage):
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
             "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
             "downloads": downloads_input(ctx),
-            "builder code": ctx.code_input(
-                "stages/initramfs.py",
-                "cpio.py",
-                "elfdeps.py",
-                "collect_modules.py",
-                "stages/release.py",
-                "fetch.py",
-            ),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:

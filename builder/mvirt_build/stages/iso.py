@@ -33,7 +33,6 @@ class IsoStage(Stage):
             "uki": ctx.file_input(uki_path(ctx.config)),
             "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
             "xorriso": output(["xorriso", "-version"], hint="apt-get install xorriso"),
-            "builder code": ctx.code_input("stages/iso.py", "iso.py", "manifest.py"),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:

@@ -39,7 +39,6 @@ class RootfsStage(Stage):
             if (root / name).is_dir():
                 found[name + "/"] = ctx.digests.tree(root / name)
         found["mkosi"] = mkosi_version()
-        found["builder code"] = ctx.code_input("stages/rootfs.py")
         if ctx.config.rootfs_tree:
             found["tree given"] = str(ctx.config.rootfs_tree)
         return found

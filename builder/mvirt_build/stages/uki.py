@@ -47,9 +47,6 @@ class UkiStage(Stage):
             "os-release": os_release(ctx.config.uki.os_name),
             "sbat": sbat_line().decode(),
             "signing": signing_input(ctx),
-            "builder code": ctx.code_input(
-                "stages/uki.py", "uki.py", "sign.py", "stages/release.py", "manifest.py"
-            ),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
