@@ -2,7 +2,9 @@
 its inputs equals the one recorded when its outputs were made, and those outputs are intact.
 
 A stage's record is removed before it builds and written only after it succeeded, so an
-interrupted build never leaves a stage marked done.
+interrupted build never leaves a stage marked done. Its inputs are digested before the build
+and again after it: when they differ (a file edited while the stage was building) the record is
+not written, so the next build makes the stage again instead of calling the old output current.
 """
 
 import json
@@ -52,6 +54,11 @@ class Stage(ABC):
     @abstractmethod
     def outputs(self, ctx: Context) -> list[Path]:
         """The files this stage makes."""
+
+    def prepare(self, ctx: Context) -> None:
+        """Get what the build needs that is itself an input (downloads into their cache),
+        before the inputs are digested for the record. Most stages need nothing."""
+        return
 
     @abstractmethod
     def build(self, ctx: Context) -> None:
@@ -194,13 +201,24 @@ class Graph:
                     log.info("%-10s building (%s)", stage.name, why)
                 self._record_path(stage).unlink(missing_ok=True)
                 started = time.monotonic()
+                stage.prepare(self.ctx)
+                before = self.full_inputs(stage)
                 stage.build(self.ctx)
-                inputs = self.full_inputs(stage)
+                after = self.full_inputs(stage)
+                if after != before:
+                    changed = sorted(
+                        k for k in set(before) | set(after) if before.get(k) != after.get(k)
+                    )
+                    raise BuildError(
+                        f"{stage.name}: {', '.join(changed)} changed while the stage was building, "
+                        "so its output may be made from the old version and is not recorded",
+                        "run the build again",
+                    )
                 outputs = {
                     p.relative_to(self.ctx.config.output_dir).as_posix(): self.ctx.digests.file(p)
                     for p in stage.outputs(self.ctx)
                 }
-                self._write_record(stage, Record(inputs=inputs, outputs=outputs))
+                self._write_record(stage, Record(inputs=before, outputs=outputs))
                 built.append(stage.name)
                 if echo:
                     summary = stage.summary(self.ctx)

@@ -5,10 +5,14 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 CHUNK = 1 << 20
+# A file modified this recently may be written again within the same mtime tick without its
+# size changing; its digest is not remembered (git's "racily clean" rule).
+RACY_NS = 2_000_000_000
 SKIP_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
@@ -47,8 +51,9 @@ class DigestCache:
         if entry is not None and entry[:3] == ident:
             return str(entry[3])
         digest = sha256_file(path)
-        self._entries[key] = [*ident, digest]
-        self._dirty = True
+        if time.time_ns() - st.st_mtime_ns > RACY_NS:
+            self._entries[key] = [*ident, digest]
+            self._dirty = True
         return digest
 
     def tree(self, root: Path) -> str:

@@ -20,9 +20,15 @@ from mvirt_build import elfdeps
 from mvirt_build.config import BuildConfig
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
+from mvirt_build.fetch import FetchReport
 from mvirt_build.graph import Context, Stage
 from mvirt_build.run import output
-from mvirt_build.stages.release import add_downloads, downloads_input, downloads_path
+from mvirt_build.stages.release import (
+    add_downloads,
+    downloads_input,
+    downloads_path,
+    fetch_downloads,
+)
 from mvirt_build.stages.rootfs import rootfs_tree
 
 log = logging.getLogger("mvirt_build")
@@ -84,10 +90,17 @@ class InitramfsStage(Stage):
     def summary(self, ctx: Context) -> str:
         return f"{image_path(ctx.config).stat().st_size / 2**20:.2f} MiB ({image_path(ctx.config)})"
 
+    def __init__(self) -> None:
+        self._downloads: FetchReport | None = None
+
+    def prepare(self, ctx: Context) -> None:
+        # Downloads land in their cache first: which of them are cached is an input.
+        self._downloads = fetch_downloads(ctx)
+
     def build(self, ctx: Context) -> None:
         tree = rootfs_tree(ctx)
         archive = assemble(ctx, tree)
-        add_downloads(ctx, archive)
+        add_downloads(ctx, archive, self._downloads)
         raw = archive.write(ctx.config.source_date_epoch)
         level = ctx.config.initramfs.compress_level
         compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)

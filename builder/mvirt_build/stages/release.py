@@ -62,22 +62,27 @@ def downloads_input(ctx: Context) -> str:
     return sha256_text(json.dumps(state, sort_keys=True))
 
 
-def add_downloads(ctx: Context, archive: Archive) -> None:
-    """Fetch every download with an install path and add it to the initramfs; record the
-    outcome in build/downloads.json. Missing files stop the build unless allowed, then are
-    named on stderr."""
+def fetch_downloads(ctx: Context) -> fetch.FetchReport | None:
+    """Fetch every download with an install path into the download cache (None without a
+    downloads.lock). Missing files stop the build unless allowed."""
     lock_file = ctx.config.root / LOCK_NAME
     if not lock_file.is_file():
-        downloads_path(ctx.config).write_text(json.dumps({"fetched": [], "missing": []}) + "\n")
-        return
+        return None
     lock = load_lock(lock_file)
-    wanted = [e.name for e in lock.entries if e.install]
-    report = fetch.fetch_all(
+    return fetch.fetch_all(
         lock,
         fetch.FetchOptions(),
         allow_missing=ctx.config.allow_missing_downloads,
-        names=wanted,
+        names=[e.name for e in lock.entries if e.install],
     )
+
+
+def add_downloads(ctx: Context, archive: Archive, report: fetch.FetchReport | None) -> None:
+    """Add the fetched downloads to the initramfs; record the outcome in build/downloads.json
+    and name each missing file on stderr."""
+    if report is None:
+        downloads_path(ctx.config).write_text(json.dumps({"fetched": [], "missing": []}) + "\n")
+        return
     for item in report.fetched:
         archive.add(Entry(item.entry.install, "file", item.entry.mode, item.path.read_bytes()))
     for entry, reason in report.missing:
