@@ -89,14 +89,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "mvirt"
 
 
-def source_date_epoch(root: Path) -> int:
-    """SOURCE_DATE_EPOCH if set, else the time of the last commit, else 0."""
+def source_date_epoch(root: Path, paths: tuple[str, ...] = ()) -> int:
+    """SOURCE_DATE_EPOCH if set, else the time of the newest commit touching `paths` (all of
+    the checkout when none are given), else 0."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
         return int(env)
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%ct"],
+            ["git", "-C", str(root), "log", "-1", "--format=%ct", "--", *paths],
             capture_output=True,
             text=True,
             check=True,

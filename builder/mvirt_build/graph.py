@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mvirt_build.config import BuildConfig
+from mvirt_build.config import BuildConfig, source_date_epoch
 from mvirt_build.errors import BuildError
 from mvirt_build.hashing import DigestCache, sha256_text
 
@@ -28,6 +28,18 @@ class Context:
     def __init__(self, config: BuildConfig) -> None:
         self.config = config
         self.digests = DigestCache(config.state_dir / "digests.json")
+        # Stage name → the checkout paths its output is made from (its own and its
+        # dependencies'), filled in by the graph.
+        self.sources: dict[str, tuple[str, ...]] = {}
+        self._epochs: dict[tuple[str, ...], int] = {}
+
+    def source_date_epoch(self, stage: str) -> int:
+        """SOURCE_DATE_EPOCH for `stage`: the newest commit touching its inputs (so a commit
+        to the docs does not change its output), or $SOURCE_DATE_EPOCH."""
+        paths = self.sources.get(stage, ())
+        if paths not in self._epochs:
+            self._epochs[paths] = source_date_epoch(self.config.root, paths)
+        return self._epochs[paths]
 
     def file_input(self, path: Path) -> str:
         """The digest of an input file, or a readable error when it is missing."""
@@ -46,6 +58,8 @@ class Stage(ABC):
     # The stage's code is keyed by this number, not by its source bytes: raise it when a change
     # to the stage (or the modules it uses) changes what it produces.
     version: int = 1
+    # Checkout paths (files or folders) whose commits date the output (SOURCE_DATE_EPOCH).
+    sources: tuple[str, ...] = ()
 
     @abstractmethod
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -92,6 +106,9 @@ class Graph:
     def __init__(self, ctx: Context, stages: Iterable[Stage]) -> None:
         self.ctx = ctx
         self.stages = {s.name: s for s in stages}
+        for name in self.stages:
+            paths = {p for dep in self.order([name]) for p in dep.sources}
+            ctx.sources[name] = tuple(sorted(paths))
 
     def order(self, targets: Iterable[str]) -> list[Stage]:
         """The stages needed for `targets`, dependencies first."""

@@ -12,9 +12,11 @@ import shutil
 import stat
 import tempfile
 from collections import defaultdict
+from importlib.metadata import version
 from pathlib import Path
 
 import zstandard
+from libarchive import ffi as libarchive_ffi
 
 from mvirt_build import elfdeps
 from mvirt_build.config import BuildConfig
@@ -69,6 +71,7 @@ class InitramfsStage(Stage):
 
     name = "initramfs"
     deps = ("rootfs",)
+    sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
     description = "zstd cpio: /init, Python runtime, imported modules, services, skeleton"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -80,8 +83,11 @@ class InitramfsStage(Stage):
             "extra files": " ".join(cfg.extra_files),
             "compress level": str(cfg.compress_level),
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
-            "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
+            "SOURCE_DATE_EPOCH": str(ctx.source_date_epoch(self.name)),
             "downloads": downloads_input(ctx),
+            "zstandard": f"{version('zstandard')} (zstd {zstandard.ZSTD_VERSION})",
+            "libarchive": f"libarchive-c {version('libarchive-c')} "
+            f"(libarchive {libarchive_ffi.version_number()})",
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -101,7 +107,7 @@ class InitramfsStage(Stage):
         tree = rootfs_tree(ctx)
         archive = assemble(ctx, tree)
         add_downloads(ctx, archive, self._downloads)
-        raw = archive.write(ctx.config.source_date_epoch)
+        raw = archive.write(ctx.source_date_epoch(self.name))
         level = ctx.config.initramfs.compress_level
         compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
         image_path(ctx.config).parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ class KernelStage(Stage):
     name = "kernel"
     # Raise when a change to this module or kconfig.py changes what the stage produces.
     version = 1
+    sources = ("kernel", "mvirt-build.conf")
     description = "Linux kernel (bzImage) from the source tarball and kernel/kernel.config"
 
     def inputs(self, ctx: Context) -> dict[str, str]:

@@ -171,7 +171,7 @@ def write_uki_manifest(
         packages=_packages(cfg),
         tools=BUILD_TOOLS,
         fetched=_fetched(cfg),
-        source_date_epoch=cfg.source_date_epoch,
+        source_date_epoch=ctx.source_date_epoch("uki"),
         signing_cert=signing.cert if signed else None,
         unsigned=unsigned,
     )

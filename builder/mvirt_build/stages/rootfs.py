@@ -8,12 +8,13 @@ import os
 import shutil
 from pathlib import Path
 
+from mvirt_build import tools
 from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
 from mvirt_build.hashing import sha256_text, tree_digest
 from mvirt_build.locking import locked
-from mvirt_build.run import output, run
+from mvirt_build.run import run
 
 log = logging.getLogger("mvirt_build")
 
@@ -27,6 +28,7 @@ class RootfsStage(Stage):
     """Build (or adopt) the Debian tree the initramfs is cut from."""
 
     name = "rootfs"
+    sources = (*MKOSI_FILES, *MKOSI_TREES)
     description = "Debian bookworm tree built by mkosi from mkosi.conf and mkosi.extra/"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -38,7 +40,7 @@ class RootfsStage(Stage):
         for name in MKOSI_TREES:
             if (root / name).is_dir():
                 found[name + "/"] = ctx.digests.tree(root / name)
-        found["mkosi"] = mkosi_version()
+        found["tool mkosi"] = tools.identity("mkosi")
         if ctx.config.rootfs_tree:
             found["tree given"] = str(ctx.config.rootfs_tree)
         return found
@@ -123,14 +125,6 @@ def rootfs_tree(ctx: Context) -> Path:
     if not tree.is_dir():
         raise BuildError(f"rootfs tree {tree} is gone", "run `mvirt-build rootfs --force`")
     return tree
-
-
-def mkosi_version() -> str:
-    """`mkosi --version`, or 'missing'."""
-    try:
-        return output(["mkosi", "--version"])
-    except BuildError:
-        return "missing"
 
 
 def read_packages(manifest: Path) -> list[str]:

@@ -4,7 +4,7 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
-from mvirt_build import uki
+from mvirt_build import tools, uki
 from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
@@ -35,6 +35,7 @@ class UkiStage(Stage):
 
     name = "uki"
     deps = ("kernel", "initramfs")
+    sources = ("mvirt-build.conf",)
     description = "unified kernel image: stub + .linux + .initrd + .cmdline + .osrel + .uname"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -47,6 +48,7 @@ class UkiStage(Stage):
             "os-release": os_release(ctx.config.uki.os_name),
             "sbat": sbat_line().decode(),
             "signing": signing_input(ctx),
+            **tools.identities(("sbsign",)),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
