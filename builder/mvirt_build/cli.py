@@ -373,10 +373,11 @@ def menuconfig(ctx: click.Context) -> None:
 @click.pass_context
 @handles_errors
 def clean(ctx: click.Context) -> None:
-    """Remove the build outputs (build/)."""
-    cfg = _load(ctx)
-    shutil.rmtree(cfg.output_dir, ignore_errors=True)
-    click.echo(f"removed {cfg.output_dir}")
+    """Remove the build outputs (build/). Needs no loadable configuration: cleaning is how a
+    user starts over."""
+    out = configuration.output_dir_of(ctx.obj["output_dir"], configuration.find_root())
+    shutil.rmtree(out, ignore_errors=True)
+    click.echo(f"removed {out}")
 
 
 @main.command()

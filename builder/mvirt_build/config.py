@@ -107,7 +107,12 @@ def source_date_epoch(root: Path, paths: tuple[str, ...] = ()) -> int:
         return 0
 
 
-def _flag(value: str, what: str) -> bool:
+ALLOW_MISSING_ENV = "MVIRT_ALLOW_MISSING_DOWNLOADS"
+
+
+def parse_flag(value: str, what: str) -> bool:
+    """The one reading of a yes/no setting (configuration or environment): 1/yes/true/on or
+    0/no/false/off (or empty); anything else is an error naming the setting."""
     lowered = value.strip().lower()
     if lowered in ("1", "yes", "true", "on"):
         return True
@@ -127,6 +132,34 @@ def _read_text(path: Path, what: str) -> str:
         raise BuildError(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
+def output_dir_of(given: Path | None, root: Path) -> Path:
+    """Where artifacts go: --output-dir, else $MVIRT_OUTPUT_DIR, else build/ of the checkout."""
+    env = os.environ.get("MVIRT_OUTPUT_DIR")
+    return (given or (Path(env) if env else root / "build")).resolve()
+
+
+def read_settings(root: Path) -> configparser.ConfigParser:
+    """mvirt-build.conf of `root`, parsed (keys keep their case)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        with open(root / CONFIG_NAME) as f:
+            parser.read_file(f)
+    except (OSError, configparser.Error) as exc:
+        raise BuildError(f"cannot read {root / CONFIG_NAME}: {exc}") from exc
+    return parser
+
+
+def allow_missing_downloads(settings: configparser.ConfigParser) -> bool:
+    """Whether pinned downloads that cannot be had may be left out: $MVIRT_ALLOW_MISSING_DOWNLOADS
+    when set, else [Downloads] AllowMissing= (the setting `make` and `mvirt-build` share)."""
+    env = os.environ.get(ALLOW_MISSING_ENV)
+    if env is not None and env.strip():
+        return parse_flag(env, ALLOW_MISSING_ENV)
+    value = settings.get("Downloads", "AllowMissing", fallback="no")
+    return parse_flag(value, f"{CONFIG_NAME}: [Downloads] AllowMissing=")
+
+
 def load(
     root: Path | None = None,
     output_dir: Path | None = None,
@@ -135,13 +168,7 @@ def load(
 ) -> BuildConfig:
     """Read mvirt-build.conf and the files it names; validate them."""
     root = root or find_root()
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        with open(root / CONFIG_NAME) as f:
-            parser.read_file(f)
-    except (OSError, configparser.Error) as exc:
-        raise BuildError(f"cannot read {root / CONFIG_NAME}: {exc}") from exc
+    parser = read_settings(root)
 
     def get(section: str, key: str, default: str | None = None) -> str:
         value = parser.get(section, key, fallback=default)
@@ -172,19 +199,14 @@ def load(
         compress_level=level,
     )
     uki = UkiConfig(stub=Path(get("Uki", "Stub")), os_name=get("Uki", "OsRelease", "mvirt"))
-    env_out = os.environ.get("MVIRT_OUTPUT_DIR")
     return BuildConfig(
         root=root,
-        output_dir=(output_dir or (Path(env_out) if env_out else root / "build")).resolve(),
+        output_dir=output_dir_of(output_dir, root),
         cache_dir=(cache_dir or default_cache_dir()).resolve(),
         source_date_epoch=source_date_epoch(root),
         kernel=kernel,
         initramfs=initramfs,
         uki=uki,
         rootfs_tree=rootfs_tree.resolve() if rootfs_tree else None,
-        allow_missing_downloads=_flag(
-            os.environ.get("MVIRT_ALLOW_MISSING_DOWNLOADS")
-            or get("Downloads", "AllowMissing", "no"),
-            "[Downloads] AllowMissing= (or MVIRT_ALLOW_MISSING_DOWNLOADS)",
-        ),
+        allow_missing_downloads=allow_missing_downloads(parser),
     )

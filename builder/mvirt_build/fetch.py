@@ -42,9 +42,10 @@ log = logging.getLogger("mvirt_build")
 CHUNK = 1 << 16
 
 
-def downloads_cache() -> Path:
-    """Where verified downloads are kept, one file per SHA-256."""
-    return default_cache_dir() / "downloads"
+def downloads_cache(cache_dir: Path | None = None) -> Path:
+    """Where verified downloads are kept, one file per SHA-256: `downloads/` of the build's
+    cache folder (--cache-dir), else of the default one."""
+    return (cache_dir or default_cache_dir()) / "downloads"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class FetchOptions:
     backoff: float = 2.0
     offline: bool = False
     progress: bool = True
+    cache_dir: Path | None = None  # the build's cache folder (default: default_cache_dir())
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fe
             "--file PATH`",
         )
     assert entry.sha256 is not None
-    cached = downloads_cache() / entry.sha256
+    cached = downloads_cache(opts.cache_dir) / entry.sha256
     if cached.exists():
         sha256, size = sha256_file(cached)
         if sha256 == entry.sha256 and (entry.size is None or size == entry.size):

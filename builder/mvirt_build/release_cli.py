@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -13,7 +12,13 @@ import click
 
 from mvirt_build import fetch as fetch_mod
 from mvirt_build.compare import diff_files
-from mvirt_build.config import find_root, source_date_epoch
+from mvirt_build.config import (
+    ALLOW_MISSING_ENV,
+    allow_missing_downloads,
+    find_root,
+    read_settings,
+    source_date_epoch,
+)
 from mvirt_build.errors import BuildError
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import DEFAULT_KEYS_DIR, generate_keys, resolve_signing
@@ -26,12 +31,19 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 LOCK_NAME = "downloads.lock"
-ALLOW_MISSING_ENV = "MVIRT_ALLOW_MISSING_DOWNLOADS"
 
 
 def repo_root() -> Path:
     """The checkout the command works on (the folder of mvirt-build.conf, or $MVIRT_ROOT)."""
     return find_root()
+
+
+def cache_dir_option() -> Path | None:
+    """mvirt-build's --cache-dir, when the command runs under it and it was given."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    value = obj.get("cache_dir") if isinstance(obj, dict) else None
+    return Path(value).resolve() if value else None
 
 
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -103,8 +115,9 @@ def _parse_local(values: tuple[str, ...]) -> dict[str, Path]:
 
 
 def allow_missing_requested(flag: bool) -> bool:
-    """True when the user asked to build without unavailable downloads (flag or env)."""
-    return flag or os.environ.get(ALLOW_MISSING_ENV, "") not in ("", "0", "no", "false")
+    """True when the user asked to go on without unavailable downloads: the flag, else the
+    environment or mvirt-build.conf, read as the build reads them."""
+    return flag or allow_missing_downloads(read_settings(repo_root()))
 
 
 def report_missing(report: fetch_mod.FetchReport) -> None:
@@ -148,7 +161,7 @@ def fetch_cmd(
         lock.get(name)
     report = fetch_mod.fetch_all(
         lock,
-        fetch_mod.FetchOptions(offline=offline),
+        fetch_mod.FetchOptions(offline=offline, cache_dir=cache_dir_option()),
         _parse_local(downloads),
         allow_missing=allow_missing_requested(allow_missing_downloads),
         names=list(names) or None,

@@ -136,3 +136,43 @@ def test_secureboot_vars_enrolls_the_configured_certificate(repo, tmp_path):
     result = invoke("secureboot-vars", str(out))
     assert result.exit_code == 0, result.stderr
     assert "db=['mvirt Secure Boot']" in result.output
+
+
+def test_off_means_no_for_fetch_as_for_the_build(repo, monkeypatch):
+    monkeypatch.setenv("MVIRT_ALLOW_MISSING_DOWNLOADS", "off")
+    assert invoke("fetch").exit_code == 1
+    monkeypatch.setenv("MVIRT_ALLOW_MISSING_DOWNLOADS", "maybe")
+    unclear = invoke("fetch")
+    assert unclear.exit_code == 1 and "must be yes or no" in unclear.stderr
+
+
+def test_missing_can_be_allowed_in_the_configuration(repo):
+    (repo / "mvirt-build.conf").write_text("[Downloads]\nAllowMissing=yes\n")
+    result = invoke("fetch")
+    assert result.exit_code == 0
+    assert "MISSING" in result.stderr
+
+
+def test_fetch_uses_the_cache_dir_given(repo, tmp_path):
+    other = tmp_path / "other-cache"
+    assert invoke("lock", "cloud-hypervisor", "--file", str(STATIC), "--yes").exit_code == 0
+    pinned = invoke("--cache-dir", str(other), "fetch", "--download", f"cloud-hypervisor={STATIC}")
+    assert pinned.exit_code == 0, pinned.stderr
+    digest = hashlib.sha256(STATIC.read_bytes()).hexdigest()
+    assert (other / "downloads" / digest).is_file()
+    assert not (tmp_path / "cache" / "downloads" / digest).exists()
+
+
+def test_clean_works_without_a_loadable_configuration(repo):
+    (repo / "mvirt-build.conf").write_text("[Kernel\nthis is not ini\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "mvirt-uos.efi").write_bytes(b"old")
+    result = invoke("clean")
+    assert result.exit_code == 0, result.stderr
+    assert not (repo / "build").exists()
+
+
+def test_check_covers_signing_and_iso_tools():
+    result = invoke("check")
+    names = {line.split()[0] for line in result.output.splitlines() if line.strip()}
+    assert {"sbsign", "sbverify", "xorriso"} <= names

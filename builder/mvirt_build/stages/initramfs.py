@@ -41,6 +41,17 @@ SKELETON_DIRS = {"/dev": 0o755, "/proc": 0o555, "/sys": 0o555, "/run": 0o755, "/
                  "/root": 0o700, "/var": 0o755, "/etc": 0o755, "/mnt": 0o755}  # fmt: skip
 DEVICES = {"/dev/console": (0o600, (5, 1)), "/dev/null": (0o666, (1, 3))}
 COMPONENTS = ("python runtime", "services", "third-party", "other")
+# The whole environment of the image's interpreter when it collects modules: nothing of the
+# host's (PYTHONPATH, PYTHONSTARTUP, ...) may change what goes into the image. The flags are
+# those of -I (isolated) except -E: that would also drop PYTHONHASHSEED=0, which keeps the
+# order of frozenset constants in the bytecode, and so the archive, reproducible.
+CHROOT_FLAGS = ("-s", "-P", "-S")
+CHROOT_ENV = {
+    "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 def init_script(init: str) -> bytes:
@@ -115,7 +126,7 @@ class InitramfsStage(Stage):
         tmp.write_bytes(compressed)
         tmp.replace(image_path(ctx.config))
         listing_path(ctx.config).write_text(render_listing(archive))
-        for line in size_breakdown(archive, level, len(raw), len(compressed)):
+        for line in size_breakdown(archive, len(raw), len(compressed)):
             log.info("initramfs  %s", line)
 
 
@@ -139,8 +150,9 @@ def collect_modules(ctx: Context, tree: Path) -> dict[str, dict[str, str]]:
         shutil.copyfile(script, Path(tmp) / "collect_modules.py")
         inside = "/" + str((Path(tmp) / "collect_modules.py").relative_to(tree))
         text = output(
-            ["chroot", str(tree), INTERPRETER, "-S", inside, SITE_DIR, *names],
-            env={"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"},
+            ["chroot", str(tree), INTERPRETER, *CHROOT_FLAGS, inside, SITE_DIR, *names],
+            env=CHROOT_ENV,
+            clean_env=True,
             hint="the image's interpreter could not import the configured modules; "
             "is every dependency in mkosi.conf?",
         )
@@ -192,16 +204,16 @@ def render_listing(archive: Archive) -> str:
     return "\n".join(lines) + "\n"
 
 
-def size_breakdown(archive: Archive, level: int, raw: int, compressed: int) -> list[str]:
-    """Uncompressed and (separately compressed, so approximate) size of each component."""
-    data: dict[str, list[bytes]] = defaultdict(list)
+def size_breakdown(archive: Archive, raw: int, compressed: int) -> list[str]:
+    """Uncompressed size and share of each component, and the archive's total before and after
+    compression (measured once, on the archive itself: nothing is compressed again here)."""
+    sizes: dict[str, int] = defaultdict(int)
     for e in archive.sorted_entries():
-        data[component_of(e.path)].append(e.data)
-    compressor = zstandard.ZstdCompressor(level=level)
+        sizes[component_of(e.path)] += len(e.data)
+    payload = sum(sizes.values()) or 1
     lines = []
     for name in COMPONENTS:
-        blob = b"".join(data.get(name, []))
-        packed = len(compressor.compress(blob)) if blob else 0
-        lines.append(f"  {name:<15} {len(blob) / 2**20:7.2f} MiB -> {packed / 2**20:6.2f} MiB")
-    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB")
+        size = sizes.get(name, 0)
+        lines.append(f"  {name:<15} {size / 2**20:7.2f} MiB ({100 * size / payload:4.1f} %)")
+    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB zstd")
     return lines

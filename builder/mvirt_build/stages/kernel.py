@@ -216,15 +216,17 @@ def build_tree(ctx: Context, source: Path) -> Path:
     return path
 
 
-def configure(ctx: Context, source: Path, build_dir: Path) -> None:
-    """tinyconfig, merge the fragment, olddefconfig, then verify every fragment option."""
+def configure(ctx: Context, source: Path, build_dir: Path, verify: bool = True) -> None:
+    """tinyconfig, merge the fragment, olddefconfig, then (with `verify`) check that Kconfig
+    kept every fragment option."""
     fragment_path = ctx.config.kernel.fragment
     fragment = kconfig.parse(fragment_path.read_text(), str(fragment_path))
     make(ctx, source, build_dir, "tinyconfig")
     config = build_dir / ".config"
     config.write_text(kconfig.merge(config.read_text(), fragment))
     make(ctx, source, build_dir, "olddefconfig")
-    kconfig.verify(config, fragment)
+    if verify:
+        kconfig.verify(config, fragment)
 
 
 def menuconfig(ctx: Context) -> dict[str, str]:
@@ -236,7 +238,8 @@ def menuconfig(ctx: Context) -> dict[str, str]:
         wait=True,
     ):
         build_dir = build_tree(ctx, source)
-        configure(ctx, source, build_dir)
+        # No verification here: menuconfig is how a user fixes options Kconfig dropped.
+        configure(ctx, source, build_dir, verify=False)
         config = build_dir / ".config"
         before = kconfig.parse(config.read_text())
         run(make_cmd(source, build_dir, "menuconfig"), capture=False)

@@ -52,7 +52,9 @@ def downloads_input(ctx: Context) -> str:
     cached = [
         e.name
         for e in lock.entries
-        if e.install and e.sha256 and (fetch.downloads_cache() / e.sha256).is_file()
+        if e.install
+        and e.sha256
+        and (fetch.downloads_cache(ctx.config.cache_dir) / e.sha256).is_file()
     ]
     state = {
         "lock": ctx.file_input(lock_file),
@@ -71,7 +73,7 @@ def fetch_downloads(ctx: Context) -> fetch.FetchReport | None:
     lock = load_lock(lock_file)
     return fetch.fetch_all(
         lock,
-        fetch.FetchOptions(),
+        fetch.FetchOptions(cache_dir=ctx.config.cache_dir),
         allow_missing=ctx.config.allow_missing_downloads,
         names=[e.name for e in lock.entries if e.install],
     )
@@ -121,7 +123,7 @@ def fetch_kernel_source(config: BuildConfig) -> Path:
             f"kernel source {url} is not pinned",
             hint="add it to downloads.lock or set [Kernel] SourceSha256= in mvirt-build.conf",
         )
-    return fetch.fetch(entry, fetch.FetchOptions()).path
+    return fetch.fetch(entry, fetch.FetchOptions(cache_dir=config.cache_dir)).path
 
 
 def _packages(config: BuildConfig) -> list[dict[str, str]]:
