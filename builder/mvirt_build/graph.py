@@ -78,6 +78,10 @@ class Stage(ABC):
     def build(self, ctx: Context) -> None:
         """Make the outputs; raise BuildError on failure."""
 
+    def output_problems(self, ctx: Context) -> list[str]:
+        """Why outputs the record does not list (trees kept elsewhere) are not usable."""
+        return []
+
     def summary(self, ctx: Context) -> str:
         """One line about the result (size, path), printed after the stage."""
         return ""
@@ -186,6 +190,7 @@ class Graph:
                 reasons.append(f"output {rel} is missing")
             elif self.ctx.digests.file(path) != digest:
                 reasons.append(f"output {rel} was modified")
+        reasons.extend(stage.output_problems(self.ctx))
         return Staleness(stage.name, bool(reasons), reasons)
 
     def plan(self, targets: Iterable[str]) -> list[Staleness]:

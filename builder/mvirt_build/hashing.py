@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,11 +65,25 @@ class DigestCache:
         """Write the cache back when something was added (atomically)."""
         if not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._entries))
-        tmp.replace(self.path)
+        atomic_write(self.path, json.dumps(self._entries))
         self._dirty = False
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` all at once: written to a unique temporary file next to it,
+    flushed, then renamed over it (readers see the old or the new file, never a part)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def tree_digest(root: Path, file_digest: Callable[[Path], str] = sha256_file) -> str:

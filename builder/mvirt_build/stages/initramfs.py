@@ -31,7 +31,7 @@ from mvirt_build.stages.release import (
     downloads_path,
     fetch_downloads,
 )
-from mvirt_build.stages.rootfs import rootfs_tree
+from mvirt_build.stages.rootfs import using_tree
 
 log = logging.getLogger("mvirt_build")
 
@@ -115,8 +115,8 @@ class InitramfsStage(Stage):
         self._downloads = fetch_downloads(ctx)
 
     def build(self, ctx: Context) -> None:
-        tree = rootfs_tree(ctx)
-        archive = assemble(ctx, tree)
+        with using_tree(ctx) as tree:
+            archive = assemble(ctx, tree)
         add_downloads(ctx, archive, self._downloads)
         raw = archive.write(ctx.source_date_epoch(self.name))
         level = ctx.config.initramfs.compress_level

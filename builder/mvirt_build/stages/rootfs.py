@@ -6,13 +6,15 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from mvirt_build import tools
 from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
-from mvirt_build.hashing import sha256_text, tree_digest
+from mvirt_build.hashing import atomic_write, sha256_text, tree_digest
 from mvirt_build.locking import locked
 from mvirt_build.run import run
 
@@ -28,6 +30,7 @@ class RootfsStage(Stage):
     """Build (or adopt) the Debian tree the initramfs is cut from."""
 
     name = "rootfs"
+    version = 2
     sources = (*MKOSI_FILES, *MKOSI_TREES)
     description = "Debian bookworm tree built by mkosi from mkosi.conf and mkosi.extra/"
 
@@ -41,12 +44,25 @@ class RootfsStage(Stage):
             if (root / name).is_dir():
                 found[name + "/"] = ctx.digests.tree(root / name)
         found["tool mkosi"] = tools.identity("mkosi")
-        if ctx.config.rootfs_tree:
-            found["tree given"] = str(ctx.config.rootfs_tree)
         return found
 
     def outputs(self, ctx: Context) -> list[Path]:
         return [record_path(ctx.config)]
+
+    def output_problems(self, ctx: Context) -> list[str]:
+        """The tree is an output too: gone (pruned, deleted) or replaced by a tree the user
+        hands over (`--tree`, after `mkosi build`), the stage must run again."""
+        try:
+            tree = recorded_tree(ctx)
+        except BuildError:
+            return []  # no record: the graph already calls the stage stale
+        problems = []
+        if not (tree / "usr/bin/python3").exists():
+            problems.append(f"rootfs tree {tree} is missing")
+        given = ctx.config.rootfs_tree
+        if given is not None and given != tree:
+            problems.append(f"a different tree was given ({given})")
+        return problems
 
     def summary(self, ctx: Context) -> str:
         info = read_record(ctx)
@@ -61,16 +77,19 @@ class RootfsStage(Stage):
         if not (tree / "usr/bin/python3").exists():
             raise BuildError(f"rootfs {tree} has no /usr/bin/python3", "add python3 to mkosi.conf")
         packages = read_packages(manifest)
-        record = {"tree": str(tree), "digest": tree_digest(tree), "packages": packages}
+        root = ctx.config.root
+        # A tree inside the checkout (mkosi.output/, or a cache in .cache/ when mkosi.postoutput
+        # runs in mkosi's sandbox) is named relative to it, so the record holds inside and out.
+        named = tree.relative_to(root) if tree.is_relative_to(root) else tree
+        record = {"tree": str(named), "digest": tree_digest(tree), "packages": packages}
         path = record_path(ctx.config)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        atomic_write(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
     def _run_mkosi(self, ctx: Context) -> tuple[Path, Path]:
-        key = sha256_text(json.dumps(self.inputs(ctx), sort_keys=True))[:24]
-        with locked(
-            ctx.config.cache_dir / "locks" / f"rootfs-{key}", "the rootfs cache", wait=True
-        ):
+        keyed = {**self.inputs(ctx), "stage version": str(self.version)}
+        key = sha256_text(json.dumps(keyed, sort_keys=True))[:24]
+        with locked(tree_lock(ctx.config, key), "the rootfs cache", wait=True):
             return self._cached_or_built(ctx, key)
 
     def _cached_or_built(self, ctx: Context, key: str) -> tuple[Path, Path]:
@@ -78,6 +97,7 @@ class RootfsStage(Stage):
         dest = store / key
         if (dest / "tree/usr/bin/python3").exists():
             log.info("rootfs     found in the cache (%s)", dest)
+            os.utime(dest)  # most recently used
             return dest / "tree", dest / "manifest.json"
         work = store / (key + ".tmp")
         shutil.rmtree(work, ignore_errors=True)
@@ -101,13 +121,19 @@ class RootfsStage(Stage):
         (work / "rootfs").replace(dest / "tree")
         (work / "rootfs.manifest").replace(dest / "manifest.json")
         shutil.rmtree(work, ignore_errors=True)
-        prune(store, keep=dest)
+        prune(ctx.config, keep=dest)
         return dest / "tree", dest / "manifest.json"
 
 
 def record_path(config: BuildConfig) -> Path:
     """build/rootfs.json: which tree the later stages use."""
     return config.output_dir / "rootfs.json"
+
+
+def tree_lock(config: BuildConfig, key: str) -> Path:
+    """The lock of cache entry `key`: held exclusively while it is made or pruned, shared
+    while a build reads its tree."""
+    return config.cache_dir / "locks" / f"rootfs-{key}"
 
 
 def read_record(ctx: Context) -> dict[str, object]:
@@ -119,12 +145,26 @@ def read_record(ctx: Context) -> dict[str, object]:
         raise BuildError("the rootfs has not been built", "run `mvirt-build rootfs`") from exc
 
 
-def rootfs_tree(ctx: Context) -> Path:
-    """The tree of the current rootfs build."""
-    tree = Path(str(read_record(ctx)["tree"]))
-    if not tree.is_dir():
-        raise BuildError(f"rootfs tree {tree} is gone", "run `mvirt-build rootfs --force`")
-    return tree
+def recorded_tree(ctx: Context) -> Path:
+    """The tree the rootfs record names (relative names are inside the checkout)."""
+    return ctx.config.root / str(read_record(ctx)["tree"])
+
+
+@contextmanager
+def using_tree(ctx: Context) -> Iterator[Path]:
+    """The tree of the current rootfs build, kept from pruning (shared lock) while in use and
+    marked as used most recently."""
+    tree = recorded_tree(ctx)
+    entry = tree.parent
+    with ExitStack() as stack:
+        if entry.parent == ctx.config.cache_dir / "rootfs":  # a cache entry, not a given tree
+            lock = tree_lock(ctx.config, entry.name)
+            stack.enter_context(locked(lock, "the rootfs tree", wait=True, shared=True))
+            if entry.is_dir():
+                os.utime(entry)
+        if not (tree / "usr/bin/python3").exists():
+            raise BuildError(f"rootfs tree {tree} is gone", "run `mvirt-build rootfs`")
+        yield tree
 
 
 def read_packages(manifest: Path) -> list[str]:
@@ -136,14 +176,20 @@ def read_packages(manifest: Path) -> list[str]:
     return sorted(f"{p['name']}={p['version']}" for p in data.get("packages", []))
 
 
-def prune(store: Path, keep: Path) -> None:
-    """Keep the newest few trees in the cache; a tree costs a few hundred MB."""
+def prune(config: BuildConfig, keep: Path) -> None:
+    """Keep the most recently used few trees in the cache (a tree costs a few hundred MB);
+    never remove one another build is using or making (its lock is held)."""
+    store = config.cache_dir / "rootfs"
     trees = sorted(
         (p for p in store.iterdir() if p.is_dir() and not p.name.endswith(".tmp")),
-        key=lambda p: p.stat().st_mtime,
+        key=lambda p: p.stat().st_mtime_ns,
         reverse=True,
     )
     for old in trees[KEEP_TREES:]:
-        if old != keep:
-            shutil.rmtree(old, ignore_errors=True)
-    os.utime(keep)
+        if old == keep:
+            continue
+        try:
+            with locked(tree_lock(config, old.name), "a rootfs cache entry"):
+                shutil.rmtree(old, ignore_errors=True)
+        except BuildError:
+            log.info("rootfs     keeping %s: another build is using it", old)
