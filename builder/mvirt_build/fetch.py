@@ -35,6 +35,7 @@ from rich.progress import (
 from mvirt_build.config import default_cache_dir
 from mvirt_build.elfcheck import check_elf
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import sha256_and_size
 from mvirt_build.lockfile import DownloadsLock, LockEntry
 
 log = logging.getLogger("mvirt_build")
@@ -76,17 +77,6 @@ class FetchReport:
 
     fetched: list[Fetched] = field(default_factory=list)
     missing: list[tuple[LockEntry, str]] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    """SHA-256 (hex) and size of `path`, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def verify_against(entry: LockEntry, sha256: str, size: int, origin: str) -> None:
@@ -237,7 +227,7 @@ def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fe
     assert entry.sha256 is not None
     cached = downloads_cache(opts.cache_dir) / entry.sha256
     if cached.exists():
-        sha256, size = sha256_file(cached)
+        sha256, size = sha256_and_size(cached)
         if sha256 == entry.sha256 and (entry.size is None or size == entry.size):
             check_content(entry, cached)
             return Fetched(entry, cached, "cache")
@@ -246,7 +236,7 @@ def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fe
     if local is not None:
         if not local.is_file():
             raise BuildError(f"{entry.name}: local file {local} does not exist")
-        sha256, size = sha256_file(local)
+        sha256, size = sha256_and_size(local)
         verify_against(entry, sha256, size, str(local))
         check_content(entry, local)
         with _temp_slot(cached) as tmp:
@@ -286,17 +276,3 @@ def fetch_all(
                 raise
             report.missing.append((entry, str(exc)))
     return report
-
-
-def install_into(report: FetchReport, root: Path) -> list[Path]:
-    """Copy every fetched file that has an `install` path into the tree at `root`."""
-    placed: list[Path] = []
-    for item in report.fetched:
-        if not item.entry.install:
-            continue
-        target = root / item.entry.install.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(item.path, target)
-        target.chmod(item.entry.mode)
-        placed.append(target)
-    return placed

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mvirt_build.config import BuildConfig, source_date_epoch
 from mvirt_build.errors import BuildError
-from mvirt_build.hashing import DigestCache, sha256_text
+from mvirt_build.hashing import DigestCache, atomic_write, sha256_text
 
 log = logging.getLogger("mvirt_build")
 
@@ -147,11 +147,8 @@ class Graph:
             return None
 
     def _write_record(self, stage: Stage, record: Record) -> None:
-        path = self._record_path(stage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"inputs": record.inputs, "outputs": record.outputs}, indent=1))
-        tmp.replace(path)
+        data = {"inputs": record.inputs, "outputs": record.outputs}
+        atomic_write(self._record_path(stage), json.dumps(data, indent=1))
 
     def output_digest(self, stage: Stage) -> str:
         """One digest over the recorded outputs of `stage`: what its dependents take as input."""

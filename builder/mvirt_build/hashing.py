@@ -4,8 +4,8 @@ only stats files instead of reading them again."""
 import hashlib
 import json
 import os
+import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +17,20 @@ RACY_NS = 2_000_000_000
 SKIP_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's content, read in chunks."""
+def sha256_and_size(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file's content, read in chunks."""
     h = hashlib.sha256()
+    size = 0
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's content."""
+    return sha256_and_size(path)[0]
 
 
 def sha256_text(text: str) -> str:
@@ -69,20 +76,28 @@ class DigestCache:
         self._dirty = False
 
 
+TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` all at once: written to a unique temporary file next to it,
-    flushed, then renamed over it (readers see the old or the new file, never a part)."""
+    """Replace `path` with `data` all at once (readers see the old or the new file, never a
+    part). The temporary file next to it has an unguessable name and is created new
+    (O_EXCL|O_NOFOLLOW: never through a planted file or symlink) with mode 0600, so a secret is
+    never readable by others, not even for a moment; it gets `mode` once written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, TEMP_FLAGS, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
-            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+            if mode != 0o600:
+                os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -9,7 +9,6 @@ is configured explicitly but missing is an error; no pair at all means an unsign
 from __future__ import annotations
 
 import datetime
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import atomic_write
 
 KEY_NAME = "mvirt.key"
 CERT_NAME = "mvirt.crt"
@@ -104,18 +104,10 @@ def generate_keys(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_atomic(out.key, key_pem, 0o600)
-    _write_atomic(out.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write_atomic(out.cert_der, cert.public_bytes(serialization.Encoding.DER), 0o644)
+    atomic_write(out.key, key_pem, 0o600)
+    atomic_write(out.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    atomic_write(out.cert_der, cert.public_bytes(serialization.Encoding.DER), 0o644)
     return out
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def read_mkosi_validation(conf: Path) -> dict[str, str]:

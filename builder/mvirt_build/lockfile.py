@@ -9,13 +9,13 @@ as the string "unknown": such an entry is never downloaded blindly; `mvirt-build
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import atomic_write
 
 UNKNOWN = "unknown"
 CHECKS = ("none", "elf", "elf-static")
@@ -160,9 +160,7 @@ def dump_lock(lock: DownloadsLock) -> str:
 
 def write_lock(lock: DownloadsLock) -> None:
     """Write the lock atomically (temp file + rename), so a crash never leaves half a lock."""
-    tmp = lock.path.with_name(f".{lock.path.name}.tmp-{os.getpid()}")
-    tmp.write_text(dump_lock(lock))
-    os.replace(tmp, lock.path)
+    atomic_write(lock.path, dump_lock(lock))
 
 
 def pin_entry(lock: DownloadsLock, name: str, sha256: str, size: int) -> DownloadsLock:

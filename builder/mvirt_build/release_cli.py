@@ -20,6 +20,7 @@ from mvirt_build.config import (
     source_date_epoch,
 )
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import sha256_and_size
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import DEFAULT_KEYS_DIR, generate_keys, resolve_signing
 from mvirt_build.lockfile import load_lock, pin_entry, write_lock
@@ -187,7 +188,7 @@ def lock(name: str, local: Path, yes: bool) -> None:
     path = repo_root() / LOCK_NAME
     current = load_lock(path)
     entry = current.get(name)
-    sha256, size = fetch_mod.sha256_file(local)
+    sha256, size = sha256_and_size(local)
     fetch_mod.check_content(entry, local)
     click.echo(f"{name}: {entry.url}\n  file   {local}\n  sha256 {sha256}\n  size   {size}")
     if entry.sha256 and entry.sha256 != sha256:

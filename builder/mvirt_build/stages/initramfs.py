@@ -24,6 +24,7 @@ from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
 from mvirt_build.fetch import FetchReport
 from mvirt_build.graph import Context, Stage
+from mvirt_build.hashing import atomic_write
 from mvirt_build.run import output
 from mvirt_build.stages.release import (
     add_downloads,
@@ -121,11 +122,8 @@ class InitramfsStage(Stage):
         raw = archive.write(ctx.source_date_epoch(self.name))
         level = ctx.config.initramfs.compress_level
         compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
-        image_path(ctx.config).parent.mkdir(parents=True, exist_ok=True)
-        tmp = image_path(ctx.config).with_suffix(".tmp")
-        tmp.write_bytes(compressed)
-        tmp.replace(image_path(ctx.config))
-        listing_path(ctx.config).write_text(render_listing(archive))
+        atomic_write(image_path(ctx.config), compressed)
+        atomic_write(listing_path(ctx.config), render_listing(archive))
         for line in size_breakdown(archive, len(raw), len(compressed)):
             log.info("initramfs  %s", line)
 
