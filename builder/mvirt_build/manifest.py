@@ -192,9 +192,11 @@ def compare_pe(expected: Mapping[str, Any], actual: Mapping[str, Any], what: str
     return problems
 
 
-def verify_artifact(artifact: Path, *, cert: Path | None = None) -> list[str]:
+def verify_artifact(artifact: Path, *, cert: Path | None) -> list[str]:
     """Recheck `artifact` against its manifest: layout, signature, hashes. Returns the list
-    of problems (empty: all good)."""
+    of problems (empty: all good). Signatures are checked against `cert`, the configured
+    certificate, and never against one the manifest names: whoever can write the artifact can
+    write its manifest too."""
     manifest = load_manifest(artifact)
     record = manifest["artifact"]
     problems: list[str] = []
@@ -203,7 +205,6 @@ def verify_artifact(artifact: Path, *, cert: Path | None = None) -> list[str]:
         problems.append(f"{artifact.name}: size {size} != manifest {record['size']}")
     if sha256 != record["sha256"]:
         problems.append(f"{artifact.name}: SHA-256 {sha256} != manifest {record['sha256']}")
-    cert = cert or _manifest_cert(record)
     with tempfile.TemporaryDirectory(prefix="mvirt-verify-") as tmp:
         pe_file: Path | None = None
         expected_pe: Mapping[str, Any] | None = None
@@ -231,7 +232,10 @@ def verify_artifact(artifact: Path, *, cert: Path | None = None) -> list[str]:
                 )
             if actual["signed"]:
                 if cert is None:
-                    problems.append(f"{what}: signed, but no certificate to check it with")
+                    problems.append(
+                        f"{what}: signed, but no certificate is configured to check it with "
+                        "(--cert, --secure-boot-certificate or mkosi.conf SecureBootCertificate=)"
+                    )
                 else:
                     try:
                         verify_pe(pe_file, cert)
@@ -240,14 +244,14 @@ def verify_artifact(artifact: Path, *, cert: Path | None = None) -> list[str]:
     return problems
 
 
-def _manifest_cert(record: Mapping[str, Any]) -> Path | None:
-    info = record.get("certificate")
-    if not info:
-        return None
-    path = Path(info["path"])
-    if path.is_file() and sha256_and_size(path)[0] == info["sha256"]:
-        return path
-    return None
+def missing_downloads(manifest: Mapping[str, Any]) -> list[str]:
+    """The pinned downloads the artifact was built without (`name (install path)`): such an
+    artifact is incomplete, however well it verifies."""
+    return [
+        f"{item['name']} ({item.get('install') or 'build input'})"
+        for item in manifest.get("fetched", [])
+        if item.get("missing")
+    ]
 
 
 def _iso_layout_problems(iso: Path) -> list[str]:

@@ -24,7 +24,14 @@ from mvirt_build.hashing import sha256_and_size
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import DEFAULT_KEYS_DIR, generate_keys, resolve_signing
 from mvirt_build.lockfile import load_lock, pin_entry, write_lock
-from mvirt_build.manifest import Input, build_manifest, verify_artifact, write_manifest
+from mvirt_build.manifest import (
+    Input,
+    build_manifest,
+    load_manifest,
+    missing_downloads,
+    verify_artifact,
+    write_manifest,
+)
 from mvirt_build.secureboot import enroll_certificate, enrolled_subjects
 from mvirt_build.sign import sign_pe
 
@@ -226,16 +233,30 @@ def iso_from(efi: Path, output: Path) -> None:
 @click.option(
     "--cert",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Certificate to check signatures with (default: the manifest's, if unchanged).",
+    help="Certificate to check signatures with (default: the configured one; never the "
+    "manifest's).",
 )
 @user_errors
 def verify(artifact: Path, cert: Path | None) -> None:
-    """Check an artifact's layout, signature and hashes against its manifest."""
-    problems = verify_artifact(artifact, cert=cert)
+    """Check an artifact's layout, signature and hashes against its manifest.
+
+    Exit status 1: something does not match; 2: it matches, but the artifact was built without
+    some pinned downloads (incomplete)."""
+    trusted = cert or resolve_signing(repo_root()).cert
+    problems = verify_artifact(artifact, cert=trusted)
     if problems:
         for problem in problems:
             click.secho(f"MISMATCH: {problem}", fg="red", err=True)
         raise click.ClickException(f"{artifact}: {len(problems)} problem(s)")
+    missing = missing_downloads(load_manifest(artifact))
+    if missing:
+        click.secho(
+            f"{artifact}: INCOMPLETE: built without {', '.join(missing)} "
+            "(layout, signature and hashes match the manifest)",
+            fg="yellow",
+            err=True,
+        )
+        sys.exit(2)
     click.echo(f"{artifact}: OK (layout, signature and hashes match the manifest)")
 
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from mvirt_build.cli import main
 from mvirt_build.lockfile import load_lock
+from mvirt_build.manifest import build_manifest, write_manifest
 
 EFI_APP = Path("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
 STATIC = Path("/bin/busybox")
@@ -176,3 +177,15 @@ def test_check_covers_signing_and_iso_tools():
     result = invoke("check")
     names = {line.split()[0] for line in result.output.splitlines() if line.strip()}
     assert {"sbsign", "sbverify", "xorriso"} <= names
+
+
+def test_verify_calls_an_artifact_without_its_downloads_incomplete(repo, tmp_path):
+    assert invoke("genkey").exit_code == 0
+    app = tmp_path / "app.efi"
+    shutil.copyfile(EFI_APP, app)
+    assert invoke("sign", str(app)).exit_code == 0
+    missing = {"name": "cloud-hypervisor", "install": "/usr/bin/cloud-hypervisor", "missing": True}
+    write_manifest(app, build_manifest(app, "uki", fetched=[missing], unsigned=EFI_APP))
+    result = invoke("verify", str(app))
+    assert result.exit_code == 2
+    assert "INCOMPLETE: built without cloud-hypervisor (/usr/bin/cloud-hypervisor)" in result.stderr

@@ -8,7 +8,13 @@ from mvirt_build import tools
 from mvirt_build.config import BuildConfig
 from mvirt_build.graph import Context, Stage
 from mvirt_build.iso import build_iso
-from mvirt_build.manifest import Input, build_manifest, manifest_path, write_manifest
+from mvirt_build.manifest import (
+    Input,
+    build_manifest,
+    load_manifest,
+    manifest_path,
+    write_manifest,
+)
 from mvirt_build.sign import is_signed
 from mvirt_build.stages.release import signing_for
 from mvirt_build.stages.uki import uki_path
@@ -54,6 +60,7 @@ class IsoStage(Stage):
             "iso",
             inputs=[Input("uki", uki), Input("uki manifest", manifest_path(uki))],
             tools=["xorriso", "mkfs.fat", "mcopy"],
+            fetched=load_manifest(uki).get("fetched", []),
             source_date_epoch=ctx.source_date_epoch(self.name),
             signing_cert=cert,
             payload=uki,
