@@ -71,6 +71,11 @@ def handles_errors(func: F) -> F:
     is_flag=True,
     help="Build without pinned downloads that cannot be had (named loudly).",
 )
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Fail when the rootfs resolves other package versions than rootfs.lock.",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -80,6 +85,7 @@ def main(
     secure_boot_key: Path | None,
     secure_boot_certificate: Path | None,
     allow_missing_downloads: bool,
+    locked: bool,
 ) -> None:
     """Build the mvirt µOS image and boot it.
 
@@ -92,6 +98,7 @@ def main(
         "secure_boot_key": secure_boot_key,
         "secure_boot_certificate": secure_boot_certificate,
         "allow_missing_downloads": allow_missing_downloads,
+        "locked": locked,
     }
 
 
@@ -104,6 +111,7 @@ def _load(ctx: click.Context, rootfs_tree: Path | None = None) -> configuration.
         secure_boot_key=ctx.obj["secure_boot_key"],
         secure_boot_certificate=ctx.obj["secure_boot_certificate"],
         allow_missing_downloads=cfg.allow_missing_downloads or ctx.obj["allow_missing_downloads"],
+        locked=ctx.obj["locked"],
     )
     if "://" in cfg.kernel.source:
         # An https kernel source: the pinned fetcher turns it into a verified local tarball.

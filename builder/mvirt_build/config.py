@@ -58,6 +58,8 @@ class BuildConfig:
     secure_boot_certificate: Path | None = None
     # Build without pinned downloads that cannot be had (loudly), instead of failing.
     allow_missing_downloads: bool = False
+    # Refuse a rootfs whose packages differ from rootfs.lock (instead of reporting and updating).
+    locked: bool = False
 
     @property
     def state_dir(self) -> Path:

@@ -136,3 +136,36 @@ def test_readers_share_a_tree_lock_and_keep_writers_out(tmp_path):
             locked(path, "the tree"),
         ):
             pass
+
+
+def set_packages(tree: Path, packages: dict[str, str]) -> None:
+    tree.with_suffix(".manifest").write_text(
+        json.dumps({"packages": [{"name": n, "version": v} for n, v in packages.items()]})
+    )
+
+
+def test_package_set_is_locked_and_other_versions_are_reported_or_refused(tmp_path, caplog):
+    tree = fake_tree(tmp_path / "mkosi.output/rootfs")
+    set_packages(tree, {"python3": "3.11.2-1+b1", "libc6": "2.36-9"})
+    config = make_config(tmp_path, tree)
+    assert Graph(Context(config), [rootfs.RootfsStage()]).build(["rootfs"], echo=False)
+    lock = tmp_path / "rootfs.lock"
+    assert [ln for ln in lock.read_text().splitlines() if not ln.startswith("#")] == [
+        "libc6=2.36-9",
+        "python3=3.11.2-1+b1",
+    ]
+
+    # The mirror moved on: the same configuration now resolves a newer libc6 and one more.
+    set_packages(tree, {"python3": "3.11.2-1+b1", "libc6": "2.36-9+deb12u4", "zlib1g": "1.2"})
+    strict = Graph(Context(dataclasses.replace(config, locked=True)), [rootfs.RootfsStage()])
+    with pytest.raises(
+        BuildError, match=r"(?s)libc6 2\.36-9 -> 2\.36-9\+deb12u4.*zlib1g 1\.2 added"
+    ):
+        strict.build(["rootfs"], force=True, echo=False)
+    assert strict.record(strict.stages["rootfs"]) is None
+    assert "deb12u4" not in lock.read_text()
+
+    lenient = Graph(Context(config), [rootfs.RootfsStage()])
+    assert lenient.build(["rootfs"], force=True, echo=False) == ["rootfs"]
+    assert "libc6 2.36-9 -> 2.36-9+deb12u4" in caplog.text
+    assert "libc6=2.36-9+deb12u4" in lock.read_text()

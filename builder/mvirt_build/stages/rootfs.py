@@ -24,6 +24,7 @@ log = logging.getLogger("mvirt_build")
 MKOSI_FILES = ("mkosi.conf", "mkosi.postinst", "mkosi.finalize", "mkosi.postoutput")
 MKOSI_TREES = ("mkosi.conf.d", "mkosi.extra", "mkosi.pkgmngr", "services/mvirt")
 KEEP_TREES = 2
+PACKAGE_LOCK = "rootfs.lock"
 
 
 class RootfsStage(Stage):
@@ -77,6 +78,7 @@ class RootfsStage(Stage):
         if not (tree / "usr/bin/python3").exists():
             raise BuildError(f"rootfs {tree} has no /usr/bin/python3", "add python3 to mkosi.conf")
         packages = read_packages(manifest)
+        check_package_lock(ctx.config, packages)
         root = ctx.config.root
         # A tree inside the checkout (mkosi.output/, or a cache in .cache/ when mkosi.postoutput
         # runs in mkosi's sandbox) is named relative to it, so the record holds inside and out.
@@ -165,6 +167,69 @@ def using_tree(ctx: Context) -> Iterator[Path]:
         if not (tree / "usr/bin/python3").exists():
             raise BuildError(f"rootfs tree {tree} is gone", "run `mvirt-build rootfs`")
         yield tree
+
+
+def package_lock_path(config: BuildConfig) -> Path:
+    """rootfs.lock: the package set of the last accepted rootfs, one `name=version` a line."""
+    return config.root / PACKAGE_LOCK
+
+
+def read_package_lock(path: Path) -> dict[str, str] | None:
+    """Package → version from a rootfs.lock (None when there is none)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    found: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("=")
+        if not sep or not name or not version:
+            raise BuildError(f"{path}:{number}: expected name=version, not {raw!r}")
+        found[name] = version
+    return found
+
+
+def package_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Readable differences between two package sets: upgrades, additions, removals."""
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if name not in new:
+            changes.append(f"{name} {old[name]} removed")
+        elif name not in old:
+            changes.append(f"{name} {new[name]} added")
+        elif old[name] != new[name]:
+            changes.append(f"{name} {old[name]} -> {new[name]}")
+    return changes
+
+
+def check_package_lock(config: BuildConfig, packages: list[str]) -> None:
+    """Compare the tree's packages with rootfs.lock: refuse other versions with --locked, else
+    name them and record the new set (to commit). The first build writes the lock."""
+    path = package_lock_path(config)
+    new = dict(p.partition("=")[::2] for p in packages)
+    old = read_package_lock(path)
+    if old == new:
+        return
+    changes = package_changes(old or {}, new)
+    if old is not None and config.locked:
+        listing = "\n".join(f"  {c}" for c in changes[:40])
+        raise BuildError(
+            f"the rootfs resolved other packages than {PACKAGE_LOCK} ({len(changes)} change(s)):"
+            f"\n{listing}",
+            f"build without --locked to accept them, then commit {PACKAGE_LOCK}",
+        )
+    if old is not None:
+        log.warning(
+            "rootfs     packages differ from %s (%d change(s)):", PACKAGE_LOCK, len(changes)
+        )
+        for change in changes:
+            log.warning("rootfs       %s", change)
+    header = "# The rootfs package set (name=version), written by mvirt-build rootfs.\n"
+    atomic_write(path, header + "".join(f"{n}={v}\n" for n, v in sorted(new.items())))
+    log.info("rootfs     %s records %d packages", PACKAGE_LOCK, len(new))
 
 
 def read_packages(manifest: Path) -> list[str]:
