@@ -230,6 +230,11 @@ def verify_artifact(artifact: Path, *, cert: Path | None) -> list[str]:
                 problems.append(
                     f"{what}: signed={actual['signed']}, manifest says {expected_pe['signed']}"
                 )
+            if was_uki:
+                problems.extend(
+                    f"{what}: {p}"
+                    for p in input_problems(pe_file, manifest, cert if actual["signed"] else None)
+                )
             if actual["signed"]:
                 if cert is None:
                     problems.append(
@@ -241,6 +246,40 @@ def verify_artifact(artifact: Path, *, cert: Path | None) -> list[str]:
                         verify_pe(pe_file, cert)
                     except BuildError as exc:
                         problems.append(str(exc))
+    return problems
+
+
+def input_problems(pe_file: Path, manifest: Mapping[str, Any], cert: Path | None) -> list[str]:
+    """The UKI's sections against the inputs its manifest names: `.initrd` is the initramfs,
+    `.cmdline` the configured command line, and `.linux` the kernel (signed with `cert` when
+    the UKI is signed, else byte for byte the bzImage)."""
+    layout = uki.inspect(pe_file.read_bytes())
+    inputs = {i["name"]: i for i in manifest.get("inputs", [])}
+    problems = []
+
+    def section_sha256(name: str) -> str | None:
+        s = layout.section(name)
+        return hashlib.sha256(s.data).hexdigest() if s else None
+
+    initramfs = inputs.get("initramfs")
+    if initramfs and section_sha256(".initrd") != initramfs.get("sha256"):
+        problems.append(".initrd is not the initramfs the manifest names")
+    cmdline = inputs.get("cmdline")
+    if cmdline and layout.text(".cmdline").strip() != str(cmdline.get("value", "")).strip():
+        problems.append(f".cmdline is not the configured command line {cmdline.get('value')!r}")
+    kernel = inputs.get("bzImage")
+    linux = layout.section(".linux")
+    if kernel and linux is not None:
+        if cert is not None:
+            with tempfile.TemporaryDirectory(prefix="mvirt-verify-") as tmp:
+                inner = Path(tmp) / "linux.efi"
+                inner.write_bytes(linux.data)
+                try:
+                    verify_pe(inner, cert)
+                except BuildError:
+                    problems.append(".linux: the kernel inside is not signed by the certificate")
+        elif section_sha256(".linux") != kernel.get("sha256"):
+            problems.append(".linux is not the kernel the manifest names")
     return problems
 
 
