@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from mvirt_build import tools
+from mvirt_build import mkosi_config, tools
 from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
@@ -20,9 +20,6 @@ from mvirt_build.run import run
 
 log = logging.getLogger("mvirt_build")
 
-# Everything mkosi reads, relative to the project root.
-MKOSI_FILES = ("mkosi.conf", "mkosi.postinst", "mkosi.finalize", "mkosi.postoutput")
-MKOSI_TREES = ("mkosi.conf.d", "mkosi.extra", "mkosi.pkgmngr", "services/mvirt")
 KEEP_TREES = 2
 PACKAGE_LOCK = "rootfs.lock"
 
@@ -31,19 +28,15 @@ class RootfsStage(Stage):
     """Build (or adopt) the Debian tree the initramfs is cut from."""
 
     name = "rootfs"
-    version = 2
-    sources = (*MKOSI_FILES, *MKOSI_TREES)
+    version = 3
+    # What dates the tree: mkosi's configuration and the trees it copies in.
+    sources = (*mkosi_config.CONVENTIONAL, "services/mvirt")
     description = "Debian bookworm tree built by mkosi from mkosi.conf and mkosi.extra/"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
         root = ctx.config.root
-        found: dict[str, str] = {}
-        for name in MKOSI_FILES:
-            if (root / name).exists():
-                found[name] = ctx.file_input(root / name)
-        for name in MKOSI_TREES:
-            if (root / name).is_dir():
-                found[name + "/"] = ctx.digests.tree(root / name)
+        image = mkosi_config.summary(root, ctx.config.cache_dir)
+        found = mkosi_config.rootfs_inputs(root, image, ctx.digests.tree, ctx.file_input)
         found["tool mkosi"] = tools.identity("mkosi")
         return found
 

@@ -1,0 +1,67 @@
+"""The rootfs stage takes mkosi's resolved configuration as its input: drop-ins, local
+configuration, skeleton trees and scripts count; comments do not."""
+
+from pathlib import Path
+
+from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.graph import Context, Graph
+from mvirt_build.stages.rootfs import RootfsStage
+
+
+def make_config(root: Path) -> BuildConfig:
+    (root / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=debian\nRelease=bookworm\n\n[Content]\nPackages=python3\n"
+    )
+    return BuildConfig(
+        root=root,
+        output_dir=root / "out",
+        cache_dir=root / "cache",
+        source_date_epoch=0,
+        kernel=KernelConfig("x", None, "6.1", root / "frag", ""),
+        initramfs=InitramfsConfig("m:f", (), (), (), 3),
+        uki=UkiConfig(root / "stub", "t"),
+    )
+
+
+def test_mkosi_conventions_are_rootfs_inputs(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+
+    def inputs() -> dict[str, str]:
+        graph = Graph(Context(config), [RootfsStage()])
+        return graph.full_inputs(graph.stages["rootfs"])
+
+    first = inputs()
+    # A comment changes nothing mkosi reads.
+    conf = tmp_path / "mkosi.conf"
+    conf.write_text("# the image's packages\n" + conf.read_text())
+    assert inputs() == first
+    # mkosi.local.conf and drop-ins are part of the configuration.
+    (tmp_path / "mkosi.local.conf").write_text("[Content]\nPackages=less\n")
+    local = inputs()
+    assert local["mkosi configuration"] != first["mkosi configuration"]
+    (tmp_path / "mkosi.conf.d").mkdir()
+    (tmp_path / "mkosi.conf.d/10-zlib.conf").write_text("[Content]\nPackages=zlib1g\n")
+    assert inputs()["mkosi configuration"] != local["mkosi configuration"]
+    # A skeleton tree and a prepare script are found by their conventional names, by content.
+    (tmp_path / "mkosi.skeleton/etc").mkdir(parents=True)
+    (tmp_path / "mkosi.skeleton/etc/motd").write_text("hello\n")
+    (tmp_path / "mkosi.prepare").write_text("#!/bin/sh\ntrue\n")
+    (tmp_path / "mkosi.prepare").chmod(0o755)
+    with_scripts = inputs()
+    assert "SkeletonTrees ./mkosi.skeleton -> /" in with_scripts
+    assert "PrepareScripts ./mkosi.prepare" in with_scripts
+    (tmp_path / "mkosi.skeleton/etc/motd").write_text("changed\n")
+    changed = inputs()
+    assert changed["SkeletonTrees ./mkosi.skeleton -> /"] != (
+        with_scripts["SkeletonTrees ./mkosi.skeleton -> /"]
+    )
+
+
+def test_uki_settings_do_not_touch_the_rootfs(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    graph = Graph(Context(config), [RootfsStage()])
+    before = graph.full_inputs(graph.stages["rootfs"])
+    conf = tmp_path / "mkosi.conf"
+    conf.write_text(conf.read_text() + "KernelCommandLine=console=ttyS0 quiet\n")
+    graph = Graph(Context(config), [RootfsStage()])
+    assert graph.full_inputs(graph.stages["rootfs"]) == before
