@@ -6,6 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from mvirt_build import mkosi_config
 from mvirt_build.errors import BuildError
 
 CONFIG_NAME = "mvirt-build.conf"
@@ -39,6 +40,8 @@ class UkiConfig:
 
     stub: Path
     os_name: str
+    image_id: str | None = None  # mkosi's ImageId=, IMAGE_ID in .osrel
+    image_version: str | None = None  # mkosi's ImageVersion=, IMAGE_VERSION in .osrel
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,17 @@ def load(
             raise BuildError(f"{CONFIG_NAME}: [{section}] {key}= is required")
         return value.strip()
 
-    cmdline = " ".join(_read_text(root / get("Kernel", "Cmdline"), "kernel command line").split())
+    cache_dir = (cache_dir or default_cache_dir()).resolve()
+    image = mkosi_config.summary(root, cache_dir)
+    # mkosi's KernelCommandLine= when set, else [Kernel] Cmdline= (a file), else none.
+    mkosi_cmdline = " ".join(image.get("KernelCommandLine") or [])
+    cmdline_file = get("Kernel", "Cmdline", "")
+    if mkosi_cmdline:
+        cmdline = mkosi_cmdline
+    elif cmdline_file:
+        cmdline = " ".join(_read_text(root / cmdline_file, "kernel command line").split())
+    else:
+        cmdline = ""
     kernel = KernelConfig(
         source=get("Kernel", "Source"),
         source_sha256=get("Kernel", "SourceSha256", "") or None,
@@ -200,11 +213,16 @@ def load(
         extra_files=_words(get("Initramfs", "ExtraFiles", "")),
         compress_level=level,
     )
-    uki = UkiConfig(stub=Path(get("Uki", "Stub")), os_name=get("Uki", "OsRelease", "mvirt"))
+    uki = UkiConfig(
+        stub=Path(get("Uki", "Stub")),
+        os_name=get("Uki", "OsRelease", "mvirt"),
+        image_id=image.get("ImageId") or None,
+        image_version=image.get("ImageVersion") or None,
+    )
     return BuildConfig(
         root=root,
         output_dir=output_dir_of(output_dir, root),
-        cache_dir=(cache_dir or default_cache_dir()).resolve(),
+        cache_dir=cache_dir,
         source_date_epoch=source_date_epoch(root),
         kernel=kernel,
         initramfs=initramfs,

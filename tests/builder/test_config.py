@@ -7,6 +7,7 @@ import pytest
 
 from mvirt_build import config
 from mvirt_build.errors import BuildError
+from mvirt_build.stages.uki import os_release
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +42,21 @@ def test_make_sets_nothing_mvirt_build_does_not_read_itself(
 def test_environment_overrides_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MVIRT_ALLOW_MISSING_DOWNLOADS", "0")
     assert config.load(ROOT).allow_missing_downloads is False
+
+
+def test_settings_mkosi_has_keys_for_come_from_mkosi(tmp_path: Path) -> None:
+    (tmp_path / "kernel.version").write_text("6.1\n")
+    (tmp_path / "mvirt-build.conf").write_text(
+        "[Kernel]\nSource=/nonexistent.tar.xz\nVersion=kernel.version\nFragment=frag\n"
+        "[Initramfs]\nInit=m:f\n[Uki]\nStub=/stub\nOsRelease=mvirt test\n"
+    )
+    (tmp_path / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=debian\n[Output]\nImageId=uos\nImageVersion=7\n"
+        "[Content]\nKernelCommandLine=console=ttyS0 quiet\n"
+    )
+    (tmp_path / "mkosi.conf.d").mkdir()
+    (tmp_path / "mkosi.conf.d/debug.conf").write_text("[Content]\nKernelCommandLine=debug\n")
+    cfg = config.load(tmp_path, cache_dir=tmp_path / "cache")
+    assert cfg.kernel.cmdline == "console=ttyS0 quiet debug"  # drop-ins append, as in mkosi
+    osrel = os_release(cfg.uki)
+    assert "IMAGE_ID=uos\n" in osrel and "IMAGE_VERSION=7\n" in osrel

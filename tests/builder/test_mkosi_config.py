@@ -52,8 +52,9 @@ def test_mkosi_conventions_are_rootfs_inputs(tmp_path: Path) -> None:
     assert "PrepareScripts ./mkosi.prepare" in with_scripts
     (tmp_path / "mkosi.skeleton/etc/motd").write_text("changed\n")
     changed = inputs()
-    assert changed["SkeletonTrees ./mkosi.skeleton -> /"] != (
-        with_scripts["SkeletonTrees ./mkosi.skeleton -> /"]
+    assert (
+        changed["SkeletonTrees ./mkosi.skeleton -> /"]
+        != (with_scripts["SkeletonTrees ./mkosi.skeleton -> /"])
     )
 
 

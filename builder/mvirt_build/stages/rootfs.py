@@ -113,8 +113,10 @@ class RootfsStage(Stage):
         )  # fmt: skip
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
-        (work / "rootfs").replace(dest / "tree")
-        (work / "rootfs.manifest").replace(dest / "manifest.json")
+        # mkosi names its output by Output= (and the manifest after it).
+        name = mkosi_config.summary(ctx.config.root, ctx.config.cache_dir).get("Output") or "rootfs"
+        (work / name).replace(dest / "tree")
+        (work / f"{name}.manifest").replace(dest / "manifest.json")
         shutil.rmtree(work, ignore_errors=True)
         prune(ctx.config, keep=dest)
         return dest / "tree", dest / "manifest.json"
