@@ -14,11 +14,6 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from mvirt_build import mkosi_config
 from mvirt_build.config import default_cache_dir
 from mvirt_build.errors import BuildError
@@ -63,6 +58,12 @@ def generate_keys(
 ) -> GeneratedKeys:
     """Write an RSA key (PEM, mode 0600) and a self-signed code-signing certificate (PEM and
     DER) to `out_dir`; existing files are only replaced with `force`."""
+    # Imported here: only making keys needs cryptography, every build reads the configuration.
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415
+
     if bits < 2048:
         raise BuildError(f"RSA keys need at least 2048 bits, not {bits}")
     out = GeneratedKeys(out_dir / KEY_NAME, out_dir / CERT_NAME, out_dir / CERT_DER_NAME)

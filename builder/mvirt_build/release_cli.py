@@ -11,7 +11,6 @@ from typing import ParamSpec, TypeVar
 import click
 
 from mvirt_build import fetch as fetch_mod
-from mvirt_build.compare import diff_files
 from mvirt_build.config import (
     ALLOW_MISSING_ENV,
     allow_missing_downloads,
@@ -32,7 +31,6 @@ from mvirt_build.manifest import (
     verify_artifact,
     write_manifest,
 )
-from mvirt_build.secureboot import enroll_certificate, enrolled_subjects
 from mvirt_build.sign import sign_pe
 
 P = ParamSpec("P")
@@ -266,6 +264,8 @@ def verify(artifact: Path, cert: Path | None) -> None:
 @user_errors
 def secureboot_vars(output: Path, cert: Path | None) -> None:
     """Write an OVMF variable store with the certificate enrolled as PK, KEK and db."""
+    from mvirt_build.secureboot import enroll_certificate, enrolled_subjects  # noqa: PLC0415
+
     cfg = resolve_signing(repo_root(), None, None) if cert is None else None
     chosen = cert or (cfg.cert if cfg else None)
     if chosen is None:
@@ -281,6 +281,8 @@ def secureboot_vars(output: Path, cert: Path | None) -> None:
 @user_errors
 def compare(first: Path, second: Path) -> None:
     """Compare two builds of an artifact; name the PE section / initramfs file that differs."""
+    from mvirt_build.compare import diff_files  # noqa: PLC0415
+
     differences = diff_files(first, second)
     if differences:
         for line in differences:

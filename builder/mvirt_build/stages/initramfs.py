@@ -16,9 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import zstandard
-from libarchive import ffi as libarchive_ffi
 
-from mvirt_build import elfdeps
 from mvirt_build.config import BuildConfig
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
@@ -98,8 +96,6 @@ class InitramfsStage(Stage):
             "SOURCE_DATE_EPOCH": str(ctx.source_date_epoch(self.name)),
             "downloads": downloads_input(ctx),
             "zstandard": f"{version('zstandard')} (zstd {zstandard.ZSTD_VERSION})",
-            "libarchive": f"libarchive-c {version('libarchive-c')} "
-            f"(libarchive {libarchive_ffi.version_number()})",
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -166,6 +162,8 @@ def assemble(ctx: Context, tree: Path) -> Archive:
     for path, (mode, rdev) in DEVICES.items():
         archive.add(Entry(path, "chardev", mode, rdev=rdev))
     archive.add(Entry("/init", "file", 0o755, init_script(ctx.config.initramfs.init)))
+
+    from mvirt_build import elfdeps  # noqa: PLC0415 - pyelftools only when building
 
     modules = collect_modules(ctx, tree)
     for path, pyc in modules["source"].items():
