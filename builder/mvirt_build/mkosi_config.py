@@ -117,7 +117,9 @@ def rootfs_inputs(
     settings = {
         key: value
         for key, value in image.items()
-        if key not in NOT_ROOTFS and not key.endswith(("Directory", "Directories"))
+        if key not in NOT_ROOTFS
+        and not key.endswith(("Directory", "Directories"))
+        and not key.startswith("Proxy")  # how packages are fetched (from the host's proxy)
     }
     environment = settings.get("Environment")
     if isinstance(environment, dict):  # what mkosi took from the host's environment is not ours

@@ -4,6 +4,7 @@ used first, and a missing or replaced tree makes the stage stale."""
 import dataclasses
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -98,9 +99,10 @@ def test_missing_tree_makes_the_stage_stale(tmp_path):
     graph = Graph(Context(config), [rootfs.RootfsStage()])
     assert graph.build(["rootfs"], echo=False) == ["rootfs"]
     assert not graph.staleness(graph.stages["rootfs"]).stale
-    (tree / "usr/bin/python3").unlink()
+    kept = rootfs.recorded_tree(graph.ctx)
+    shutil.rmtree(kept)  # pruned by another build, or removed by hand
     reasons = graph.staleness(graph.stages["rootfs"]).reasons
-    assert reasons == [f"rootfs tree {tree} is missing"]
+    assert reasons == [f"rootfs tree {kept} is missing"]
 
 
 def test_tree_from_mkosi_build_is_used_by_the_next_plain_build(tmp_path):
@@ -109,10 +111,13 @@ def test_tree_from_mkosi_build_is_used_by_the_next_plain_build(tmp_path):
     tree = fake_tree(tmp_path / "mkosi.output/rootfs")
     given = make_config(tmp_path, tree)
     assert Graph(Context(given), [rootfs.RootfsStage()]).build(["rootfs"], echo=False)
+    shutil.rmtree(tree)  # mkosi's staging folder is gone once it finishes
     plain = Graph(Context(dataclasses.replace(given, rootfs_tree=None)), [rootfs.RootfsStage()])
     assert plain.staleness(plain.stages["rootfs"]).reasons == []
     record = json.loads(rootfs.record_path(given).read_text())
-    assert record["tree"] == "mkosi.output/rootfs"  # valid inside mkosi's sandbox and out
+    # Kept in the cache, named relative to the checkout: valid inside mkosi's sandbox and out.
+    assert record["tree"].startswith("cache/rootfs/")
+    assert (tmp_path / record["tree"] / "usr/bin/python3").is_file()
     assert record["packages"] == ["python3=3.11.2-1+b1"]
 
 
@@ -123,7 +128,7 @@ def test_a_newly_given_tree_replaces_the_recorded_one(tmp_path):
     second = fake_tree(tmp_path / "second/rootfs")
     graph = Graph(Context(dataclasses.replace(config, rootfs_tree=second)), [rootfs.RootfsStage()])
     assert graph.build(["rootfs"], echo=False) == ["rootfs"]
-    assert json.loads(rootfs.record_path(config).read_text())["tree"] == "second/rootfs"
+    assert json.loads(rootfs.record_path(config).read_text())["given"] == str(second)
 
 
 def test_readers_share_a_tree_lock_and_keep_writers_out(tmp_path):
@@ -155,7 +160,9 @@ def test_package_set_is_locked_and_other_versions_are_reported_or_refused(tmp_pa
         "python3=3.11.2-1+b1",
     ]
 
-    # The mirror moved on: the same configuration now resolves a newer libc6 and one more.
+    # The mirror moved on: a new mkosi run (the cache entry is gone) of the same configuration
+    # resolves a newer libc6 and one more package.
+    shutil.rmtree(tmp_path / "cache/rootfs")
     set_packages(tree, {"python3": "3.11.2-1+b1", "libc6": "2.36-9+deb12u4", "zlib1g": "1.2"})
     strict = Graph(Context(dataclasses.replace(config, locked=True)), [rootfs.RootfsStage()])
     with pytest.raises(
@@ -165,6 +172,7 @@ def test_package_set_is_locked_and_other_versions_are_reported_or_refused(tmp_pa
     assert strict.record(strict.stages["rootfs"]) is None
     assert "deb12u4" not in lock.read_text()
 
+    shutil.rmtree(tmp_path / "cache/rootfs")
     lenient = Graph(Context(config), [rootfs.RootfsStage()])
     assert lenient.build(["rootfs"], force=True, echo=False) == ["rootfs"]
     assert "libc6 2.36-9 -> 2.36-9+deb12u4" in caplog.text

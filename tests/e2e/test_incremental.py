@@ -127,4 +127,5 @@ def test_plain_mkosi_build_yields_the_same_uki(checkout, build_config):
     rows = subprocess.run(
         [str(BUILD), "status", "--json"], cwd=checkout, capture_output=True, text=True, check=True
     ).stdout
-    assert not {row["stage"]: row for row in json.loads(rows)}["rootfs"]["stale"]
+    rootfs = {row["stage"]: row for row in json.loads(rows)}["rootfs"]
+    assert not rootfs["stale"], rootfs["reasons"]

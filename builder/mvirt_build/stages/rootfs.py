@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -54,7 +54,7 @@ class RootfsStage(Stage):
         if not (tree / "usr/bin/python3").exists():
             problems.append(f"rootfs tree {tree} is missing")
         given = ctx.config.rootfs_tree
-        if given is not None and given != tree:
+        if given is not None and str(given) != read_record(ctx).get("given"):
             problems.append(f"a different tree was given ({given})")
         return problems
 
@@ -64,67 +64,102 @@ class RootfsStage(Stage):
         return f"{len(packages) if isinstance(packages, list) else 0} packages, tree {info['tree']}"
 
     def build(self, ctx: Context) -> None:
-        if ctx.config.rootfs_tree:
-            tree, manifest = ctx.config.rootfs_tree, ctx.config.rootfs_tree.with_suffix(".manifest")
+        given = ctx.config.rootfs_tree
+        if given is not None:
+            if not (given / "usr/bin/python3").exists():
+                raise BuildError(
+                    f"rootfs {given} has no /usr/bin/python3", "add python3 to mkosi.conf"
+                )
+            tree, manifest = self._in_cache(ctx, lambda work: adopt(given, work))
         else:
-            tree, manifest = self._run_mkosi(ctx)
-        if not (tree / "usr/bin/python3").exists():
-            raise BuildError(f"rootfs {tree} has no /usr/bin/python3", "add python3 to mkosi.conf")
+            tree, manifest = self._in_cache(ctx, lambda work: run_mkosi(ctx, work))
         packages = read_packages(manifest)
         check_package_lock(ctx.config, packages)
         root = ctx.config.root
-        # A tree inside the checkout (mkosi.output/, or a cache in .cache/ when mkosi.postoutput
-        # runs in mkosi's sandbox) is named relative to it, so the record holds inside and out.
+        # A tree inside the checkout (a cache in .cache/ when mkosi.postoutput runs in mkosi's
+        # sandbox) is named relative to it, so the record holds inside the sandbox and out.
         named = tree.relative_to(root) if tree.is_relative_to(root) else tree
-        record = {"tree": str(named), "digest": tree_digest(tree), "packages": packages}
+        record = {
+            "tree": str(named),
+            "given": str(given) if given is not None else None,
+            "digest": content_digest(ctx, tree),
+            "packages": packages,
+        }
         path = record_path(ctx.config)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
-    def _run_mkosi(self, ctx: Context) -> tuple[Path, Path]:
+    def _in_cache(self, ctx: Context, make: Callable[[Path], None]) -> tuple[Path, Path]:
+        """The tree and manifest for the current inputs from the cache, made there with
+        `make(work folder)` (which leaves `tree` and `manifest.json` in it) when missing."""
         keyed = {**self.inputs(ctx), "stage version": str(self.version)}
         key = sha256_text(json.dumps(keyed, sort_keys=True))[:24]
-        with locked(tree_lock(ctx.config, key), "the rootfs cache", wait=True):
-            return self._cached_or_built(ctx, key)
-
-    def _cached_or_built(self, ctx: Context, key: str) -> tuple[Path, Path]:
         store = ctx.config.cache_dir / "rootfs"
         dest = store / key
-        if (dest / "tree/usr/bin/python3").exists():
-            log.info("rootfs     found in the cache (%s)", dest)
-            os.utime(dest)  # most recently used
-            return dest / "tree", dest / "manifest.json"
-        work = store / (key + ".tmp")
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        verbose = logging.getLogger("mvirt_build").isEnabledFor(logging.DEBUG)
-        run(
-            [
-                "mkosi",
-                "--directory", str(ctx.config.root),
-                "--output-dir", str(work),
-                "--package-cache-dir", str(ctx.config.cache_dir / "mkosi-packages"),
-                "--environment", "MVIRT_BUILDER=1",
-                "--force",
-                "build",
-            ],
-            stream=verbose,
-            hint="mkosi 24 from bookworm-backports is needed (scripts/bootstrap.sh installs it)",
-        )  # fmt: skip
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.mkdir(parents=True)
-        # mkosi names its output by Output= (and the manifest after it).
-        name = mkosi_config.summary(ctx.config.root, ctx.config.cache_dir).get("Output") or "rootfs"
-        (work / name).replace(dest / "tree")
-        (work / f"{name}.manifest").replace(dest / "manifest.json")
-        shutil.rmtree(work, ignore_errors=True)
+        with locked(tree_lock(ctx.config, key), "the rootfs cache", wait=True):
+            if (dest / "tree/usr/bin/python3").exists():
+                log.info("rootfs     found in the cache (%s)", dest)
+                os.utime(dest)  # most recently used
+                return dest / "tree", dest / "manifest.json"
+            work = store / (key + ".tmp")
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            make(work)
+            shutil.rmtree(dest, ignore_errors=True)
+            work.replace(dest)
         prune(ctx.config, keep=dest)
         return dest / "tree", dest / "manifest.json"
+
+
+def run_mkosi(ctx: Context, work: Path) -> None:
+    """Build the tree with mkosi into `work`."""
+    verbose = logging.getLogger("mvirt_build").isEnabledFor(logging.DEBUG)
+    run(
+        [
+            "mkosi",
+            "--directory", str(ctx.config.root),
+            "--output-dir", str(work),
+            "--package-cache-dir", str(ctx.config.cache_dir / "mkosi-packages"),
+            "--environment", "MVIRT_BUILDER=1",
+            "--force",
+            "build",
+        ],
+        stream=verbose,
+        hint="mkosi 24 from bookworm-backports is needed (scripts/bootstrap.sh installs it)",
+    )  # fmt: skip
+    # mkosi names its output by Output= (and the manifest after it).
+    name = mkosi_config.summary(ctx.config.root, ctx.config.cache_dir).get("Output") or "rootfs"
+    (work / name).replace(work / "tree")
+    (work / f"{name}.manifest").replace(work / "manifest.json")
+
+
+def adopt(given: Path, work: Path) -> None:
+    """Copy a tree mkosi built elsewhere (`mkosi build`, handed over by mkosi.postoutput) into
+    `work`: its staging folder is gone once mkosi finishes, the cache entry stays."""
+    run(["cp", "-a", "--reflink=auto", str(given), str(work / "tree")])
+    manifest = given.with_suffix(".manifest")
+    if manifest.is_file():
+        shutil.copyfile(manifest, work / "manifest.json")
 
 
 def record_path(config: BuildConfig) -> Path:
     """build/rootfs.json: which tree the later stages use."""
     return config.output_dir / "rootfs.json"
+
+
+def content_digest(ctx: Context, tree: Path) -> str:
+    """The digest of everything in `tree`; for a cache entry computed once and kept beside it
+    (reading a whole tree again costs a minute on a busy machine)."""
+    entry = tree.parent
+    if entry.parent != ctx.config.cache_dir / "rootfs":
+        return tree_digest(tree)
+    kept = entry / "tree.sha256"
+    try:
+        return kept.read_text().strip()
+    except OSError:
+        digest = tree_digest(tree)
+        atomic_write(kept, digest + "\n")
+        return digest
 
 
 def tree_lock(config: BuildConfig, key: str) -> Path:
