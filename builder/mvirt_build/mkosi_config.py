@@ -39,6 +39,11 @@ NOT_ROOTFS = frozenset({"KernelCommandLine", "SecureBootKey", "SecureBootCertifi
                         "BuildSources", "RuntimeBuildSources", "Seed"})  # fmt: skip
 
 
+# Variables mkosi adds to Environment= from the host: the terminal, and the proxy's CA
+# certificate when the host has a proxy (then missing inside mkosi's own sandbox).
+HOST_ENVIRONMENT = frozenset({"TERM", "GIT_PROXY_SSL_CAINFO"})
+
+
 def _config_identity(root: Path) -> str:
     """What the summary depends on: the configuration files' identities, which conventional
     paths exist, and the mkosi binary."""
@@ -124,7 +129,9 @@ def rootfs_inputs(
     environment = settings.get("Environment")
     if isinstance(environment, dict):  # what mkosi took from the host's environment is not ours
         settings["Environment"] = {
-            k: v for k, v in environment.items() if os.environ.get(k) != v and k != "TERM"
+            k: v
+            for k, v in environment.items()
+            if os.environ.get(k) != v and k not in HOST_ENVIRONMENT
         }
     found = {"mkosi configuration": sha256_text(json.dumps(settings, sort_keys=True))}
     for key in TREE_KEYS:
