@@ -129,9 +129,7 @@ def rootfs_inputs(
     environment = settings.get("Environment")
     if isinstance(environment, dict):  # what mkosi took from the host's environment is not ours
         settings["Environment"] = {
-            k: v
-            for k, v in environment.items()
-            if os.environ.get(k) != v and k not in HOST_ENVIRONMENT
+            k: v for k, v in environment.items() if k not in HOST_ENVIRONMENT
         }
     found = {"mkosi configuration": sha256_text(json.dumps(settings, sort_keys=True))}
     for key in TREE_KEYS:
