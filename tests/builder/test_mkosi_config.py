@@ -3,6 +3,9 @@ configuration, skeleton trees and scripts count; comments do not."""
 
 from pathlib import Path
 
+import pytest
+
+from mvirt_build import mkosi_config
 from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
 from mvirt_build.graph import Context, Graph
 from mvirt_build.stages.rootfs import RootfsStage
@@ -66,3 +69,32 @@ def test_uki_settings_do_not_touch_the_rootfs(tmp_path: Path) -> None:
     conf.write_text(conf.read_text() + "KernelCommandLine=console=ttyS0 quiet\n")
     graph = Graph(Context(config), [RootfsStage()])
     assert graph.full_inputs(graph.stages["rootfs"]) == before
+
+
+def test_rootfs_input_is_the_same_inside_mkosi_sandbox_and_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mkosi adds host values to its summary (the terminal, the proxy, a random seed) that
+    differ inside its own sandbox, where mkosi.postoutput runs the builder; and it sets
+    variables such as IMAGE_ID for the scripts it runs."""
+    outside = {
+        "Environment": {"IMAGE_ID": "uos", "TERM": "dumb", "GIT_PROXY_SSL_CAINFO": "/ca"},
+        "ProxyPeerCertificate": "/etc/ssl/certs/ca-certificates.crt",
+        "Seed": "962cb971-5445-4dcf-868c-b99af8a4af29",
+        "Packages": ["python3"],
+    }
+    inside = {
+        "Environment": {"IMAGE_ID": "uos", "TERM": "xterm"},
+        "ProxyPeerCertificate": None,
+        "Seed": "d45de75c-f188-4a8d-833b-45dd8d9cbb09",
+        "Packages": ["python3"],
+    }
+
+    def digest(_: Path) -> str:
+        return "same"
+
+    here = mkosi_config.rootfs_inputs(tmp_path, outside, digest, digest)
+    monkeypatch.setenv("IMAGE_ID", "uos")  # as inside the sandbox
+    assert mkosi_config.rootfs_inputs(tmp_path, inside, digest, digest) == here
+    inside["Packages"] = ["python3", "less"]
+    assert mkosi_config.rootfs_inputs(tmp_path, inside, digest, digest) != here
