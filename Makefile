@@ -7,9 +7,7 @@ BOOT_ARGS ?=
 # `make boot ISO=1 SECUREBOOT=1`: boot the ISO (as a CD) with Secure Boot enforcing.
 ISO ?=
 SECUREBOOT ?=
-# cloud-hypervisor and its firmware come from hosts that not every build machine reaches: go on
-# without them (the build names what is missing). Set to 0 to make missing downloads fatal.
-export MVIRT_ALLOW_MISSING_DOWNLOADS ?= 1
+# Settings live in mvirt-build.conf (read by mvirt-build whether run by make or by hand), not here.
 
 .PHONY: all uos iso kernel rootfs initramfs boot status check test lint menuconfig clean distclean bootstrap
 

@@ -1,15 +1,19 @@
-"""Build and boot figures of the µOS image: stage times, no-op rebuild time, UKI size by part,
-and boot-to-ready under the chosen accelerator next to a busybox-init baseline on the same
-kernel. Prints numbers and a short table; asserts nothing.
+"""Build and boot figures of the µOS image: stage times, no-op `make uos`, incremental
+rebuilds after typical edits (a one-line change in services/, a comment in kernel.config), each
+as a ratio to the stage times of the same run, UKI size by part, and boot-to-ready under the
+chosen accelerator next to a busybox-init baseline on the same kernel. Prints numbers and a
+short table; asserts nothing.
 
-    .venv/bin/python benchmarks/build_bench.py [--boots 3] [--cold]
+    .venv/bin/python benchmarks/build_bench.py [--boots 3] [--cold] [--no-boot]
 
 --cold builds every stage with an empty cache and output folder (compiles the kernel: ~10 min).
-Without it, stage times are measured into a fresh output folder with the existing caches.
+Without it, stage times are measured into a fresh output folder with the existing caches. The
+edits are made in a copy of the checkout (its own output folder, the shared caches).
 """
 
 import argparse
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -55,15 +59,48 @@ def stage_times(cold: bool) -> dict[str, float]:
     return times
 
 
-def noop_times(runs: int = 5) -> list[float]:
-    """Wall time of `mvirt-build uki` when everything is up to date."""
-    subprocess.run([str(BUILD), "uki"], cwd=ROOT, check=True, capture_output=True)
-    found = []
-    for _ in range(runs):
-        started = time.monotonic()
-        subprocess.run([str(BUILD), "uki"], cwd=ROOT, check=True, capture_output=True)
-        found.append(time.monotonic() - started)
-    return found
+def timed(argv: list[str], cwd: Path) -> float:
+    """Wall time of one command (which must succeed)."""
+    started = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
+    return time.monotonic() - started
+
+
+def noop_times(argv: list[str], runs: int = 5) -> list[float]:
+    """Wall times of `argv` (a build of the UKI) when everything is up to date."""
+    timed(argv, ROOT)
+    return [timed(argv, ROOT) for _ in range(runs)]
+
+
+def copy_checkout(dest: Path) -> Path:
+    """The checkout's tracked and unignored files, copied to `dest`."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
+def edit_times() -> dict[str, float]:
+    """Seconds to bring the UKI up to date after typical edits, in a copy of the checkout."""
+    with tempfile.TemporaryDirectory(prefix="mvirt-bench-edit-") as tmp:
+        checkout = copy_checkout(Path(tmp) / "checkout")
+        build = [str(BUILD), "--output-dir", str(checkout / "out"), "uki"]
+        timed(build, checkout)
+        found = {}
+        service = checkout / "services/mvirt/__init__.py"
+        service.write_text(service.read_text() + "BENCHMARK_EDIT = 1\n")
+        found["one-line edit in services/ -> UKI"] = timed(build, checkout)
+        fragment = checkout / "kernel/kernel.config"
+        fragment.write_text(fragment.read_text() + "# a comment-only edit\n")
+        found["comment in kernel.config -> UKI"] = timed(build, checkout)
+        return found
 
 
 def size_breakdown(cfg: configuration.BuildConfig) -> dict[str, int]:
@@ -120,26 +157,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boots", type=int, default=3)
     parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--no-boot", action="store_true", help="Skip the boot measurements.")
     args = parser.parse_args()
     cfg = configuration.load(ROOT)
 
     times = stage_times(args.cold)
-    noop = noop_times()
+    total = sum(times.values())
+    noop_make = noop_times(["make", "-s", "uos"])
+    noop = noop_times([str(BUILD), "uki"])
+    edits = edit_times()
     sizes = size_breakdown(cfg)
+
+    print(f"stage times ({'cold' if args.cold else 'warm caches, empty output'}):")
+    for stage, seconds in times.items():
+        print(f"  {stage:<10} {seconds:7.1f} s")
+    print(f"  {'total':<10} {total:7.1f} s")
+    print("rebuilds (ratio: to the total stage time above):")
+    print("| what | seconds | ratio |\n|---|---|---|")
+    rows = {
+        "no-op `make uos` (median of 5)": statistics.median(noop_make),
+        "no-op `mvirt-build uki` (median of 5)": statistics.median(noop),
+        **edits,
+    }
+    for what, seconds in rows.items():
+        print(f"| {what} | {seconds:.2f} | {seconds / total:.3f} |")
+    print("UKI size by part (compressed):")
+    for name, size in sizes.items():
+        print(f"  {name:<15} {size / 2**20:6.2f} MiB")
+    if args.no_boot:
+        return
     accel = choose_accelerator(cfg.cache_dir, None, cfg.output_dir / "kernel/bzImage")
     with tempfile.TemporaryDirectory() as tmp:
         baseline = ready_uptimes(
             cfg, busybox_initramfs(Path(tmp) / "bb.cpio.zst"), args.boots, accel
         )
     ours = ready_uptimes(cfg, cfg.output_dir / "initramfs.cpio.zst", args.boots, accel)
-
-    print(f"stage times ({'cold' if args.cold else 'warm caches, empty output'}):")
-    for stage, seconds in times.items():
-        print(f"  {stage:<10} {seconds:7.1f} s")
-    print(f"no-op rebuild: median {statistics.median(noop):.2f} s, max {max(noop):.2f} s")
-    print("UKI size by part (compressed):")
-    for name, size in sizes.items():
-        print(f"  {name:<15} {size / 2**20:6.2f} MiB")
     b, o = statistics.median(baseline), statistics.median(ours)
     print(f"boot to ready ({accel}, direct kernel boot, median of {args.boots}, kernel uptime):")
     print("| init | ready at | ratio |\n|---|---|---|")

@@ -1,7 +1,7 @@
-"""Which accelerator the builder's boots use: KVM only when the VM manager's probes show KVM
-really runs guests — its boot-sector probe and, since on some nested hosts that passes while a
-kernel hangs, a boot of the built kernel that must print within seconds; else TCG. The answer
-is remembered until the host reboots."""
+"""Which accelerator the builder's boots use: KVM only when the probes it shares with the VM
+manager (mvirt.accel) show KVM really runs guests: the boot-sector probe and, since on some
+nested hosts that passes while a kernel hangs, a boot of the built kernel that must print within
+seconds; else TCG. The answer is remembered until the host reboots."""
 
 import asyncio
 import json
@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from mvirt.vmm.accel import kernel_prints, kvm_works
+from mvirt.accel import kernel_prints, kvm_works
 
 log = logging.getLogger("mvirt_build")
 

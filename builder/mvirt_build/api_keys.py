@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mvirt_build.errors import BuildError
-from mvirt_build.keys import write_atomic
+from mvirt_build.hashing import atomic_write
 
 CA_CERT_NAME = "api-ca.crt"
 CA_KEY_NAME = "api-ca.key"
@@ -101,8 +101,8 @@ def _write_pair(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    write_atomic(key_path, key_pem, 0o600)
-    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    atomic_write(key_path, key_pem, 0o600)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def _validity(days: int) -> tuple[datetime.datetime, datetime.datetime]:

@@ -10,8 +10,8 @@ from mvirt_build.accel import choose_accelerator
 from mvirt_build.config import BuildConfig
 from mvirt_build.console import BootResult, watch
 from mvirt_build.errors import BuildError
-from mvirt_build.esp import make_esp
-from mvirt_build.qemu import QemuMachine, fresh_vars
+from mvirt_build.esp import build_esp
+from mvirt_build.qemu import QemuMachine, fresh_vars, plain_option_path
 from mvirt_build.secureboot import firmware_for
 
 CLOUD_HYPERVISOR = "cloud-hypervisor"
@@ -46,7 +46,7 @@ def qemu_machine(
     elif iso is not None:
         machine.disk = iso
     else:
-        machine.disk = make_esp(uki, workdir / "esp.img", config.source_date_epoch)
+        machine.disk = build_esp(uki, workdir / "esp.img", config.source_date_epoch)
     return machine
 
 
@@ -70,8 +70,8 @@ def cloud_hypervisor_command(config: BuildConfig, firmware: str, workdir: Path, 
         ]  # fmt: skip
     if ch_firmware is None or not ch_firmware.is_file():
         raise BuildError("UEFI boot under cloud-hypervisor needs its firmware (--ch-firmware)")
-    esp = make_esp(uki, workdir / "esp.img", config.source_date_epoch)
-    return [*argv, "--kernel", str(ch_firmware), "--disk", f"path={esp}"]
+    esp = build_esp(uki, workdir / "esp.img", config.source_date_epoch)
+    return [*argv, "--kernel", str(ch_firmware), "--disk", f"path={plain_option_path(esp)}"]
 
 
 def boot(

@@ -39,6 +39,9 @@ REQUIREMENTS = (
     Requirement("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"),
     Requirement("mkfs.fat", "dosfstools"),
     Requirement("mcopy", "mtools"),
+    Requirement("sbsign", "sbsigntool"),
+    Requirement("sbverify", "sbsigntool"),
+    Requirement("xorriso", "xorriso"),
 )
 
 

@@ -71,6 +71,11 @@ def handles_errors(func: F) -> F:
     is_flag=True,
     help="Build without pinned downloads that cannot be had (named loudly).",
 )
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Fail when the rootfs resolves other package versions than rootfs.lock.",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -80,6 +85,7 @@ def main(
     secure_boot_key: Path | None,
     secure_boot_certificate: Path | None,
     allow_missing_downloads: bool,
+    locked: bool,
 ) -> None:
     """Build the mvirt µOS image and boot it.
 
@@ -92,6 +98,7 @@ def main(
         "secure_boot_key": secure_boot_key,
         "secure_boot_certificate": secure_boot_certificate,
         "allow_missing_downloads": allow_missing_downloads,
+        "locked": locked,
     }
 
 
@@ -104,6 +111,7 @@ def _load(ctx: click.Context, rootfs_tree: Path | None = None) -> configuration.
         secure_boot_key=ctx.obj["secure_boot_key"],
         secure_boot_certificate=ctx.obj["secure_boot_certificate"],
         allow_missing_downloads=cfg.allow_missing_downloads or ctx.obj["allow_missing_downloads"],
+        locked=ctx.obj["locked"],
     )
     if "://" in cfg.kernel.source:
         # An https kernel source: the pinned fetcher turns it into a verified local tarball.
@@ -333,25 +341,25 @@ def check_command() -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handles_errors
-def inspect(file: Path) -> None:
-    """Print a UKI's sections, sizes, command line and kernel release; check its layout."""
-    from mvirt_build import uki  # noqa: PLC0415
+def inspect(file: Path, as_json: bool) -> None:
+    """Print a UKI's sections (size, SHA-256), its text sections (.osrel, .cmdline, .uname,
+    .sbat) and its signers with their validity; check its layout (exit 1 on a problem)."""
+    from mvirt_build import uki_report  # noqa: PLC0415
 
-    layout = uki.inspect(file.read_bytes())
-    click.echo(f"{'section':<10} {'address':>10} {'size':>12} {'file offset':>12}")
-    for s in layout.sections:
-        click.echo(
-            f"{s.name:<10} {s.virtual_address:>#10x} {s.virtual_size:>12} {s.raw_offset:>#12x}"
-        )
-    click.echo(f"cmdline: {layout.text('.cmdline').strip()}")
-    click.echo(f"uname:   {layout.text('.uname').strip()}")
-    click.echo(f"signed:  {'yes' if layout.signed else 'no'}")
-    if layout.problems:
-        for problem in layout.problems:
+    report = uki_report.describe(file.read_bytes())
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        for line in uki_report.render(report):
+            click.echo(line)
+        for problem in report["problems"]:
             click.secho(f"problem: {problem}", fg="red", err=True)
+        if not report["problems"]:
+            click.secho("layout: ok", fg="green")
+    if report["problems"]:
         sys.exit(1)
-    click.secho("layout: ok", fg="green")
 
 
 @main.command()
@@ -373,10 +381,11 @@ def menuconfig(ctx: click.Context) -> None:
 @click.pass_context
 @handles_errors
 def clean(ctx: click.Context) -> None:
-    """Remove the build outputs (build/)."""
-    cfg = _load(ctx)
-    shutil.rmtree(cfg.output_dir, ignore_errors=True)
-    click.echo(f"removed {cfg.output_dir}")
+    """Remove the build outputs (build/). Needs no loadable configuration: cleaning is how a
+    user starts over."""
+    out = configuration.output_dir_of(ctx.obj["output_dir"], configuration.find_root())
+    shutil.rmtree(out, ignore_errors=True)
+    click.echo(f"removed {out}")
 
 
 @main.command()

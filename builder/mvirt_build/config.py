@@ -6,6 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from mvirt_build import mkosi_config
 from mvirt_build.errors import BuildError
 
 CONFIG_NAME = "mvirt-build.conf"
@@ -39,6 +40,8 @@ class UkiConfig:
 
     stub: Path
     os_name: str
+    image_id: str | None = None  # mkosi's ImageId=, IMAGE_ID in .osrel
+    image_version: str | None = None  # mkosi's ImageVersion=, IMAGE_VERSION in .osrel
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class BuildConfig:
     secure_boot_certificate: Path | None = None
     # Build without pinned downloads that cannot be had (loudly), instead of failing.
     allow_missing_downloads: bool = False
+    # Refuse a rootfs whose packages differ from rootfs.lock (instead of reporting and updating).
+    locked: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -89,14 +94,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "mvirt"
 
 
-def source_date_epoch(root: Path) -> int:
-    """SOURCE_DATE_EPOCH if set, else the time of the last commit, else 0."""
+def source_date_epoch(root: Path, paths: tuple[str, ...] = ()) -> int:
+    """SOURCE_DATE_EPOCH if set, else the time of the newest commit touching `paths` (all of
+    the checkout when none are given), else 0."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
         return int(env)
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%ct"],
+            ["git", "-C", str(root), "log", "-1", "--format=%ct", "--", *paths],
             capture_output=True,
             text=True,
             check=True,
@@ -106,7 +112,12 @@ def source_date_epoch(root: Path) -> int:
         return 0
 
 
-def _flag(value: str, what: str) -> bool:
+ALLOW_MISSING_ENV = "MVIRT_ALLOW_MISSING_DOWNLOADS"
+
+
+def parse_flag(value: str, what: str) -> bool:
+    """The one reading of a yes/no setting (configuration or environment): 1/yes/true/on or
+    0/no/false/off (or empty); anything else is an error naming the setting."""
     lowered = value.strip().lower()
     if lowered in ("1", "yes", "true", "on"):
         return True
@@ -126,6 +137,34 @@ def _read_text(path: Path, what: str) -> str:
         raise BuildError(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
+def output_dir_of(given: Path | None, root: Path) -> Path:
+    """Where artifacts go: --output-dir, else $MVIRT_OUTPUT_DIR, else build/ of the checkout."""
+    env = os.environ.get("MVIRT_OUTPUT_DIR")
+    return (given or (Path(env) if env else root / "build")).resolve()
+
+
+def read_settings(root: Path) -> configparser.ConfigParser:
+    """mvirt-build.conf of `root`, parsed (keys keep their case)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        with open(root / CONFIG_NAME) as f:
+            parser.read_file(f)
+    except (OSError, configparser.Error) as exc:
+        raise BuildError(f"cannot read {root / CONFIG_NAME}: {exc}") from exc
+    return parser
+
+
+def allow_missing_downloads(settings: configparser.ConfigParser) -> bool:
+    """Whether pinned downloads that cannot be had may be left out: $MVIRT_ALLOW_MISSING_DOWNLOADS
+    when set, else [Downloads] AllowMissing= (the setting `make` and `mvirt-build` share)."""
+    env = os.environ.get(ALLOW_MISSING_ENV)
+    if env is not None and env.strip():
+        return parse_flag(env, ALLOW_MISSING_ENV)
+    value = settings.get("Downloads", "AllowMissing", fallback="no")
+    return parse_flag(value, f"{CONFIG_NAME}: [Downloads] AllowMissing=")
+
+
 def load(
     root: Path | None = None,
     output_dir: Path | None = None,
@@ -134,13 +173,7 @@ def load(
 ) -> BuildConfig:
     """Read mvirt-build.conf and the files it names; validate them."""
     root = root or find_root()
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        with open(root / CONFIG_NAME) as f:
-            parser.read_file(f)
-    except (OSError, configparser.Error) as exc:
-        raise BuildError(f"cannot read {root / CONFIG_NAME}: {exc}") from exc
+    parser = read_settings(root)
 
     def get(section: str, key: str, default: str | None = None) -> str:
         value = parser.get(section, key, fallback=default)
@@ -148,7 +181,17 @@ def load(
             raise BuildError(f"{CONFIG_NAME}: [{section}] {key}= is required")
         return value.strip()
 
-    cmdline = " ".join(_read_text(root / get("Kernel", "Cmdline"), "kernel command line").split())
+    cache_dir = (cache_dir or default_cache_dir()).resolve()
+    image = mkosi_config.summary(root, cache_dir)
+    # mkosi's KernelCommandLine= when set, else [Kernel] Cmdline= (a file), else none.
+    mkosi_cmdline = " ".join(image.get("KernelCommandLine") or [])
+    cmdline_file = get("Kernel", "Cmdline", "")
+    if mkosi_cmdline:
+        cmdline = mkosi_cmdline
+    elif cmdline_file:
+        cmdline = " ".join(_read_text(root / cmdline_file, "kernel command line").split())
+    else:
+        cmdline = ""
     kernel = KernelConfig(
         source=get("Kernel", "Source"),
         source_sha256=get("Kernel", "SourceSha256", "") or None,
@@ -170,20 +213,20 @@ def load(
         extra_files=_words(get("Initramfs", "ExtraFiles", "")),
         compress_level=level,
     )
-    uki = UkiConfig(stub=Path(get("Uki", "Stub")), os_name=get("Uki", "OsRelease", "mvirt"))
-    env_out = os.environ.get("MVIRT_OUTPUT_DIR")
+    uki = UkiConfig(
+        stub=Path(get("Uki", "Stub")),
+        os_name=get("Uki", "OsRelease", "mvirt"),
+        image_id=image.get("ImageId") or None,
+        image_version=image.get("ImageVersion") or None,
+    )
     return BuildConfig(
         root=root,
-        output_dir=(output_dir or (Path(env_out) if env_out else root / "build")).resolve(),
-        cache_dir=(cache_dir or default_cache_dir()).resolve(),
+        output_dir=output_dir_of(output_dir, root),
+        cache_dir=cache_dir,
         source_date_epoch=source_date_epoch(root),
         kernel=kernel,
         initramfs=initramfs,
         uki=uki,
         rootfs_tree=rootfs_tree.resolve() if rootfs_tree else None,
-        allow_missing_downloads=_flag(
-            os.environ.get("MVIRT_ALLOW_MISSING_DOWNLOADS")
-            or get("Downloads", "AllowMissing", "no"),
-            "[Downloads] AllowMissing= (or MVIRT_ALLOW_MISSING_DOWNLOADS)",
-        ),
+        allow_missing_downloads=allow_missing_downloads(parser),
     )

@@ -1,18 +1,14 @@
-"""Deterministic cpio "newc" archives (the initramfs format) written with libarchive.
+"""Deterministic cpio "newc" archives (the initramfs format, the kernel's
+Documentation/driver-api/early-userspace/buffer-format.rst).
 
-Entries are sorted by path, owned by root, and stamped with one fixed mtime, so the same
-entries always give the same bytes. Parent folders are added automatically.
+Entries are sorted by path, owned by root, numbered in that order and stamped with one fixed
+mtime, so the same entries always give the same bytes. Parent folders are added automatically.
+The format is a fixed ASCII header per entry, so it is written here directly.
 """
 
 import stat
-from ctypes import c_char_p
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-
-import libarchive
-from libarchive import ffi
-from libarchive.entry import ArchiveEntry, FileType
-from libarchive.write import ArchiveWrite
 
 
 @dataclass(frozen=True)
@@ -33,11 +29,13 @@ class Entry:
 
 
 _TYPES = {
-    "file": FileType.AE_IFREG,
-    "dir": FileType.AE_IFDIR,
-    "symlink": FileType.AE_IFLNK,
-    "chardev": FileType.AE_IFCHR,
+    "file": stat.S_IFREG,
+    "dir": stat.S_IFDIR,
+    "symlink": stat.S_IFLNK,
+    "chardev": stat.S_IFCHR,
 }
+MAGIC = b"070701"
+TRAILER = "TRAILER!!!"
 
 
 class Archive:
@@ -67,40 +65,26 @@ class Archive:
     def write(self, mtime: int) -> bytes:
         """The uncompressed newc archive."""
         chunks: list[bytes] = []
-
-        def collect(block: bytes) -> int:
-            chunks.append(bytes(block))
-            return len(block)
-
-        with libarchive.custom_writer(collect, "cpio_newc") as archive:
-            for e in self.sorted_entries():
-                _write_entry(archive, e, mtime)
-        return b"".join(chunks)
-
-
-def _write_entry(archive: ArchiveWrite, e: Entry, mtime: int) -> None:
-    """Write one entry. Built by hand rather than with add_file_from_memory because
-    libarchive-c's `linkpath` records a hard link on a new entry: symlinks need
-    archive_entry_set_symlink."""
-    entry = ArchiveEntry(
-        pathname=e.path.lstrip("/"),
-        size=e.size,
-        filetype=_TYPES[e.kind],
-        perm=stat.S_IMODE(e.mode),
-        uid=0,
-        gid=0,
-        mtime=mtime,
-    )
-    if e.kind == "symlink":
-        _set_symlink(entry._entry_p, e.target.encode())
-    if e.kind == "chardev":
-        entry.rdev = e.rdev
-    ffi.write_header(archive._pointer, entry._entry_p)
-    if e.data:
-        ffi.write_data(archive._pointer, e.data, len(e.data))
-    ffi.write_finish_entry(archive._pointer)
+        for number, e in enumerate(self.sorted_entries(), 1):
+            body = e.target.encode() if e.kind == "symlink" else e.data
+            links = 2 if e.kind == "dir" else 1
+            chunks.append(_member(e.path.lstrip("/"), number, _TYPES[e.kind] | stat.S_IMODE(e.mode),
+                                  links, mtime, e.rdev, body))  # fmt: skip
+        chunks.append(_member(TRAILER, 0, 0, 1, 0, (0, 0), b""))
+        raw = b"".join(chunks)
+        return raw + bytes(-len(raw) % 512)  # whole blocks, as cpio(1) writes them
 
 
-_set_symlink = ffi.libarchive.archive_entry_set_symlink
-_set_symlink.argtypes = [ffi.c_archive_entry_p, c_char_p]
-_set_symlink.restype = None
+def _pad4(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 4)
+
+
+def _member(
+    name: str, ino: int, mode: int, nlink: int, mtime: int, rdev: tuple[int, int], body: bytes
+) -> bytes:
+    """One newc header (13 fields of 8 hex digits), the NUL-terminated name and the body, each
+    padded to 4 bytes; owner root, device 0, no checksum."""
+    encoded = name.encode() + b"\0"
+    fields = (ino, mode, 0, 0, nlink, mtime, len(body), 0, 0, rdev[0], rdev[1], len(encoded), 0)
+    header = MAGIC + b"".join(b"%08X" % value for value in fields)
+    return _pad4(header + encoded) + _pad4(body)

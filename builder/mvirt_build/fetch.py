@@ -10,31 +10,17 @@ checkouts and offline builds reuse it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import requests
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from mvirt_build.config import default_cache_dir
-from mvirt_build.elfcheck import check_elf
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import sha256_and_size
 from mvirt_build.lockfile import DownloadsLock, LockEntry
 
 log = logging.getLogger("mvirt_build")
@@ -42,9 +28,10 @@ log = logging.getLogger("mvirt_build")
 CHUNK = 1 << 16
 
 
-def downloads_cache() -> Path:
-    """Where verified downloads are kept, one file per SHA-256."""
-    return default_cache_dir() / "downloads"
+def downloads_cache(cache_dir: Path | None = None) -> Path:
+    """Where verified downloads are kept, one file per SHA-256: `downloads/` of the build's
+    cache folder (--cache-dir), else of the default one."""
+    return (cache_dir or default_cache_dir()) / "downloads"
 
 
 @dataclass(frozen=True)
@@ -57,6 +44,7 @@ class FetchOptions:
     backoff: float = 2.0
     offline: bool = False
     progress: bool = True
+    cache_dir: Path | None = None  # the build's cache folder (default: default_cache_dir())
 
 
 @dataclass(frozen=True)
@@ -76,17 +64,6 @@ class FetchReport:
     missing: list[tuple[LockEntry, str]] = field(default_factory=list)
 
 
-def sha256_file(path: Path) -> tuple[str, int]:
-    """SHA-256 (hex) and size of `path`, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def verify_against(entry: LockEntry, sha256: str, size: int, origin: str) -> None:
     """Fail unless (sha256, size) is what the lock pins for `entry`."""
     if entry.size is not None and size != entry.size:
@@ -104,18 +81,14 @@ def verify_against(entry: LockEntry, sha256: str, size: int, origin: str) -> Non
 
 def check_content(entry: LockEntry, path: Path) -> None:
     """Apply the lock's content check (x86-64 ELF, static) to a verified file."""
-    if entry.check == "elf":
-        check_elf(path, static=False, what=entry.name)
-    elif entry.check == "elf-static":
-        check_elf(path, static=True, what=entry.name)
+    if entry.check in ("elf", "elf-static"):
+        from mvirt_build.elfcheck import check_elf  # noqa: PLC0415 - only when there is one
 
-
-class _RetryableError(Exception):
-    """A transfer failure worth another attempt (network error, stall, truncation, 5xx)."""
+        check_elf(path, static=entry.check == "elf-static", what=entry.name)
 
 
 @contextmanager
-def _temp_slot(final: Path) -> Iterator[Path]:
+def temp_slot(final: Path) -> Iterator[Path]:
     """A temporary path next to `final` that is removed unless the caller renamed it away."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.part-{os.getpid()}")
@@ -123,104 +96,6 @@ def _temp_slot(final: Path) -> Iterator[Path]:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=not enabled,
-    )
-
-
-def _download_once(
-    session: requests.Session, entry: LockEntry, tmp: Path, opts: FetchOptions
-) -> tuple[str, int]:
-    """One attempt: stream `entry.url` into `tmp`, returning its SHA-256 and size."""
-    try:
-        response = session.get(
-            entry.url, stream=True, timeout=(opts.connect_timeout, opts.read_timeout)
-        )
-    except requests.Timeout as exc:
-        raise _RetryableError(f"timed out connecting ({exc.__class__.__name__})") from exc
-    except requests.RequestException as exc:
-        if "NameResolutionError" in str(exc) or "Name or service not known" in str(exc):
-            # Nothing to wait for: this machine cannot even resolve the host.
-            host = urlsplit(entry.url).hostname
-            raise BuildError(
-                f"{entry.name}: cannot resolve {host} (no network or DNS)",
-                hint=f"give a local copy with --download {entry.name}=PATH, or build without "
-                "it with --allow-missing-downloads",
-            ) from None
-        raise _RetryableError(f"cannot connect: {exc}") from exc
-    with response:
-        if response.status_code == 404:
-            raise BuildError(
-                f"{entry.name}: {entry.url} does not exist (HTTP 404)",
-                hint="the release was moved or removed; fix the URL in downloads.lock",
-            )
-        if response.status_code >= 500:
-            raise _RetryableError(f"server error HTTP {response.status_code}")
-        if response.status_code != 200:
-            raise BuildError(f"{entry.name}: {entry.url} answered HTTP {response.status_code}")
-        announced = response.headers.get("Content-Length")
-        expected = entry.size or (int(announced) if announced and announced.isdigit() else None)
-        digest = hashlib.sha256()
-        size = 0
-        with _progress(opts.progress) as progress, tmp.open("wb") as out:
-            task = progress.add_task(entry.name, total=expected)
-            try:
-                for chunk in response.iter_content(CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    progress.update(task, completed=size)
-                    if entry.size is not None and size > entry.size:
-                        raise BuildError(
-                            f"{entry.name}: {entry.url} sends more than the pinned "
-                            f"{entry.size} bytes",
-                            hint="the file is not the pinned release",
-                        )
-            except requests.exceptions.ConnectionError as exc:
-                if "timed out" in str(exc).lower():
-                    raise _RetryableError(
-                        f"stalled: no data for {opts.read_timeout:g} s after {size} bytes"
-                    ) from exc
-                raise _RetryableError(f"transfer broken after {size} bytes: {exc}") from exc
-            except requests.RequestException as exc:
-                raise _RetryableError(f"transfer broken after {size} bytes: {exc}") from exc
-        if expected is not None and size < expected:
-            raise _RetryableError(f"truncated: got {size} of {expected} bytes")
-        return digest.hexdigest(), size
-
-
-def download(entry: LockEntry, dest: Path, opts: FetchOptions) -> None:
-    """Download `entry` to `dest` with retries and backoff, verified before it is renamed there."""
-    last = ""
-    with requests.Session() as session, _temp_slot(dest) as tmp:
-        for attempt in range(1, opts.attempts + 1):
-            try:
-                sha256, size = _download_once(session, entry, tmp, opts)
-            except _RetryableError as exc:
-                last = str(exc)
-                log.warning("%s: attempt %d/%d: %s", entry.name, attempt, opts.attempts, last)
-                if attempt < opts.attempts:
-                    time.sleep(opts.backoff * 2 ** (attempt - 1))
-                continue
-            verify_against(entry, sha256, size, entry.url)
-            check_content(entry, tmp)
-            os.replace(tmp, dest)
-            return
-    raise BuildError(
-        f"{entry.name}: could not download {entry.url} after {opts.attempts} attempts: {last}",
-        hint=f"give a local copy with --download {entry.name}=PATH, or build without it "
-        "with --allow-missing-downloads",
-    )
 
 
 def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fetched:
@@ -233,9 +108,9 @@ def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fe
             "--file PATH`",
         )
     assert entry.sha256 is not None
-    cached = downloads_cache() / entry.sha256
+    cached = downloads_cache(opts.cache_dir) / entry.sha256
     if cached.exists():
-        sha256, size = sha256_file(cached)
+        sha256, size = sha256_and_size(cached)
         if sha256 == entry.sha256 and (entry.size is None or size == entry.size):
             check_content(entry, cached)
             return Fetched(entry, cached, "cache")
@@ -244,10 +119,10 @@ def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fe
     if local is not None:
         if not local.is_file():
             raise BuildError(f"{entry.name}: local file {local} does not exist")
-        sha256, size = sha256_file(local)
+        sha256, size = sha256_and_size(local)
         verify_against(entry, sha256, size, str(local))
         check_content(entry, local)
-        with _temp_slot(cached) as tmp:
+        with temp_slot(cached) as tmp:
             shutil.copyfile(local, tmp)
             os.replace(tmp, cached)
         return Fetched(entry, cached, "local")
@@ -256,6 +131,8 @@ def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fe
             f"{entry.name}: not in the cache ({cached}) and offline",
             hint=f"give a local copy with --download {entry.name}=PATH",
         )
+    from mvirt_build.download import download  # noqa: PLC0415 - the network stack, on demand
+
     download(entry, cached, opts)
     return Fetched(entry, cached, "download")
 
@@ -284,17 +161,3 @@ def fetch_all(
                 raise
             report.missing.append((entry, str(exc)))
     return report
-
-
-def install_into(report: FetchReport, root: Path) -> list[Path]:
-    """Copy every fetched file that has an `install` path into the tree at `root`."""
-    placed: list[Path] = []
-    for item in report.fetched:
-        if not item.entry.install:
-            continue
-        target = root / item.entry.install.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(item.path, target)
-        target.chmod(item.entry.mode)
-        placed.append(target)
-    return placed

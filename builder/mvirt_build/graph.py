@@ -2,7 +2,9 @@
 its inputs equals the one recorded when its outputs were made, and those outputs are intact.
 
 A stage's record is removed before it builds and written only after it succeeded, so an
-interrupted build never leaves a stage marked done.
+interrupted build never leaves a stage marked done. Its inputs are digested before the build
+and again after it: when they differ (a file edited while the stage was building) the record is
+not written, so the next build makes the stage again instead of calling the old output current.
 """
 
 import json
@@ -13,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mvirt_build.config import BuildConfig
+from mvirt_build.config import BuildConfig, source_date_epoch
 from mvirt_build.errors import BuildError
-from mvirt_build.hashing import DigestCache, sha256_text
+from mvirt_build.hashing import DigestCache, atomic_write, sha256_text
 
 log = logging.getLogger("mvirt_build")
 
@@ -26,6 +28,18 @@ class Context:
     def __init__(self, config: BuildConfig) -> None:
         self.config = config
         self.digests = DigestCache(config.state_dir / "digests.json")
+        # Stage name → the checkout paths its output is made from (its own and its
+        # dependencies'), filled in by the graph.
+        self.sources: dict[str, tuple[str, ...]] = {}
+        self._epochs: dict[tuple[str, ...], int] = {}
+
+    def source_date_epoch(self, stage: str) -> int:
+        """SOURCE_DATE_EPOCH for `stage`: the newest commit touching its inputs (so a commit
+        to the docs does not change its output), or $SOURCE_DATE_EPOCH."""
+        paths = self.sources.get(stage, ())
+        if paths not in self._epochs:
+            self._epochs[paths] = source_date_epoch(self.config.root, paths)
+        return self._epochs[paths]
 
     def file_input(self, path: Path) -> str:
         """The digest of an input file, or a readable error when it is missing."""
@@ -34,11 +48,6 @@ class Context:
         except FileNotFoundError as exc:
             raise BuildError(f"input file {path} does not exist") from exc
 
-    def code_input(self, *modules: str) -> str:
-        """The digest of builder modules whose logic shapes a stage's output."""
-        here = Path(__file__).parent
-        return sha256_text("".join(self.digests.file(here / m) for m in modules))
-
 
 class Stage(ABC):
     """One step of the build. Subclasses name their inputs, outputs and how to build."""
@@ -46,6 +55,11 @@ class Stage(ABC):
     name: str = ""
     deps: tuple[str, ...] = ()
     description: str = ""
+    # The stage's code is keyed by this number, not by its source bytes: raise it when a change
+    # to the stage (or the modules it uses) changes what it produces.
+    version: int = 1
+    # Checkout paths (files or folders) whose commits date the output (SOURCE_DATE_EPOCH).
+    sources: tuple[str, ...] = ()
 
     @abstractmethod
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -55,9 +69,18 @@ class Stage(ABC):
     def outputs(self, ctx: Context) -> list[Path]:
         """The files this stage makes."""
 
+    def prepare(self, ctx: Context) -> None:
+        """Get what the build needs that is itself an input (downloads into their cache),
+        before the inputs are digested for the record. Most stages need nothing."""
+        return
+
     @abstractmethod
     def build(self, ctx: Context) -> None:
         """Make the outputs; raise BuildError on failure."""
+
+    def output_problems(self, ctx: Context) -> list[str]:
+        """Why outputs the record does not list (trees kept elsewhere) are not usable."""
+        return []
 
     def summary(self, ctx: Context) -> str:
         """One line about the result (size, path), printed after the stage."""
@@ -87,6 +110,9 @@ class Graph:
     def __init__(self, ctx: Context, stages: Iterable[Stage]) -> None:
         self.ctx = ctx
         self.stages = {s.name: s for s in stages}
+        for name in self.stages:
+            paths = {p for dep in self.order([name]) for p in dep.sources}
+            ctx.sources[name] = tuple(sorted(paths))
 
     def order(self, targets: Iterable[str]) -> list[Stage]:
         """The stages needed for `targets`, dependencies first."""
@@ -121,11 +147,8 @@ class Graph:
             return None
 
     def _write_record(self, stage: Stage, record: Record) -> None:
-        path = self._record_path(stage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"inputs": record.inputs, "outputs": record.outputs}, indent=1))
-        tmp.replace(path)
+        data = {"inputs": record.inputs, "outputs": record.outputs}
+        atomic_write(self._record_path(stage), json.dumps(data, indent=1))
 
     def output_digest(self, stage: Stage) -> str:
         """One digest over the recorded outputs of `stage`: what its dependents take as input."""
@@ -137,6 +160,7 @@ class Graph:
     def full_inputs(self, stage: Stage) -> dict[str, str]:
         """The stage's own inputs plus the output digests of the stages it depends on."""
         inputs = dict(stage.inputs(self.ctx))
+        inputs["stage version"] = str(stage.version)
         for dep in stage.deps:
             inputs[f"{dep} output"] = self.output_digest(self.stages[dep])
         return inputs
@@ -163,6 +187,7 @@ class Graph:
                 reasons.append(f"output {rel} is missing")
             elif self.ctx.digests.file(path) != digest:
                 reasons.append(f"output {rel} was modified")
+        reasons.extend(stage.output_problems(self.ctx))
         return Staleness(stage.name, bool(reasons), reasons)
 
     def plan(self, targets: Iterable[str]) -> list[Staleness]:
@@ -195,13 +220,24 @@ class Graph:
                     log.info("%-10s building (%s)", stage.name, why)
                 self._record_path(stage).unlink(missing_ok=True)
                 started = time.monotonic()
+                stage.prepare(self.ctx)
+                before = self.full_inputs(stage)
                 stage.build(self.ctx)
-                inputs = self.full_inputs(stage)
+                after = self.full_inputs(stage)
+                if after != before:
+                    changed = sorted(
+                        k for k in set(before) | set(after) if before.get(k) != after.get(k)
+                    )
+                    raise BuildError(
+                        f"{stage.name}: {', '.join(changed)} changed while the stage was building, "
+                        "so its output may be made from the old version and is not recorded",
+                        "run the build again",
+                    )
                 outputs = {
                     p.relative_to(self.ctx.config.output_dir).as_posix(): self.ctx.digests.file(p)
                     for p in stage.outputs(self.ctx)
                 }
-                self._write_record(stage, Record(inputs=inputs, outputs=outputs))
+                self._write_record(stage, Record(inputs=before, outputs=outputs))
                 built.append(stage.name)
                 if echo:
                     summary = stage.summary(self.ctx)

@@ -4,21 +4,33 @@ only stats files instead of reading them again."""
 import hashlib
 import json
 import os
+import secrets
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 CHUNK = 1 << 20
+# A file modified this recently may be written again within the same mtime tick without its
+# size changing; its digest is not remembered (git's "racily clean" rule).
+RACY_NS = 2_000_000_000
 SKIP_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's content, read in chunks."""
+def sha256_and_size(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file's content, read in chunks."""
     h = hashlib.sha256()
+    size = 0
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's content."""
+    return sha256_and_size(path)[0]
 
 
 def sha256_text(text: str) -> str:
@@ -47,8 +59,9 @@ class DigestCache:
         if entry is not None and entry[:3] == ident:
             return str(entry[3])
         digest = sha256_file(path)
-        self._entries[key] = [*ident, digest]
-        self._dirty = True
+        if time.time_ns() - st.st_mtime_ns > RACY_NS:
+            self._entries[key] = [*ident, digest]
+            self._dirty = True
         return digest
 
     def tree(self, root: Path) -> str:
@@ -59,11 +72,33 @@ class DigestCache:
         """Write the cache back when something was added (atomically)."""
         if not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._entries))
-        tmp.replace(self.path)
+        atomic_write(self.path, json.dumps(self._entries))
         self._dirty = False
+
+
+TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` all at once (readers see the old or the new file, never a
+    part). The temporary file next to it has an unguessable name and is created new
+    (O_EXCL|O_NOFOLLOW: never through a planted file or symlink) with mode 0600, so a secret is
+    never readable by others, not even for a moment; it gets `mode` once written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, TEMP_FLAGS, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+            if mode != 0o600:
+                os.fchmod(f.fileno(), mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def tree_digest(root: Path, file_digest: Callable[[Path], str] = sha256_file) -> str:

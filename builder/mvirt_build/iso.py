@@ -15,13 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mvirt_build.errors import BuildError
+from mvirt_build.esp import BOOT_PATH, FAT_HINT, build_esp, tool_env
 from mvirt_build.run import output, run
 
-ESP_LABEL = "MVIRT-ESP"
-ESP_VOLUME_ID = "4d564952"  # "MVIR": fixed, so the ESP does not depend on the clock
-BOOT_PATH = "EFI/BOOT/BOOTX64.EFI"
 KIB = 1024
-FAT_HINT = "apt-get install dosfstools mtools"
 
 
 @dataclass(frozen=True)
@@ -32,39 +29,6 @@ class IsoResult:
     size: int
     esp_size: int
     payload_size: int
-
-
-def _tool_env(epoch: int) -> dict[str, str]:
-    # mtools and xorriso both take their timestamps from SOURCE_DATE_EPOCH when set.
-    return {"SOURCE_DATE_EPOCH": str(epoch), "TZ": "UTC"}
-
-
-def esp_size_kib(payload: int, slack_kib: int) -> int:
-    """FAT image size in KiB for `payload` bytes: the file, FAT metadata and some slack,
-    rounded to 64 KiB (FAT12/16 tables for images this small stay well below the slack)."""
-    need = -(-payload // KIB) + slack_kib
-    return -(-need // 64) * 64
-
-
-def build_esp(efi: Path, out: Path, epoch: int) -> None:
-    """Write a FAT image at `out` holding `efi` as EFI/BOOT/BOOTX64.EFI, sized to fit."""
-    env = _tool_env(epoch)
-    payload = efi.stat().st_size
-    slack = 256
-    for _ in range(6):
-        out.unlink(missing_ok=True)
-        size = str(esp_size_kib(payload, slack))
-        run(["mkfs.fat", "-C", "--invariant", "-i", ESP_VOLUME_ID, "-n", ESP_LABEL, out, size],
-            env=env, hint=FAT_HINT)  # fmt: skip
-        run(["mmd", "-i", out, "::/EFI", "::/EFI/BOOT"], env=env, hint=FAT_HINT)
-        try:
-            run(["mcopy", "-i", out, efi, f"::/{BOOT_PATH}"], env=env, hint=FAT_HINT)
-            return
-        except BuildError as exc:
-            if "full" not in str(exc).lower():
-                raise
-        slack *= 2  # the estimate was short for this payload: grow and try again
-    raise BuildError(f"cannot fit {efi} ({payload} bytes) into a FAT image")
 
 
 def build_iso(efi: Path, out: Path, *, epoch: int, volume_id: str = "MVIRT") -> IsoResult:
@@ -95,7 +59,7 @@ def build_iso(efi: Path, out: Path, *, epoch: int, volume_id: str = "MVIRT") -> 
                 "-no-emul-boot",
                 tree,
             ],
-            env=_tool_env(epoch),
+            env=tool_env(epoch),
             hint="apt-get install xorriso",
         )  # fmt: skip
         os.replace(tmp_iso, out)

@@ -1,24 +1,23 @@
 """Secure Boot keys: `genkey` makes them, and the build finds the configured pair.
 
 The key and certificate are configured like mkosi's `SecureBootKey=`/`SecureBootCertificate=`:
-command-line options win, then the `[Validation]` section of the repository's `mkosi.conf`,
-then the pair `genkey` writes (`keys/mvirt.key`, `keys/mvirt.crt`) when both exist. A pair that
-is configured explicitly but missing is an error; no pair at all means an unsigned build.
+command-line options win, then mkosi's own configuration as mkosi resolves it (`mkosi --json
+summary`: mkosi.conf, its drop-ins, mkosi.local.conf, and mkosi's defaults `mkosi.key` and
+`mkosi.crt`), then the pair `genkey` writes (`keys/mvirt.key`, `keys/mvirt.crt`) when both
+exist. A pair that is configured explicitly but missing is an error; no pair at all means an
+unsigned build.
 """
 
 from __future__ import annotations
 
 import datetime
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from mvirt_build import mkosi_config
+from mvirt_build.config import default_cache_dir
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import atomic_write
 
 KEY_NAME = "mvirt.key"
 CERT_NAME = "mvirt.crt"
@@ -59,6 +58,12 @@ def generate_keys(
 ) -> GeneratedKeys:
     """Write an RSA key (PEM, mode 0600) and a self-signed code-signing certificate (PEM and
     DER) to `out_dir`; existing files are only replaced with `force`."""
+    # Imported here: only making keys needs cryptography, every build reads the configuration.
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415
+
     if bits < 2048:
         raise BuildError(f"RSA keys need at least 2048 bits, not {bits}")
     out = GeneratedKeys(out_dir / KEY_NAME, out_dir / CERT_NAME, out_dir / CERT_DER_NAME)
@@ -104,38 +109,10 @@ def generate_keys(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    write_atomic(out.key, key_pem, 0o600)
-    write_atomic(out.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    write_atomic(out.cert_der, cert.public_bytes(serialization.Encoding.DER), 0o644)
+    atomic_write(out.key, key_pem, 0o600)
+    atomic_write(out.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    atomic_write(out.cert_der, cert.public_bytes(serialization.Encoding.DER), 0o644)
     return out
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Writes `path` aside with `mode` and renames it into place (never half-written)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def read_mkosi_validation(conf: Path) -> dict[str, str]:
-    """The `[Validation]` keys of an mkosi config file (later assignments win, as in mkosi)."""
-    values: dict[str, str] = {}
-    if not conf.is_file():
-        return values
-    section = ""
-    for raw in conf.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            continue
-        if section == "Validation" and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
 
 
 def resolve_signing(
@@ -144,12 +121,12 @@ def resolve_signing(
     """Decide which key pair the build signs with (see the module docstring for the order)."""
     origin = "command line"
     if key is None and cert is None:
-        validation = read_mkosi_validation(repo_root / "mkosi.conf")
-        k, c = validation.get("SecureBootKey"), validation.get("SecureBootCertificate")
+        image = mkosi_config.summary(repo_root, default_cache_dir())
+        k = mkosi_config.local_path(repo_root, image.get("SecureBootKey"))
+        c = mkosi_config.local_path(repo_root, image.get("SecureBootCertificate"))
         if k or c:
-            origin = f"{repo_root / 'mkosi.conf'} [Validation]"
-            key = repo_root / k if k else None
-            cert = repo_root / c if c else None
+            origin = "mkosi configuration (SecureBootKey=/SecureBootCertificate=)"
+            key, cert = k, c
         else:
             default_key = repo_root / DEFAULT_KEYS_DIR / KEY_NAME
             default_cert = repo_root / DEFAULT_KEYS_DIR / CERT_NAME

@@ -9,13 +9,13 @@ as the string "unknown": such an entry is never downloaded blindly; `mvirt-build
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import atomic_write
 
 UNKNOWN = "unknown"
 CHECKS = ("none", "elf", "elf-static")
@@ -68,6 +68,33 @@ class DownloadsLock:
         raise BuildError(f"{self.path}: no download called {name!r} (there are: {names})")
 
 
+# Where downloads may go in the image: programs and their data, nothing that configures the
+# system or boots it.
+INSTALL_ROOTS = ("/usr/bin/", "/usr/lib/", "/usr/libexec/", "/usr/share/", "/opt/")
+_INSTALL_PART = re.compile(r"^[A-Za-z0-9._+-]+$")
+
+
+def check_install_path(install: str, where: str) -> None:
+    """Refuse an `install` path that could leave the image or land outside the allowed roots:
+    it must be absolute, normal (no `..`, `.`, empty parts or odd characters) and below one of
+    INSTALL_ROOTS."""
+    parts = install.split("/")[1:]
+    if (
+        not install.startswith("/")
+        or not parts
+        or any(p in ("", ".", "..") or not _INSTALL_PART.match(p) for p in parts)
+    ):
+        raise BuildError(
+            f"{where}: install {install!r} must be a plain absolute path in the image "
+            "(no '..', '.', empty parts or special characters)"
+        )
+    if not install.startswith(INSTALL_ROOTS):
+        raise BuildError(
+            f"{where}: install {install!r} is outside the places downloads may go: "
+            + ", ".join(INSTALL_ROOTS)
+        )
+
+
 def _parse_entry(path: Path, index: int, table: dict[str, object]) -> LockEntry:
     where = f"{path}: download #{index + 1}"
 
@@ -99,8 +126,8 @@ def _parse_entry(path: Path, index: int, table: dict[str, object]) -> LockEntry:
     if check not in CHECKS:
         raise BuildError(f"{where}: check must be one of {', '.join(CHECKS)}")
     install = text("install", "")
-    if install and not install.startswith("/"):
-        raise BuildError(f"{where}: install must be an absolute path in the image or empty")
+    if install:
+        check_install_path(install, where)
     mode_raw = text("mode", "0644")
     try:
         mode = int(mode_raw, 8)
@@ -160,9 +187,7 @@ def dump_lock(lock: DownloadsLock) -> str:
 
 def write_lock(lock: DownloadsLock) -> None:
     """Write the lock atomically (temp file + rename), so a crash never leaves half a lock."""
-    tmp = lock.path.with_name(f".{lock.path.name}.tmp-{os.getpid()}")
-    tmp.write_text(dump_lock(lock))
-    os.replace(tmp, lock.path)
+    atomic_write(lock.path, dump_lock(lock))
 
 
 def pin_entry(lock: DownloadsLock, name: str, sha256: str, size: int) -> DownloadsLock:

@@ -9,9 +9,7 @@ the section. For an ISO the manifest also carries the PE record of the UKI it bo
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,15 +18,15 @@ from typing import Any
 
 import pefile
 
+from mvirt_build import uki
 from mvirt_build.errors import BuildError
-from mvirt_build.fetch import sha256_file
+from mvirt_build.hashing import atomic_write, sha256_and_size
 from mvirt_build.iso import el_torito_entries, extract_boot_file, find_esp
 from mvirt_build.run import output
 from mvirt_build.sign import verify_pe
 
 FORMAT = "mvirt-manifest/1"
 SUFFIX = ".manifest.json"
-UKI_SECTIONS = (".osrel", ".cmdline", ".uname", ".sbat", ".linux", ".initrd")
 
 # How to ask each tool for its version: the first line of its answer is recorded.
 TOOL_VERSION_ARGS: dict[str, list[str]] = {
@@ -55,7 +53,7 @@ class Input:
         """The manifest entry for this input."""
         out: dict[str, Any] = {"name": self.name}
         if self.path is not None:
-            sha256, size = sha256_file(self.path)
+            sha256, size = sha256_and_size(self.path)
             out.update(path=str(self.path), sha256=sha256, size=size)
         if self.value is not None:
             out["value"] = self.value
@@ -81,32 +79,9 @@ def tool_versions(tools: Iterable[str]) -> dict[str, str]:
     return versions
 
 
-def rootfs_packages(root: Path) -> list[dict[str, str]]:
-    """Installed packages (name, version, architecture) from the dpkg status of a rootfs."""
-    status = root / "var/lib/dpkg/status"
-    if not status.is_file():
-        return []
-    packages = []
-    for stanza in status.read_text(errors="replace").split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in stanza.splitlines():
-            if line and not line[0].isspace() and ":" in line:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-        if "Package" in fields and "install ok installed" in fields.get("Status", ""):
-            packages.append(
-                {
-                    "name": fields["Package"],
-                    "version": fields.get("Version", ""),
-                    "architecture": fields.get("Architecture", ""),
-                }
-            )
-    return sorted(packages, key=lambda p: p["name"])
-
-
 def pe_record(path: Path) -> dict[str, Any]:
     """Hash and layout of a PE image: whole file, each section, signature presence."""
-    sha256, size = sha256_file(path)
+    sha256, size = sha256_and_size(path)
     try:
         pe = pefile.PE(str(path), fast_load=True)
     except pefile.PEFormatError as exc:
@@ -141,32 +116,6 @@ def pe_record(path: Path) -> dict[str, Any]:
         pe.close()
 
 
-def pe_layout_problems(record: Mapping[str, Any], *, uki: bool) -> list[str]:
-    """Layout errors of a PE record: misaligned or overlapping sections, missing UKI parts."""
-    problems = []
-    sections = record["sections"]
-    align = record["section_alignment"]
-    end_of_image = 0
-    for s in sections:
-        if align and s["virtual_address"] % align:
-            problems.append(f"section {s['name']} is not aligned to {align:#x}")
-        end_of_image = max(end_of_image, s["virtual_address"] + s["virtual_size"])
-    ordered = sorted(sections, key=lambda s: s["virtual_address"])
-    for a, b in itertools.pairwise(ordered):
-        if a["virtual_address"] + a["virtual_size"] > b["virtual_address"]:
-            problems.append(f"sections {a['name']} and {b['name']} overlap in memory")
-    if end_of_image > record["size_of_image"]:
-        problems.append(f"SizeOfImage {record['size_of_image']:#x} < end of sections")
-    if uki:
-        names = {s["name"] for s in sections}
-        problems.extend(
-            f"UKI section {name} is missing"
-            for name in UKI_SECTIONS
-            if name not in names and name != ".uname"
-        )
-    return problems
-
-
 def build_manifest(
     artifact: Path,
     kind: str,
@@ -181,18 +130,18 @@ def build_manifest(
     payload: Path | None = None,
 ) -> dict[str, Any]:
     """The manifest of `artifact` (kind "uki", "iso", "initramfs", ...) as a JSON-ready dict."""
-    sha256, size = sha256_file(artifact)
+    sha256, size = sha256_and_size(artifact)
     record: dict[str, Any] = {"name": artifact.name, "kind": kind, "sha256": sha256, "size": size}
     if kind == "uki":
         record["pe"] = pe_record(artifact)
     if payload is not None:
         record["payload"] = pe_record(payload)
     if unsigned is not None:
-        record["unsigned_sha256"] = sha256_file(unsigned)[0]
+        record["unsigned_sha256"] = sha256_and_size(unsigned)[0]
     if signing_cert is not None:
         record["certificate"] = {
             "path": str(signing_cert),
-            "sha256": sha256_file(signing_cert)[0],
+            "sha256": sha256_and_size(signing_cert)[0],
         }
     return {
         "format": FORMAT,
@@ -208,9 +157,7 @@ def build_manifest(
 def write_manifest(artifact: Path, manifest: Mapping[str, Any]) -> Path:
     """Write the manifest beside `artifact` (atomically) and return its path."""
     path = manifest_path(artifact)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -245,18 +192,19 @@ def compare_pe(expected: Mapping[str, Any], actual: Mapping[str, Any], what: str
     return problems
 
 
-def verify_artifact(artifact: Path, *, cert: Path | None = None) -> list[str]:
+def verify_artifact(artifact: Path, *, cert: Path | None) -> list[str]:
     """Recheck `artifact` against its manifest: layout, signature, hashes. Returns the list
-    of problems (empty: all good)."""
+    of problems (empty: all good). Signatures are checked against `cert`, the configured
+    certificate, and never against one the manifest names: whoever can write the artifact can
+    write its manifest too."""
     manifest = load_manifest(artifact)
     record = manifest["artifact"]
     problems: list[str] = []
-    sha256, size = sha256_file(artifact)
+    sha256, size = sha256_and_size(artifact)
     if size != record["size"]:
         problems.append(f"{artifact.name}: size {size} != manifest {record['size']}")
     if sha256 != record["sha256"]:
         problems.append(f"{artifact.name}: SHA-256 {sha256} != manifest {record['sha256']}")
-    cert = cert or _manifest_cert(record)
     with tempfile.TemporaryDirectory(prefix="mvirt-verify-") as tmp:
         pe_file: Path | None = None
         expected_pe: Mapping[str, Any] | None = None
@@ -275,15 +223,24 @@ def verify_artifact(artifact: Path, *, cert: Path | None = None) -> list[str]:
             what = pe_file.name if pe_file != artifact else artifact.name
             actual = pe_record(pe_file)
             was_uki = any(s["name"] == ".linux" for s in expected_pe["sections"])
-            problems.extend(f"{what}: {p}" for p in pe_layout_problems(actual, uki=was_uki))
+            layout = uki.inspect(pe_file.read_bytes(), uki=was_uki)
+            problems.extend(f"{what}: {p}" for p in layout.problems)
             problems.extend(compare_pe(expected_pe, actual, what))
             if actual["signed"] != expected_pe["signed"]:
                 problems.append(
                     f"{what}: signed={actual['signed']}, manifest says {expected_pe['signed']}"
                 )
+            if was_uki:
+                problems.extend(
+                    f"{what}: {p}"
+                    for p in input_problems(pe_file, manifest, cert if actual["signed"] else None)
+                )
             if actual["signed"]:
                 if cert is None:
-                    problems.append(f"{what}: signed, but no certificate to check it with")
+                    problems.append(
+                        f"{what}: signed, but no certificate is configured to check it with "
+                        "(--cert, --secure-boot-certificate or mkosi.conf SecureBootCertificate=)"
+                    )
                 else:
                     try:
                         verify_pe(pe_file, cert)
@@ -292,14 +249,48 @@ def verify_artifact(artifact: Path, *, cert: Path | None = None) -> list[str]:
     return problems
 
 
-def _manifest_cert(record: Mapping[str, Any]) -> Path | None:
-    info = record.get("certificate")
-    if not info:
-        return None
-    path = Path(info["path"])
-    if path.is_file() and sha256_file(path)[0] == info["sha256"]:
-        return path
-    return None
+def input_problems(pe_file: Path, manifest: Mapping[str, Any], cert: Path | None) -> list[str]:
+    """The UKI's sections against the inputs its manifest names: `.initrd` is the initramfs,
+    `.cmdline` the configured command line, and `.linux` the kernel (signed with `cert` when
+    the UKI is signed, else byte for byte the bzImage)."""
+    layout = uki.inspect(pe_file.read_bytes())
+    inputs = {i["name"]: i for i in manifest.get("inputs", [])}
+    problems = []
+
+    def section_sha256(name: str) -> str | None:
+        s = layout.section(name)
+        return hashlib.sha256(s.data).hexdigest() if s else None
+
+    initramfs = inputs.get("initramfs")
+    if initramfs and section_sha256(".initrd") != initramfs.get("sha256"):
+        problems.append(".initrd is not the initramfs the manifest names")
+    cmdline = inputs.get("cmdline")
+    if cmdline and layout.text(".cmdline").strip() != str(cmdline.get("value", "")).strip():
+        problems.append(f".cmdline is not the configured command line {cmdline.get('value')!r}")
+    kernel = inputs.get("bzImage")
+    linux = layout.section(".linux")
+    if kernel and linux is not None:
+        if cert is not None:
+            with tempfile.TemporaryDirectory(prefix="mvirt-verify-") as tmp:
+                inner = Path(tmp) / "linux.efi"
+                inner.write_bytes(linux.data)
+                try:
+                    verify_pe(inner, cert)
+                except BuildError:
+                    problems.append(".linux: the kernel inside is not signed by the certificate")
+        elif section_sha256(".linux") != kernel.get("sha256"):
+            problems.append(".linux is not the kernel the manifest names")
+    return problems
+
+
+def missing_downloads(manifest: Mapping[str, Any]) -> list[str]:
+    """The pinned downloads the artifact was built without (`name (install path)`): such an
+    artifact is incomplete, however well it verifies."""
+    return [
+        f"{item['name']} ({item.get('install') or 'build input'})"
+        for item in manifest.get("fetched", [])
+        if item.get("missing")
+    ]
 
 
 def _iso_layout_problems(iso: Path) -> list[str]:

@@ -12,6 +12,27 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 
+def option_path(path: Path) -> str:
+    """`path` as the value of a QEMU `-drive`/`-chardev` option: a comma would end the value
+    and start another option, so it is doubled (QEMU's escape); control characters are refused."""
+    text = str(path)
+    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+        raise BuildError(f"path {text!r} has control characters and cannot be given to QEMU")
+    return text.replace(",", ",,")
+
+
+def plain_option_path(path: Path) -> str:
+    """`path` for tools whose options have no escape for commas (cloud-hypervisor): refused
+    when it holds one."""
+    text = option_path(path)
+    if "," in text or "=" in text:
+        raise BuildError(
+            f"path {path} has ',' or '=' which cloud-hypervisor's options cannot carry",
+            "use an output or cache folder whose path has neither",
+        )
+    return text
+
+
 @dataclass
 class QemuMachine:
     """What to boot and how; `command()` renders the QEMU argv."""
@@ -51,15 +72,17 @@ class QemuMachine:
                 raise BuildError("UEFI boot needs a disk image and a copy of the OVMF variables")
             if self.secure_boot:
                 argv += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
+            code, variables = option_path(self.ovmf_code), option_path(self.ovmf_vars)
             argv += [
-                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={self.ovmf_code}",
-                "-drive", f"if=pflash,format=raw,unit=1,file={self.ovmf_vars}",
+                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
             ]  # fmt: skip
             if self.disk is not None:
-                argv += ["-drive", f"if=none,id=boot,format=raw,file={self.disk}",
+                argv += ["-drive", f"if=none,id=boot,format=raw,file={option_path(self.disk)}",
                          "-device", "virtio-blk-pci,drive=boot,bootindex=0"]  # fmt: skip
             if self.cdrom is not None:
-                cd = f"if=none,id=cd,media=cdrom,readonly=on,format=raw,file={self.cdrom}"
+                iso = option_path(self.cdrom)
+                cd = f"if=none,id=cd,media=cdrom,readonly=on,format=raw,file={iso}"
                 argv += ["-drive", cd, "-device", "ide-cd,drive=cd,bootindex=1"]
         return argv + self.extra
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -13,9 +12,15 @@ import click
 
 from mvirt_build import fetch as fetch_mod
 from mvirt_build.api_keys import generate_api_keys
-from mvirt_build.compare import diff_files
-from mvirt_build.config import find_root, source_date_epoch
+from mvirt_build.config import (
+    ALLOW_MISSING_ENV,
+    allow_missing_downloads,
+    find_root,
+    read_settings,
+    source_date_epoch,
+)
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import sha256_and_size
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import (
     CERT_DER_NAME,
@@ -26,20 +31,33 @@ from mvirt_build.keys import (
     resolve_signing,
 )
 from mvirt_build.lockfile import load_lock, pin_entry, write_lock
-from mvirt_build.manifest import Input, build_manifest, verify_artifact, write_manifest
-from mvirt_build.secureboot import enroll_certificate, enrolled_subjects
+from mvirt_build.manifest import (
+    Input,
+    build_manifest,
+    load_manifest,
+    missing_downloads,
+    verify_artifact,
+    write_manifest,
+)
 from mvirt_build.sign import sign_pe
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 LOCK_NAME = "downloads.lock"
-ALLOW_MISSING_ENV = "MVIRT_ALLOW_MISSING_DOWNLOADS"
 
 
 def repo_root() -> Path:
     """The checkout the command works on (the folder of mvirt-build.conf, or $MVIRT_ROOT)."""
     return find_root()
+
+
+def cache_dir_option() -> Path | None:
+    """mvirt-build's --cache-dir, when the command runs under it and it was given."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    value = obj.get("cache_dir") if isinstance(obj, dict) else None
+    return Path(value).resolve() if value else None
 
 
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -126,8 +144,9 @@ def _parse_local(values: tuple[str, ...]) -> dict[str, Path]:
 
 
 def allow_missing_requested(flag: bool) -> bool:
-    """True when the user asked to build without unavailable downloads (flag or env)."""
-    return flag or os.environ.get(ALLOW_MISSING_ENV, "") not in ("", "0", "no", "false")
+    """True when the user asked to go on without unavailable downloads: the flag, else the
+    environment or mvirt-build.conf, read as the build reads them."""
+    return flag or allow_missing_downloads(read_settings(repo_root()))
 
 
 def report_missing(report: fetch_mod.FetchReport) -> None:
@@ -171,7 +190,7 @@ def fetch_cmd(
         lock.get(name)
     report = fetch_mod.fetch_all(
         lock,
-        fetch_mod.FetchOptions(offline=offline),
+        fetch_mod.FetchOptions(offline=offline, cache_dir=cache_dir_option()),
         _parse_local(downloads),
         allow_missing=allow_missing_requested(allow_missing_downloads),
         names=list(names) or None,
@@ -197,7 +216,7 @@ def lock(name: str, local: Path, yes: bool) -> None:
     path = repo_root() / LOCK_NAME
     current = load_lock(path)
     entry = current.get(name)
-    sha256, size = fetch_mod.sha256_file(local)
+    sha256, size = sha256_and_size(local)
     fetch_mod.check_content(entry, local)
     click.echo(f"{name}: {entry.url}\n  file   {local}\n  sha256 {sha256}\n  size   {size}")
     if entry.sha256 and entry.sha256 != sha256:
@@ -235,16 +254,30 @@ def iso_from(efi: Path, output: Path) -> None:
 @click.option(
     "--cert",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Certificate to check signatures with (default: the manifest's, if unchanged).",
+    help="Certificate to check signatures with (default: the configured one; never the "
+    "manifest's).",
 )
 @user_errors
 def verify(artifact: Path, cert: Path | None) -> None:
-    """Check an artifact's layout, signature and hashes against its manifest."""
-    problems = verify_artifact(artifact, cert=cert)
+    """Check an artifact's layout, signature and hashes against its manifest.
+
+    Exit status 1: something does not match; 2: it matches, but the artifact was built without
+    some pinned downloads (incomplete)."""
+    trusted = cert or resolve_signing(repo_root()).cert
+    problems = verify_artifact(artifact, cert=trusted)
     if problems:
         for problem in problems:
             click.secho(f"MISMATCH: {problem}", fg="red", err=True)
         raise click.ClickException(f"{artifact}: {len(problems)} problem(s)")
+    missing = missing_downloads(load_manifest(artifact))
+    if missing:
+        click.secho(
+            f"{artifact}: INCOMPLETE: built without {', '.join(missing)} "
+            "(layout, signature and hashes match the manifest)",
+            fg="yellow",
+            err=True,
+        )
+        sys.exit(2)
     click.echo(f"{artifact}: OK (layout, signature and hashes match the manifest)")
 
 
@@ -254,6 +287,8 @@ def verify(artifact: Path, cert: Path | None) -> None:
 @user_errors
 def secureboot_vars(output: Path, cert: Path | None) -> None:
     """Write an OVMF variable store with the certificate enrolled as PK, KEK and db."""
+    from mvirt_build.secureboot import enroll_certificate, enrolled_subjects  # noqa: PLC0415
+
     cfg = resolve_signing(repo_root(), None, None) if cert is None else None
     chosen = cert or (cfg.cert if cfg else None)
     if chosen is None:
@@ -269,6 +304,8 @@ def secureboot_vars(output: Path, cert: Path | None) -> None:
 @user_errors
 def compare(first: Path, second: Path) -> None:
     """Compare two builds of an artifact; name the PE section / initramfs file that differs."""
+    from mvirt_build.compare import diff_files  # noqa: PLC0415
+
     differences = diff_files(first, second)
     if differences:
         for line in differences:

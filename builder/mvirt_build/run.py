@@ -23,15 +23,20 @@ def run(
     stream: bool = False,
     hint: str | None = None,
     input: bytes | None = None,
+    clean_env: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `cmd`; raise BuildError with the tail of its output when it fails.
 
-    `env` entries are added to the current environment. With `stream`, output goes straight to
-    the terminal (long builds whose progress a user wants to see) and is not captured.
+    `env` entries are added to the current environment, or with `clean_env` are the whole
+    environment (nothing of the host's leaks into the command). With `stream`, output goes
+    straight to the terminal (long builds whose progress a user wants to see), not captured.
     """
     argv = [os.fspath(c) for c in cmd]
     log.debug("run: %s", shlex.join(argv))
-    full_env = {**os.environ, **env} if env else None
+    if clean_env:
+        full_env: dict[str, str] | None = dict(env or {})
+    else:
+        full_env = {**os.environ, **env} if env else None
     try:
         proc = subprocess.run(
             argv,

@@ -18,6 +18,7 @@ from virt.firmware.efi import efivar
 from virt.firmware.varstore import autodetect
 
 from mvirt_build.errors import BuildError
+from mvirt_build.qemu import option_path
 
 OVMF_DIR = Path("/usr/share/OVMF")
 OVMF_CODE_SECBOOT = OVMF_DIR / "OVMF_CODE_4M.secboot.fd"
@@ -39,8 +40,8 @@ class SecureBootFirmware:
         return [
             "-machine", "q35,smm=on",
             "-global", "driver=cfi.pflash01,property=secure,value=on",
-            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={self.code}",
-            "-drive", f"if=pflash,format=raw,unit=1,file={self.vars}",
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_path(self.code)}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={option_path(self.vars)}",
         ]  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pefile
 
 from mvirt_build.errors import BuildError
+from mvirt_build.hashing import atomic_write
 from mvirt_build.run import run
 
 HINT = "apt-get install sbsigntool"
@@ -61,9 +62,9 @@ def write_uki(
     and `out`, which with a key pair embeds the signed kernel and is itself signed, else is the
     unsigned image. Returns whether `out` is signed; any signing failure raises."""
     unsigned = assemble(kernel.read_bytes())
-    _write_atomic(unsigned_out, unsigned)
+    atomic_write(unsigned_out, unsigned)
     if key is None or cert is None:
-        _write_atomic(out, unsigned)
+        atomic_write(out, unsigned)
         return False
     with tempfile.TemporaryDirectory(prefix=".sign-", dir=out.parent) as tmp:
         signed_kernel = Path(tmp) / "bzImage.signed"
@@ -73,9 +74,3 @@ def write_uki(
         image.write_bytes(assemble(signed_kernel.read_bytes()))
         sign_pe(image, out, key, cert)
     return True
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

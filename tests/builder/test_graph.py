@@ -133,3 +133,52 @@ def test_plan_marks_dependents_of_a_stale_stage(chain, tmp_path):
     plan = {row.stage: row for row in graph.plan(["second"])}
     assert plan["first"].stale
     assert plan["second"].stale and plan["second"].reasons == ["first is stale"]
+
+
+class EditsItsInput(Copy):
+    """A stage during whose build its input file is edited (a user saving a file meanwhile)."""
+
+    def build(self, ctx: Context) -> None:
+        super().build(ctx)
+        (ctx.config.root / self.source).write_text("edited meanwhile")
+
+
+def test_input_edited_during_the_build_is_not_recorded_as_built(tmp_path):
+    (tmp_path / "input.txt").write_text("one")
+    stage = EditsItsInput("first", "input.txt")
+    graph = Graph(Context(make_config(tmp_path)), [stage])
+    with pytest.raises(BuildError, match=r"input\.txt changed while the stage was building"):
+        graph.build(["first"], echo=False)
+    assert graph.record(stage) is None
+    # The next build makes the stage again from the edited input instead of "up to date".
+    plain = Copy("first", "input.txt")
+    again = Graph(Context(make_config(tmp_path)), [plain])
+    assert again.build(["first"], echo=False) == ["first"]
+    assert (tmp_path / "out/first").read_text() == "edited meanwhile+"
+
+
+def test_stage_version_is_an_input(chain):
+    graph, first, _second = chain
+    graph.build(["second"], echo=False)
+    first.version += 1
+    assert graph.staleness(first).reasons == ["stage version changed"]
+    assert graph.build(["second"], echo=False) == ["first"]
+
+
+def test_prepare_runs_before_the_inputs_are_digested(tmp_path):
+    """What a stage fetches into a cache before building (an input) does not count as an
+    edit made during the build."""
+
+    class Fetches(Copy):
+        def inputs(self, ctx: Context) -> dict[str, str]:
+            fetched = ctx.config.root / "fetched"
+            return {"fetched": fetched.read_text() if fetched.exists() else "none"}
+
+        def prepare(self, ctx: Context) -> None:
+            (ctx.config.root / "fetched").write_text("yes")
+
+    (tmp_path / "input.txt").write_text("one")
+    stage = Fetches("first", "input.txt")
+    graph = Graph(Context(make_config(tmp_path)), [stage])
+    assert graph.build(["first"], echo=False) == ["first"]
+    assert graph.build(["first"], echo=False) == []

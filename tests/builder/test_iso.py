@@ -108,3 +108,14 @@ def test_iso_boots_as_plain_disk(tmp_path):
         (STARTED,),
     )
     assert STARTED in console
+
+
+def test_boot_disk_and_iso_carry_the_same_esp(tmp_path):
+    """`mvirt-build boot` and the ISO use the one ESP builder: same bytes for the same UKI."""
+    from mvirt_build.esp import build_esp  # noqa: PLC0415
+
+    iso = tmp_path / "app.iso"
+    build_iso(EFI_APP, iso, epoch=1_700_000_000)
+    offset, size = find_esp(iso)
+    disk = build_esp(EFI_APP, tmp_path / "esp.img", 1_700_000_000)
+    assert iso.read_bytes()[offset : offset + size] == disk.read_bytes()

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from mvirt_build.errors import BuildError
-from mvirt_build.keys import generate_keys, read_mkosi_validation, resolve_signing
+from mvirt_build.keys import generate_keys, resolve_signing
 
 
 def test_genkey_writes_matching_key_and_certificate(tmp_path):
@@ -63,10 +63,27 @@ def test_mkosi_conf_validation_section_configures_the_pair(tmp_path):
         "[Distribution]\nDistribution=debian\n\n[Validation]\n"
         "SecureBootKey=elsewhere/mvirt.key\nSecureBootCertificate=elsewhere/mvirt.crt\n"
     )
-    assert read_mkosi_validation(tmp_path / "mkosi.conf")["SecureBootKey"] == "elsewhere/mvirt.key"
     cfg = resolve_signing(tmp_path)
     assert (cfg.key, cfg.cert) == (out.key, out.cert)
-    assert "[Validation]" in cfg.origin
+    assert "SecureBootKey=" in cfg.origin
+
+
+def test_mkosi_defaults_and_drop_ins_configure_the_pair(tmp_path, monkeypatch):
+    """As mkosi itself: mkosi.key/mkosi.crt next to mkosi.conf, or a drop-in naming a pair."""
+    monkeypatch.setenv("MVIRT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\n")
+    out = generate_keys(tmp_path / "gen")
+    (tmp_path / "mkosi.key").write_bytes(out.key.read_bytes())
+    (tmp_path / "mkosi.key").chmod(0o600)  # mkosi refuses a secret others can read
+    (tmp_path / "mkosi.crt").write_bytes(out.cert.read_bytes())
+    cfg = resolve_signing(tmp_path)
+    assert (cfg.key, cfg.cert) == (tmp_path / "mkosi.key", tmp_path / "mkosi.crt")
+    other = generate_keys(tmp_path / "other")
+    (tmp_path / "mkosi.conf.d").mkdir()
+    (tmp_path / "mkosi.conf.d/signing.conf").write_text(
+        "[Validation]\nSecureBootKey=other/mvirt.key\nSecureBootCertificate=other/mvirt.crt\n"
+    )
+    assert resolve_signing(tmp_path).key == other.key
 
 
 def test_command_line_wins_over_mkosi_conf(tmp_path):

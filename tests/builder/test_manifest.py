@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pefile
 import pytest
 
+from mvirt_build import uki
 from mvirt_build.errors import BuildError
 from mvirt_build.iso import build_iso
 from mvirt_build.keys import generate_keys
@@ -17,9 +17,7 @@ from mvirt_build.manifest import (
     build_manifest,
     load_manifest,
     manifest_path,
-    pe_layout_problems,
-    pe_record,
-    rootfs_packages,
+    missing_downloads,
     verify_artifact,
     write_manifest,
 )
@@ -77,23 +75,52 @@ def test_manifest_records_inputs_tools_and_sections(signed, keys):
     assert record["unsigned_sha256"] != record["sha256"]
 
 
-def test_untouched_artifact_verifies(signed):
-    assert verify_artifact(signed) == []
+def test_untouched_artifact_verifies(signed, keys):
+    assert verify_artifact(signed, cert=keys.cert) == []
 
 
-def test_changed_section_is_named(signed):
+def test_changed_section_is_named(signed, keys):
     flip(signed, section_offset(signed, ".data"))
-    problems = verify_artifact(signed)
+    problems = verify_artifact(signed, cert=keys.cert)
     assert any("section .data differs" in p for p in problems)
     assert any("SHA-256" in p for p in problems)
     assert any("does not verify" in p for p in problems)
     assert not any(".text" in p for p in problems)
 
 
-def test_stripped_signature_is_reported(signed, tmp_path):
+def test_stripped_signature_is_reported(signed, keys):
     shutil.copyfile(EFI_APP, signed)
-    problems = verify_artifact(signed)
+    problems = verify_artifact(signed, cert=keys.cert)
     assert any("signed=False" in p for p in problems)
+
+
+def test_certificate_named_in_the_manifest_is_not_trusted(signed, keys, tmp_path):
+    """Someone who re-signs the artifact with their own key and names their certificate in
+    the manifest does not pass: only the configured certificate counts."""
+    mallory = generate_keys(tmp_path / "mallory")
+    sign_pe(EFI_APP, signed, mallory.key, mallory.cert)
+    write_manifest(
+        signed,
+        build_manifest(signed, "uki", source_date_epoch=1, signing_cert=mallory.cert,
+                       unsigned=EFI_APP),
+    )  # fmt: skip
+    assert any("does not verify" in p for p in verify_artifact(signed, cert=keys.cert))
+    unconfigured = verify_artifact(signed, cert=None)
+    assert any("no certificate is configured" in p for p in unconfigured)
+
+
+def test_missing_downloads_make_the_artifact_incomplete(signed, keys):
+    manifest = load_manifest(signed)
+    assert missing_downloads(manifest) == []
+    manifest["fetched"] = [
+        {"name": "hypervisor-fw", "sha256": "ab" * 32, "install": "/usr/share/mvirt/fw",
+         "source": "cache"},
+        {"name": "cloud-hypervisor", "install": "/usr/bin/cloud-hypervisor", "missing": True},
+    ]  # fmt: skip
+    write_manifest(signed, manifest)
+    assert missing_downloads(load_manifest(signed)) == [
+        "cloud-hypervisor (/usr/bin/cloud-hypervisor)"
+    ]
 
 
 def test_wrong_certificate_is_reported(signed, tmp_path):
@@ -106,13 +133,13 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
     lone = tmp_path / "lone.efi"
     shutil.copyfile(EFI_APP, lone)
     with pytest.raises(BuildError, match=r"manifest\.json not found"):
-        verify_artifact(lone)
+        verify_artifact(lone, cert=None)
 
 
 def test_iso_manifest_checks_the_uki_inside(tmp_path, signed, keys):
     iso = build_iso(signed, tmp_path / "out/app.iso", epoch=0).path
     write_manifest(iso, build_manifest(iso, "iso", payload=signed, signing_cert=keys.cert))
-    assert verify_artifact(iso) == []
+    assert verify_artifact(iso, cert=keys.cert) == []
     # Corrupt the boot file inside the ESP: the ISO hash and the PE section are named.
     data = iso.read_bytes()
     needle = signed.read_bytes()[
@@ -120,32 +147,14 @@ def test_iso_manifest_checks_the_uki_inside(tmp_path, signed, keys):
     ]
     at = data.index(needle)
     flip(iso, at)
-    problems = verify_artifact(iso)
+    problems = verify_artifact(iso, cert=keys.cert)
     assert any("app.iso: SHA-256" in p for p in problems)
     assert any("BOOTX64.EFI: section .data differs" in p for p in problems)
 
 
-def test_layout_check_finds_overlap_and_missing_uki_sections():
-    record = pe_record(EFI_APP)
-    assert pe_layout_problems(record, uki=False) == []
-    assert "UKI section .linux is missing" in pe_layout_problems(record, uki=True)
-    broken = json.loads(json.dumps(record))
-    broken["sections"][1]["virtual_address"] = broken["sections"][0]["virtual_address"]
-    assert any("overlap" in p for p in pe_layout_problems(broken, uki=False))
-
-
-def test_package_list_from_dpkg_status(tmp_path):
-    status = tmp_path / "var/lib/dpkg/status"
-    status.parent.mkdir(parents=True)
-    status.write_text(
-        "Package: python3-minimal\nStatus: install ok installed\nVersion: 3.11.2-1+b1\n"
-        "Architecture: amd64\nDescription: x\n multi-line\n\n"
-        "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n"
-        "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\n"
-        "Architecture: amd64\n"
-    )
-    assert rootfs_packages(tmp_path) == [
-        {"name": "bash", "version": "5.2.15-2+b2", "architecture": "amd64"},
-        {"name": "python3-minimal", "version": "3.11.2-1+b1", "architecture": "amd64"},
-    ]
-    assert rootfs_packages(tmp_path / "nothing") == []
+def test_verify_uses_the_uki_layout_checker_for_plain_efi_programs(tmp_path):
+    """A plain EFI program (no UKI sections, no checksum) is a well-formed PE; the same checker
+    asked about a UKI names what is missing."""
+    assert uki.inspect(EFI_APP.read_bytes(), uki=False).problems == []
+    problems = uki.inspect(EFI_APP.read_bytes()).problems
+    assert "section .linux (kernel image) is missing" in problems

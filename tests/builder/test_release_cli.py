@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from mvirt_build.cli import main
 from mvirt_build.lockfile import load_lock
+from mvirt_build.manifest import build_manifest, write_manifest
 
 EFI_APP = Path("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
 STATIC = Path("/bin/busybox")
@@ -141,3 +142,55 @@ def test_secureboot_vars_enrolls_the_configured_certificate(repo, tmp_path):
     result = invoke("secureboot-vars", str(out))
     assert result.exit_code == 0, result.stderr
     assert "db=['mvirt Secure Boot']" in result.output
+
+
+def test_off_means_no_for_fetch_as_for_the_build(repo, monkeypatch):
+    monkeypatch.setenv("MVIRT_ALLOW_MISSING_DOWNLOADS", "off")
+    assert invoke("fetch").exit_code == 1
+    monkeypatch.setenv("MVIRT_ALLOW_MISSING_DOWNLOADS", "maybe")
+    unclear = invoke("fetch")
+    assert unclear.exit_code == 1 and "must be yes or no" in unclear.stderr
+
+
+def test_missing_can_be_allowed_in_the_configuration(repo):
+    (repo / "mvirt-build.conf").write_text("[Downloads]\nAllowMissing=yes\n")
+    result = invoke("fetch")
+    assert result.exit_code == 0
+    assert "MISSING" in result.stderr
+
+
+def test_fetch_uses_the_cache_dir_given(repo, tmp_path):
+    other = tmp_path / "other-cache"
+    assert invoke("lock", "cloud-hypervisor", "--file", str(STATIC), "--yes").exit_code == 0
+    pinned = invoke("--cache-dir", str(other), "fetch", "--download", f"cloud-hypervisor={STATIC}")
+    assert pinned.exit_code == 0, pinned.stderr
+    digest = hashlib.sha256(STATIC.read_bytes()).hexdigest()
+    assert (other / "downloads" / digest).is_file()
+    assert not (tmp_path / "cache" / "downloads" / digest).exists()
+
+
+def test_clean_works_without_a_loadable_configuration(repo):
+    (repo / "mvirt-build.conf").write_text("[Kernel\nthis is not ini\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "mvirt-uos.efi").write_bytes(b"old")
+    result = invoke("clean")
+    assert result.exit_code == 0, result.stderr
+    assert not (repo / "build").exists()
+
+
+def test_check_covers_signing_and_iso_tools():
+    result = invoke("check")
+    names = {line.split()[0] for line in result.output.splitlines() if line.strip()}
+    assert {"sbsign", "sbverify", "xorriso"} <= names
+
+
+def test_verify_calls_an_artifact_without_its_downloads_incomplete(repo, tmp_path):
+    assert invoke("genkey").exit_code == 0
+    app = tmp_path / "app.efi"
+    shutil.copyfile(EFI_APP, app)
+    assert invoke("sign", str(app)).exit_code == 0
+    missing = {"name": "cloud-hypervisor", "install": "/usr/bin/cloud-hypervisor", "missing": True}
+    write_manifest(app, build_manifest(app, "uki", fetched=[missing], unsigned=EFI_APP))
+    result = invoke("verify", str(app))
+    assert result.exit_code == 2
+    assert "INCOMPLETE: built without cloud-hypervisor (/usr/bin/cloud-hypervisor)" in result.stderr

@@ -58,11 +58,21 @@ def test_second_build_does_nothing(checkout):
     assert "building" not in proc.stderr
 
 
+def test_kernel_fragment_comment_changes_nothing(checkout):
+    fragment = checkout / "kernel/kernel.config"
+    original = fragment.read_text()
+    try:
+        fragment.write_text(original + "# a comment explaining an option\n")
+        assert not any(row["stale"] for row in status(checkout).values())
+    finally:
+        fragment.write_text(original)
+
+
 def test_kernel_fragment_edit_makes_kernel_and_uki_stale_only(checkout):
     fragment = checkout / "kernel/kernel.config"
     original = fragment.read_text()
     try:
-        fragment.write_text(original + "# an edit\n")
+        fragment.write_text(original + "CONFIG_MVIRT_TEST_OPTION=y\n")
         rows = status(checkout)
         assert (
             rows["kernel"]["stale"] and "kernel/kernel.config changed" in rows["kernel"]["reasons"]
@@ -113,3 +123,9 @@ def test_plain_mkosi_build_yields_the_same_uki(checkout, build_config):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     after = hashlib.sha256((checkout / "build/mvirt-uos.efi").read_bytes()).hexdigest()
     assert after == before
+    # The tree mkosi made is recorded: the next `make uos` does not run mkosi again.
+    rows = subprocess.run(
+        [str(BUILD), "status", "--json"], cwd=checkout, capture_output=True, text=True, check=True
+    ).stdout
+    rootfs = {row["stage"]: row for row in json.loads(rows)}["rootfs"]
+    assert not rootfs["stale"], rootfs["reasons"]

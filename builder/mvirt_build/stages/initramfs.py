@@ -12,18 +12,25 @@ import shutil
 import stat
 import tempfile
 from collections import defaultdict
+from importlib.metadata import version
 from pathlib import Path
 
 import zstandard
 
-from mvirt_build import elfdeps
 from mvirt_build.config import BuildConfig
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
+from mvirt_build.fetch import FetchReport
 from mvirt_build.graph import Context, Stage
+from mvirt_build.hashing import atomic_write
 from mvirt_build.run import output
-from mvirt_build.stages.release import add_downloads, downloads_input, downloads_path
-from mvirt_build.stages.rootfs import rootfs_tree
+from mvirt_build.stages.release import (
+    add_downloads,
+    downloads_input,
+    downloads_path,
+    fetch_downloads,
+)
+from mvirt_build.stages.rootfs import using_tree
 
 log = logging.getLogger("mvirt_build")
 
@@ -33,6 +40,17 @@ SKELETON_DIRS = {"/dev": 0o755, "/proc": 0o555, "/sys": 0o555, "/run": 0o755, "/
                  "/root": 0o700, "/var": 0o755, "/etc": 0o755, "/mnt": 0o755}  # fmt: skip
 DEVICES = {"/dev/console": (0o600, (5, 1)), "/dev/null": (0o666, (1, 3))}
 COMPONENTS = ("python runtime", "services", "third-party", "other")
+# The whole environment of the image's interpreter when it collects modules: nothing of the
+# host's (PYTHONPATH, PYTHONSTARTUP, ...) may change what goes into the image. The flags are
+# those of -I (isolated) except -E: that would also drop PYTHONHASHSEED=0, which keeps the
+# order of frozenset constants in the bytecode, and so the archive, reproducible.
+CHROOT_FLAGS = ("-s", "-P", "-S")
+CHROOT_ENV = {
+    "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 def init_script(init: str) -> bytes:
@@ -63,6 +81,7 @@ class InitramfsStage(Stage):
 
     name = "initramfs"
     deps = ("rootfs",)
+    sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
     description = "zstd cpio: /init, Python runtime, imported modules, services, skeleton"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -74,16 +93,9 @@ class InitramfsStage(Stage):
             "extra files": " ".join(cfg.extra_files),
             "compress level": str(cfg.compress_level),
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
-            "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
+            "SOURCE_DATE_EPOCH": str(ctx.source_date_epoch(self.name)),
             "downloads": downloads_input(ctx),
-            "builder code": ctx.code_input(
-                "stages/initramfs.py",
-                "cpio.py",
-                "elfdeps.py",
-                "collect_modules.py",
-                "stages/release.py",
-                "fetch.py",
-            ),
+            "zstandard": f"{version('zstandard')} (zstd {zstandard.ZSTD_VERSION})",
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -92,19 +104,23 @@ class InitramfsStage(Stage):
     def summary(self, ctx: Context) -> str:
         return f"{image_path(ctx.config).stat().st_size / 2**20:.2f} MiB ({image_path(ctx.config)})"
 
+    def __init__(self) -> None:
+        self._downloads: FetchReport | None = None
+
+    def prepare(self, ctx: Context) -> None:
+        # Downloads land in their cache first: which of them are cached is an input.
+        self._downloads = fetch_downloads(ctx)
+
     def build(self, ctx: Context) -> None:
-        tree = rootfs_tree(ctx)
-        archive = assemble(ctx, tree)
-        add_downloads(ctx, archive)
-        raw = archive.write(ctx.config.source_date_epoch)
+        with using_tree(ctx) as tree:
+            archive = assemble(ctx, tree)
+        add_downloads(ctx, archive, self._downloads)
+        raw = archive.write(ctx.source_date_epoch(self.name))
         level = ctx.config.initramfs.compress_level
         compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
-        image_path(ctx.config).parent.mkdir(parents=True, exist_ok=True)
-        tmp = image_path(ctx.config).with_suffix(".tmp")
-        tmp.write_bytes(compressed)
-        tmp.replace(image_path(ctx.config))
-        listing_path(ctx.config).write_text(render_listing(archive))
-        for line in size_breakdown(archive, level, len(raw), len(compressed)):
+        atomic_write(image_path(ctx.config), compressed)
+        atomic_write(listing_path(ctx.config), render_listing(archive))
+        for line in size_breakdown(archive, len(raw), len(compressed)):
             log.info("initramfs  %s", line)
 
 
@@ -128,8 +144,9 @@ def collect_modules(ctx: Context, tree: Path) -> dict[str, dict[str, str]]:
         shutil.copyfile(script, Path(tmp) / "collect_modules.py")
         inside = "/" + str((Path(tmp) / "collect_modules.py").relative_to(tree))
         text = output(
-            ["chroot", str(tree), INTERPRETER, "-S", inside, SITE_DIR, *names],
-            env={"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"},
+            ["chroot", str(tree), INTERPRETER, *CHROOT_FLAGS, inside, SITE_DIR, *names],
+            env=CHROOT_ENV,
+            clean_env=True,
             hint="the image's interpreter could not import the configured modules; "
             "is every dependency in mkosi.conf?",
         )
@@ -145,6 +162,8 @@ def assemble(ctx: Context, tree: Path) -> Archive:
     for path, (mode, rdev) in DEVICES.items():
         archive.add(Entry(path, "chardev", mode, rdev=rdev))
     archive.add(Entry("/init", "file", 0o755, init_script(ctx.config.initramfs.init)))
+
+    from mvirt_build import elfdeps  # noqa: PLC0415 - pyelftools only when building
 
     modules = collect_modules(ctx, tree)
     for path, pyc in modules["source"].items():
@@ -181,16 +200,16 @@ def render_listing(archive: Archive) -> str:
     return "\n".join(lines) + "\n"
 
 
-def size_breakdown(archive: Archive, level: int, raw: int, compressed: int) -> list[str]:
-    """Uncompressed and (separately compressed, so approximate) size of each component."""
-    data: dict[str, list[bytes]] = defaultdict(list)
+def size_breakdown(archive: Archive, raw: int, compressed: int) -> list[str]:
+    """Uncompressed size and share of each component, and the archive's total before and after
+    compression (measured once, on the archive itself: nothing is compressed again here)."""
+    sizes: dict[str, int] = defaultdict(int)
     for e in archive.sorted_entries():
-        data[component_of(e.path)].append(e.data)
-    compressor = zstandard.ZstdCompressor(level=level)
+        sizes[component_of(e.path)] += len(e.data)
+    payload = sum(sizes.values()) or 1
     lines = []
     for name in COMPONENTS:
-        blob = b"".join(data.get(name, []))
-        packed = len(compressor.compress(blob)) if blob else 0
-        lines.append(f"  {name:<15} {len(blob) / 2**20:7.2f} MiB -> {packed / 2**20:6.2f} MiB")
-    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB")
+        size = sizes.get(name, 0)
+        lines.append(f"  {name:<15} {size / 2**20:7.2f} MiB ({100 * size / payload:4.1f} %)")
+    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB zstd")
     return lines

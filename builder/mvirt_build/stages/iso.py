@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mvirt_build import tools
 from mvirt_build.config import BuildConfig
 from mvirt_build.graph import Context, Stage
 from mvirt_build.iso import build_iso
-from mvirt_build.manifest import Input, build_manifest, manifest_path, write_manifest
-from mvirt_build.run import output
+from mvirt_build.manifest import (
+    Input,
+    build_manifest,
+    load_manifest,
+    manifest_path,
+    write_manifest,
+)
 from mvirt_build.sign import is_signed
 from mvirt_build.stages.release import signing_for
 from mvirt_build.stages.uki import uki_path
 
 ISO_NAME = "mvirt-uos.iso"
+TOOLS = ("xorriso", "mkfs.fat", "mcopy", "mmd")
 
 
 def iso_path(config: BuildConfig) -> Path:
@@ -31,9 +38,8 @@ class IsoStage(Stage):
     def inputs(self, ctx: Context) -> dict[str, str]:
         return {
             "uki": ctx.file_input(uki_path(ctx.config)),
-            "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
-            "xorriso": output(["xorriso", "-version"], hint="apt-get install xorriso"),
-            "builder code": ctx.code_input("stages/iso.py", "iso.py", "manifest.py"),
+            "SOURCE_DATE_EPOCH": str(ctx.source_date_epoch(self.name)),
+            **tools.identities(TOOLS),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -47,14 +53,15 @@ class IsoStage(Stage):
     def build(self, ctx: Context) -> None:
         uki = uki_path(ctx.config)
         out = iso_path(ctx.config)
-        build_iso(uki, out, epoch=ctx.config.source_date_epoch)
+        build_iso(uki, out, epoch=ctx.source_date_epoch(self.name))
         cert = signing_for(ctx.config).cert if is_signed(uki) else None
         manifest = build_manifest(
             out,
             "iso",
             inputs=[Input("uki", uki), Input("uki manifest", manifest_path(uki))],
             tools=["xorriso", "mkfs.fat", "mcopy"],
-            source_date_epoch=ctx.config.source_date_epoch,
+            fetched=load_manifest(uki).get("fetched", []),
+            source_date_epoch=ctx.source_date_epoch(self.name),
             signing_cert=cert,
             payload=uki,
         )

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mvirt_build import kconfig
+from mvirt_build import kconfig, tools
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
 from mvirt_build.hashing import sha256_text
@@ -29,6 +29,8 @@ KBUILD_ENV = {
     "KBUILD_BUILD_VERSION": "1",
 }
 ARTIFACTS = ("bzImage", "config", "release")
+# The compiler and binutils shape the bzImage; keyed by their binaries' identity.
+TOOLS = ("gcc", "as", "ld")
 
 
 def source_tarball(ctx: Context) -> Path:
@@ -49,29 +51,29 @@ def source_tarball(ctx: Context) -> Path:
     return path
 
 
-def _tool_version(cmd: list[str]) -> str:
-    try:
-        return output(cmd).splitlines()[0]
-    except (BuildError, IndexError):
-        return "unknown"
-
-
 class KernelStage(Stage):
     """Configure and build the kernel."""
 
     name = "kernel"
+    # Raise when a change to this module or kconfig.py changes what the stage produces.
+    version = 1
+    sources = ("kernel", "mvirt-build.conf")
     description = "Linux kernel (bzImage) from the source tarball and kernel/kernel.config"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
         cfg = ctx.config.kernel
         return {
             "kernel source": ctx.file_input(source_tarball(ctx)),
-            "kernel/kernel.config": ctx.file_input(cfg.fragment),
+            "kernel/kernel.config": fragment_digest(ctx),
             "kernel version": cfg.version,
             "build identity": json.dumps(KBUILD_ENV, sort_keys=True),
-            "gcc": _tool_version(["gcc", "--version"]),
-            "builder code": ctx.code_input("stages/kernel.py", "kconfig.py"),
+            **tools.identities(TOOLS),
         }
+
+    def cache_key(self, ctx: Context) -> str:
+        """Names the finished kernel in the shared cache: its inputs and the stage version."""
+        keyed = {**self.inputs(ctx), "stage version": str(self.version)}
+        return sha256_text(json.dumps(keyed, sort_keys=True))[:24]
 
     def outputs(self, ctx: Context) -> list[Path]:
         return [self.out_dir(ctx) / name for name in ARTIFACTS]
@@ -89,7 +91,7 @@ class KernelStage(Stage):
     # -- building ----------------------------------------------------------------------------
 
     def build(self, ctx: Context) -> None:
-        key = sha256_text(json.dumps(self.inputs(ctx), sort_keys=True))[:24]
+        key = self.cache_key(ctx)
         cached = ctx.config.cache_dir / "kernel" / key
         if not all((cached / name).is_file() for name in ARTIFACTS):
             source = extract_source(ctx)
@@ -124,6 +126,17 @@ class KernelStage(Stage):
         out.mkdir(parents=True, exist_ok=True)
         for name in ARTIFACTS:
             shutil.copyfile(cached / name, out / name)
+
+
+def fragment_digest(ctx: Context) -> str:
+    """The fragment's options, not its bytes: comments, blank lines and order do not count."""
+    path = ctx.config.kernel.fragment
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise BuildError(f"input file {path} does not exist") from exc
+    options = kconfig.parse(text, str(path))
+    return sha256_text(json.dumps(options, sort_keys=True))
 
 
 def make_cmd(source: Path, build_dir: Path, *args: str) -> list[str]:
@@ -203,15 +216,17 @@ def build_tree(ctx: Context, source: Path) -> Path:
     return path
 
 
-def configure(ctx: Context, source: Path, build_dir: Path) -> None:
-    """tinyconfig, merge the fragment, olddefconfig, then verify every fragment option."""
+def configure(ctx: Context, source: Path, build_dir: Path, verify: bool = True) -> None:
+    """tinyconfig, merge the fragment, olddefconfig, then (with `verify`) check that Kconfig
+    kept every fragment option."""
     fragment_path = ctx.config.kernel.fragment
     fragment = kconfig.parse(fragment_path.read_text(), str(fragment_path))
     make(ctx, source, build_dir, "tinyconfig")
     config = build_dir / ".config"
     config.write_text(kconfig.merge(config.read_text(), fragment))
     make(ctx, source, build_dir, "olddefconfig")
-    kconfig.verify(config, fragment)
+    if verify:
+        kconfig.verify(config, fragment)
 
 
 def menuconfig(ctx: Context) -> dict[str, str]:
@@ -223,7 +238,8 @@ def menuconfig(ctx: Context) -> dict[str, str]:
         wait=True,
     ):
         build_dir = build_tree(ctx, source)
-        configure(ctx, source, build_dir)
+        # No verification here: menuconfig is how a user fixes options Kconfig dropped.
+        configure(ctx, source, build_dir, verify=False)
         config = build_dir / ".config"
         before = kconfig.parse(config.read_text())
         run(make_cmd(source, build_dir, "menuconfig"), capture=False)

@@ -52,7 +52,9 @@ def downloads_input(ctx: Context) -> str:
     cached = [
         e.name
         for e in lock.entries
-        if e.install and e.sha256 and (fetch.downloads_cache() / e.sha256).is_file()
+        if e.install
+        and e.sha256
+        and (fetch.downloads_cache(ctx.config.cache_dir) / e.sha256).is_file()
     ]
     state = {
         "lock": ctx.file_input(lock_file),
@@ -62,22 +64,27 @@ def downloads_input(ctx: Context) -> str:
     return sha256_text(json.dumps(state, sort_keys=True))
 
 
-def add_downloads(ctx: Context, archive: Archive) -> None:
-    """Fetch every download with an install path and add it to the initramfs; record the
-    outcome in build/downloads.json. Missing files stop the build unless allowed, then are
-    named on stderr."""
+def fetch_downloads(ctx: Context) -> fetch.FetchReport | None:
+    """Fetch every download with an install path into the download cache (None without a
+    downloads.lock). Missing files stop the build unless allowed."""
     lock_file = ctx.config.root / LOCK_NAME
     if not lock_file.is_file():
+        return None
+    lock = load_lock(lock_file)
+    return fetch.fetch_all(
+        lock,
+        fetch.FetchOptions(cache_dir=ctx.config.cache_dir),
+        allow_missing=ctx.config.allow_missing_downloads,
+        names=[e.name for e in lock.entries if e.install],
+    )
+
+
+def add_downloads(ctx: Context, archive: Archive, report: fetch.FetchReport | None) -> None:
+    """Add the fetched downloads to the initramfs; record the outcome in build/downloads.json
+    and name each missing file on stderr."""
+    if report is None:
         downloads_path(ctx.config).write_text(json.dumps({"fetched": [], "missing": []}) + "\n")
         return
-    lock = load_lock(lock_file)
-    wanted = [e.name for e in lock.entries if e.install]
-    report = fetch.fetch_all(
-        lock,
-        fetch.FetchOptions(),
-        allow_missing=ctx.config.allow_missing_downloads,
-        names=wanted,
-    )
     for item in report.fetched:
         archive.add(Entry(item.entry.install, "file", item.entry.mode, item.path.read_bytes()))
     for entry, reason in report.missing:
@@ -116,7 +123,7 @@ def fetch_kernel_source(config: BuildConfig) -> Path:
             f"kernel source {url} is not pinned",
             hint="add it to downloads.lock or set [Kernel] SourceSha256= in mvirt-build.conf",
         )
-    return fetch.fetch(entry, fetch.FetchOptions()).path
+    return fetch.fetch(entry, fetch.FetchOptions(cache_dir=config.cache_dir)).path
 
 
 def _packages(config: BuildConfig) -> list[dict[str, str]]:
@@ -166,7 +173,7 @@ def write_uki_manifest(
         packages=_packages(cfg),
         tools=BUILD_TOOLS,
         fetched=_fetched(cfg),
-        source_date_epoch=cfg.source_date_epoch,
+        source_date_epoch=ctx.source_date_epoch("uki"),
         signing_cert=signing.cert if signed else None,
         unsigned=unsigned,
     )

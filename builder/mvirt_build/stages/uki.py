@@ -4,8 +4,8 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
-from mvirt_build import uki
-from mvirt_build.config import BuildConfig
+from mvirt_build import tools, uki
+from mvirt_build.config import BuildConfig, UkiConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
 from mvirt_build.manifest import manifest_path
@@ -19,10 +19,16 @@ UNSIGNED_NAME = "mvirt-uos.unsigned.efi"
 log = logging.getLogger("mvirt_build")
 
 
-def os_release(name: str) -> str:
-    """The image's os-release (the `.osrel` section)."""
-    v = version("mvirt")
-    return f'NAME="{name}"\nID=mvirt\nVERSION_ID={v}\nPRETTY_NAME="{name} {v}"\n'
+def os_release(uki: UkiConfig) -> str:
+    """The image's os-release (the `.osrel` section), with mkosi's ImageId=/ImageVersion= as
+    IMAGE_ID/IMAGE_VERSION when set."""
+    v, name = version("mvirt"), uki.os_name
+    text = f'NAME="{name}"\nID=mvirt\nVERSION_ID={v}\nPRETTY_NAME="{name} {v}"\n'
+    if uki.image_id:
+        text += f"IMAGE_ID={uki.image_id}\n"
+    if uki.image_version:
+        text += f"IMAGE_VERSION={uki.image_version}\n"
+    return text
 
 
 def sbat_line() -> bytes:
@@ -35,6 +41,7 @@ class UkiStage(Stage):
 
     name = "uki"
     deps = ("kernel", "initramfs")
+    sources = ("mvirt-build.conf",)
     description = "unified kernel image: stub + .linux + .initrd + .cmdline + .osrel + .uname"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -44,12 +51,10 @@ class UkiStage(Stage):
         return {
             "cmdline": ctx.config.kernel.cmdline,
             "stub": ctx.file_input(stub),
-            "os-release": os_release(ctx.config.uki.os_name),
+            "os-release": os_release(ctx.config.uki),
             "sbat": sbat_line().decode(),
             "signing": signing_input(ctx),
-            "builder code": ctx.code_input(
-                "stages/uki.py", "uki.py", "sign.py", "stages/release.py", "manifest.py"
-            ),
+            **tools.identities(("sbsign",)),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -64,7 +69,7 @@ class UkiStage(Stage):
     def build(self, ctx: Context) -> None:
         kernel_dir = KernelStage.out_dir(ctx)
         contents = {
-            ".osrel": os_release(ctx.config.uki.os_name).encode(),
+            ".osrel": os_release(ctx.config.uki).encode(),
             ".cmdline": ctx.config.kernel.cmdline.encode() + b"\n",
             ".uname": (kernel_dir / "release").read_text().strip().encode(),
             ".initrd": initramfs_path(ctx.config).read_bytes(),

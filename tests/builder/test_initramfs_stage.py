@@ -1,0 +1,72 @@
+"""The initramfs stage's own steps: the size table and the interpreter's environment."""
+
+import os
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.cpio import Archive, Entry
+from mvirt_build.graph import Context
+from mvirt_build.run import output
+from mvirt_build.stages import initramfs
+
+
+def test_size_table_compresses_nothing_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = Archive()
+    archive.add(Entry("/usr/lib/python3/dist-packages/mvirt/a.pyc", "file", data=b"x" * 3000))
+    archive.add(Entry("/usr/bin/python3.11", "file", data=b"y" * 1000))
+
+    def no_compressor(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the size table must not compress the initramfs a second time")
+
+    monkeypatch.setattr(zstandard, "ZstdCompressor", no_compressor)
+    lines = initramfs.size_breakdown(archive, raw=4096, compressed=1024)
+    assert any(line.split()[0] == "services" and "75.0 %" in line for line in lines)
+    assert any(line.split()[:2] == ["python", "runtime"] and "25.0 %" in line for line in lines)
+
+
+def test_clean_environment_keeps_host_python_variables_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONSTARTUP", str(tmp_path / "startup.py"))
+    seen = output(["env"], env=initramfs.CHROOT_ENV, clean_env=True)
+    assert "PYTHONPATH" not in seen and "PYTHONSTARTUP" not in seen
+    assert "PYTHONHASHSEED=0" in seen
+
+
+def _host_python_tree(tmp_path: Path) -> Path | None:
+    """A rootfs tree from the shared cache, if a build made one on this machine."""
+    cache = Path(os.environ.get("MVIRT_CACHE_DIR") or Path.home() / ".cache/mvirt") / "rootfs"
+    trees = sorted(cache.glob("*/tree")) if cache.is_dir() else []
+    return trees[0] if trees and os.geteuid() == 0 else None
+
+
+def test_image_interpreter_ignores_host_python_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A PYTHONPATH on the host that shadows a module must not reach the image's imports."""
+    tree = _host_python_tree(tmp_path)
+    if tree is None:
+        pytest.skip("no rootfs tree in the cache yet (run `mvirt-build rootfs`)")
+    shadow = tree / "tmp" / f"mvirt-shadow-{os.getpid()}"
+    shadow.mkdir()
+    try:
+        (shadow / "socket.py").write_text("raise SystemExit('host module imported')\n")
+        monkeypatch.setenv("PYTHONPATH", "/" + str(shadow.relative_to(tree)))
+        cfg = BuildConfig(
+            root=tmp_path,
+            output_dir=tmp_path / "out",
+            cache_dir=tmp_path / "cache",
+            source_date_epoch=0,
+            kernel=KernelConfig("x", None, "6.1", tmp_path / "frag", ""),
+            initramfs=InitramfsConfig("socket:socket", (), (), (), 3),
+            uki=UkiConfig(tmp_path / "stub", "t"),
+        )
+        modules = initramfs.collect_modules(Context(cfg), tree)
+        assert "/usr/lib/python3.11/socket.py" in modules["source"]
+    finally:
+        (shadow / "socket.py").unlink()
+        shadow.rmdir()
