@@ -104,3 +104,23 @@ def test_no_server_degrades_with_a_timeout(pair):
     result = pair.pideisn_dhcp("--no-ipv6", "--timeout", "3")
     assert result.returncode == 1
     assert "no DHCPv4 lease yet" in result.stderr
+
+
+def test_dhcpv4_domain_injection_never_reaches_resolv_conf_and_mtu_is_applied(pair, tmp_path):
+    pair.server_cmd("ip", "addr", "add", "192.168.77.1/24", "dev", "srv0")
+    # dnsmasq turns \n into a newline only in quoted strings of a configuration file.
+    conf = tmp_path / "inject.conf"
+    conf.write_text('dhcp-option=15,"lab\\nnameserver 6.6.6.6"\n')
+    pair.start_dnsmasq(
+        tmp_path,
+        "--dhcp-range=192.168.77.10,192.168.77.50,255.255.255.0,5m",
+        "--dhcp-option=option:dns-server,192.168.77.53",
+        f"--conf-file={conf}",
+        "--dhcp-option=26,1400",
+    )
+    resolv = tmp_path / "resolv.conf"
+    result = pair.pideisn_dhcp("--no-ipv6", "--resolv-conf", str(resolv))
+    assert result.returncode == 0, result.stderr
+    assert resolv.read_text().splitlines()[1:] == ["nameserver 192.168.77.53"]
+    link = pair.client_cmd("cat", "/sys/class/net/eth0/mtu").stdout.strip()
+    assert link == "1400"

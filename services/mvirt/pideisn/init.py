@@ -59,6 +59,9 @@ SERVICE_ENV = {
     "PYTHONHASHSEED": "0",
 }
 PREFIX_POOL_FILE = "/run/pideisn/delegated-prefixes"
+# Present only in images that keep state across boots: DHCPv4 then asks for the previous
+# address first (INIT-REBOOT, RFC 2131 3.2).
+STATE_DIR = "/var/lib/pideisn"
 REBOOT = "reboot"
 POWER_OFF = "power off"
 
@@ -158,6 +161,7 @@ class Init:
             ipv4=opts.ipv4,
             ipv6=opts.ipv6,
             dhcp6=opts.dhcp6,
+            state_dir=STATE_DIR if os.path.isdir(STATE_DIR) else None,
         )
         self.network.start()
 
@@ -255,7 +259,8 @@ class Init:
             step("stopping services", supervisor.stop_all)
             log("shutdown: services stopped")
         if self.network is not None:
-            step("network", self.network.close)
+            network = self.network
+            step("network", lambda: network.close(release=True))
         step("ending remaining processes", self.end_all_processes)
         final_sync_and_unmount()
         finish(action)

@@ -93,6 +93,7 @@ class NetworkConfig:
         ipv6: bool = True,
         dhcp6: bool = True,
         waits: frozenset[str] = frozenset({WAIT_DHCP4, WAIT_RA}),
+        state_dir: str | None = None,
     ) -> None:
         self.loop = loop
         self.netlink = netlink
@@ -103,6 +104,7 @@ class NetworkConfig:
         self.ipv6 = ipv6 and os.path.exists("/proc/sys/net/ipv6")
         self.use_dhcp6 = dhcp6
         self.waits = waits
+        self.state_dir = state_dir
         self.interfaces: list[Interface] = []
 
     # -- start-up --------------------------------------------------------------------------
@@ -158,6 +160,8 @@ class NetworkConfig:
 
         def bound(lease: dhcp4_codec.Lease) -> None:
             self._apply_lease4(iface, lease)
+            if iface.lease4 is lease:
+                self._remember_address(iface, lease.address)
 
         def expired(lease: dhcp4_codec.Lease) -> None:
             self._drop_lease4(iface, lease)
@@ -169,6 +173,7 @@ class NetworkConfig:
             send=sock.send,
             on_bound=bound,
             on_expired=expired,
+            previous_address=self._remembered_address(iface),
         )
         iface.dhcp4 = client
 
@@ -178,6 +183,38 @@ class NetworkConfig:
 
         self.loop.add_reader(sock.fileno(), readable)
         client.start()
+
+    def _state_file(self, iface: Interface) -> str | None:
+        # Kernel interface names never contain "/" or NUL; anything odd gets no state file.
+        name = iface.name
+        if self.state_dir is None or not name or "/" in name or name.startswith("."):
+            return None
+        return os.path.join(self.state_dir, f"dhcp4-{name}")
+
+    def _remembered_address(self, iface: Interface) -> str | None:
+        """The address of the previous boot's lease, when the image keeps state (INIT-REBOOT)."""
+        path = self._state_file(iface)
+        if path is None:
+            return None
+        try:
+            with open(path) as source:
+                address = source.read(64).strip()
+            _socket.inet_aton(address)
+        except (OSError, ValueError):
+            return None
+        return address if address.count(".") == 3 else None
+
+    def _remember_address(self, iface: Interface, address: str) -> None:
+        path = self._state_file(iface)
+        if path is None:
+            return
+        try:
+            tmp = path + ".tmp"
+            with open(tmp, "w") as out:
+                out.write(address + "\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log(f"{iface.name}: cannot remember the DHCPv4 address in {path}: {exc}")
 
     def _wait_link_local(self, iface: Interface) -> None:
         # Until DAD has finished, the link-local address cannot be a source: RS and DHCPv6
@@ -282,9 +319,11 @@ class NetworkConfig:
             if self.use_dhcp6 and self.ipv6 and iface.lease6 is None and iface.dhcp6 is not None:
                 log(f"{iface.name}: no DHCPv6 lease yet, continuing")
 
-    def close(self) -> None:
-        """Stop clients and close sockets."""
+    def close(self, release: bool = False) -> None:
+        """Stop clients and close sockets; with `release`, DHCPv4 leases go back to the server."""
         for iface in self.interfaces:
+            if release and iface.dhcp4 is not None:
+                iface.dhcp4.release()
             for client in (iface.dhcp4, iface.slaac, iface.dhcp6):
                 if client is not None:
                     client.stop()
@@ -296,10 +335,38 @@ class NetworkConfig:
     # -- applying --------------------------------------------------------------------------
 
     def _apply_lease4(self, iface: Interface, lease: dhcp4_codec.Lease) -> None:
-        index = iface.link.index
         old = iface.lease4
         if old is not None and (old.address, old.prefixlen) != (lease.address, lease.prefixlen):
             self._drop_lease4(iface, old)
+        try:
+            self._configure_lease4(iface, lease)
+        except OSError as exc:
+            # Never leave half a lease behind: take back what was applied, let DHCP retry.
+            log(f"{iface.name}: applying DHCPv4 {lease.address} failed: {exc}")
+            self._drop_lease4(iface, lease)
+            client = iface.dhcp4
+            if client is not None:
+                client.refuse("lease could not be applied")
+            return
+        if lease.mtu is not None:
+            try:
+                self.netlink.set_mtu(iface.link.index, lease.mtu)
+                log(f"{iface.name}: MTU {lease.mtu} (DHCPv4)")
+            except OSError as exc:
+                log(f"{iface.name}: setting MTU {lease.mtu} failed: {exc}")
+        iface.lease4 = lease
+        via = f" via {lease.routers[0]}" if lease.routers else ""
+        log(
+            f"{iface.name}: DHCPv4 {lease.address}/{lease.prefixlen}{via}"
+            f" dns {','.join(lease.dns) or '-'} lease {lease.lease_time}s"
+            + (f" routes {len(lease.routes)}" if lease.routes else "")
+        )
+        if lease.hostname and self.on_hostname is not None:
+            self.on_hostname(lease.hostname)
+        self._write_resolv_conf()
+
+    def _configure_lease4(self, iface: Interface, lease: dhcp4_codec.Lease) -> None:
+        index = iface.link.index
         mask = (1 << (32 - lease.prefixlen)) - 1
         raw = int.from_bytes(_socket.inet_aton(lease.address), "big")
         broadcast = (
@@ -328,16 +395,6 @@ class NetworkConfig:
             self.netlink.add_route(dst, length, index, gateway=gateway, protocol=nl.RTPROT_DHCP)
             if (dst, length, gateway) not in iface.routes4:
                 iface.routes4.append((dst, length, gateway))
-        iface.lease4 = lease
-        via = f" via {lease.routers[0]}" if lease.routers else ""
-        log(
-            f"{iface.name}: DHCPv4 {lease.address}/{lease.prefixlen}{via}"
-            f" dns {','.join(lease.dns) or '-'} lease {lease.lease_time}s"
-            + (f" routes {len(lease.routes)}" if lease.routes else "")
-        )
-        if lease.hostname and self.on_hostname is not None:
-            self.on_hostname(lease.hostname)
-        self._write_resolv_conf()
 
     def _drop_lease4(self, iface: Interface, lease: dhcp4_codec.Lease) -> None:
         for dst, length, gateway in reversed(iface.routes4):

@@ -236,6 +236,12 @@ class Netlink:
         """Bring an interface administratively up."""
         self._request(RTM_NEWLINK, 0, _IFINFOMSG.pack(_socket.AF_UNSPEC, 0, index, IFF_UP, IFF_UP))
 
+    def set_mtu(self, index: int, mtu: int) -> None:
+        """Set an interface's MTU (e.g. DHCPv4 option 26, an RA's MTU option)."""
+        body = _IFINFOMSG.pack(_socket.AF_UNSPEC, 0, index, 0, 0)
+        body += encode_attr(IFLA_MTU, struct.pack("=I", mtu))
+        self._request(RTM_NEWLINK, 0, body)
+
     def addresses(self, index: int = 0) -> list[Address]:
         """Every address (of one interface when `index` is given)."""
         body = _IFADDRMSG.pack(_socket.AF_UNSPEC, 0, 0, 0, 0)

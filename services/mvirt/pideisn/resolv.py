@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import _socket
 import os
+
+from mvirt.pideisn.dns_names import labels_ok
+
+
+def _ip_literal(text: str) -> bool:
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(family, text)
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def write_resolv_conf(path: str, servers: list[str], domains: list[str]) -> None:
-    """Write resolv.conf atomically; nothing is written without any server."""
+    """Write resolv.conf atomically; nothing is written without any server.
+
+    Only IP literals and valid DNS names are written, whatever the caller passes: every line
+    stays one `nameserver` or the `search` line, never something a DHCP server made up.
+    """
+    servers = [s for s in servers if _ip_literal(s)]
+    domains = [d for d in domains if labels_ok(d)]
     if not servers:
         return
     lines = ["# written by pideisn from DHCP and router advertisements\n"]
