@@ -7,7 +7,7 @@ from __future__ import annotations
 import _socket
 import os
 
-from mvirt.pideisn import dhcp4_codec, ndp_codec
+from mvirt.pideisn import dhcp4_codec, dhcp6, ndp_codec
 from mvirt.pideisn import netlink as nl
 from mvirt.pideisn.console import log
 from mvirt.pideisn.dhcp4 import Dhcp4Client, Dhcp4Socket
@@ -57,6 +57,7 @@ class Interface:
         self.lease4: dhcp4_codec.Lease | None = None
         self.routes4: list[tuple[str, int, str | None]] = []
         self.lease6: Dhcp6Lease | None = None
+        self.info6: tuple[list[str], list[str]] = ([], [])  # stateless DHCPv6 DNS, domains
         self.ra: ndp_codec.RouterAdvertisement | None = None
         self.router6: str | None = None
         self.slaac_addresses: list[str] = []
@@ -265,6 +266,10 @@ class NetworkConfig:
         def expired(lease: Dhcp6Lease) -> None:
             self._drop_lease6(iface, lease)
 
+        def information(dns: list[str], domains: list[str]) -> None:
+            iface.info6 = (dns, domains)
+            self._write_resolv_conf()
+
         client = Dhcp6Client(
             self.loop,
             iface.name,
@@ -272,6 +277,7 @@ class NetworkConfig:
             send=sock.send,
             on_bound=bound,
             on_expired=expired,
+            on_information=information,
         )
         iface.dhcp6 = client
 
@@ -450,7 +456,21 @@ class NetworkConfig:
         iface.ra = ra
         if first and ra.flags & ndp_codec.FLAG_MANAGED:
             log(f"{iface.name}: router says addresses are managed by DHCPv6")
+        self._follow_ra_flags(iface, ra)
         self._write_resolv_conf()
+
+    def _follow_ra_flags(self, iface: Interface, ra: ndp_codec.RouterAdvertisement) -> None:
+        """M set: stateful DHCPv6; only O set: Information-Request (RFC 8415 18.2.6)."""
+        client = iface.dhcp6
+        if client is None:
+            return
+        managed = bool(ra.flags & ndp_codec.FLAG_MANAGED)
+        other = bool(ra.flags & ndp_codec.FLAG_OTHER)
+        if not managed and other and client.state == dhcp6.SOLICITING:
+            log(f"{iface.name}: router sets only the O flag, asking DHCPv6 for information")
+            client.inform()
+        elif managed and client.state in (dhcp6.INFORMING, dhcp6.INFORMED):
+            client.start()
 
     def _apply_lease6(self, iface: Interface, lease: Dhcp6Lease) -> None:
         index = iface.link.index
@@ -460,6 +480,10 @@ class NetworkConfig:
             for addr in old.addresses:
                 if addr.address not in kept:
                     self.netlink.delete_address(index, addr.address, 128)
+            kept_prefixes = {(p.prefix, p.prefixlen) for p in lease.prefixes}
+            for pfx in old.prefixes:
+                if (pfx.prefix, pfx.prefixlen) not in kept_prefixes:
+                    self.pool.remove(pfx.prefix, pfx.prefixlen)
         for addr in lease.addresses:
             self.netlink.add_address(
                 index, addr.address, 128, valid=addr.valid, preferred=addr.preferred
@@ -496,6 +520,8 @@ class NetworkConfig:
             if iface.lease6 is not None:
                 servers += iface.lease6.dns
                 domains += iface.lease6.domains
+            servers += iface.info6[0]
+            domains += iface.info6[1]
             if iface.ra is not None and iface.ra.dns_lifetime:
                 servers += iface.ra.dns
         unique = list(dict.fromkeys(servers))
