@@ -120,18 +120,17 @@ class RouterAdvertisement:
         if kind != ROUTER_ADVERTISEMENT or code != 0:
             raise MalformedPacketError(f"not a router advertisement (type {kind}, code {code})")
         ra = cls(flags=flags, lifetime=lifetime, hop_limit=hop_limit)
+        # Each option stands on its own: a broken prefix or RDNSS option is skipped (RFC 4861
+        # 4.6.2, RFC 8106 5.3.1) and the rest of the RA still counts; only broken framing
+        # (a zero length, an option running past the end) rejects the whole message.
         for opt, body in _options(data[_RA.size :]):
             if opt == OPT_PREFIX_INFO:
-                if len(body) != 30:
-                    raise MalformedPacketError("prefix information of the wrong size")
-                length, pflags, valid, preferred, _res, raw = _PREFIX.unpack(body)
-                if length > 128:
-                    raise MalformedPacketError(f"prefix length {length}")
-                prefix = _socket.inet_ntop(_socket.AF_INET6, raw)
-                ra.prefixes.append(PrefixInfo(prefix, length, pflags, valid, preferred))
+                info = _prefix_info(body)
+                if info is not None:
+                    ra.prefixes.append(info)
             elif opt == OPT_RDNSS:
                 if len(body) < 22 or (len(body) - 6) % 16:
-                    raise MalformedPacketError("RDNSS option of the wrong size")
+                    continue
                 ra.dns_lifetime = struct.unpack_from("!I", body, 2)[0]
                 for i in range(6, len(body), 16):
                     ra.dns.append(_socket.inet_ntop(_socket.AF_INET6, body[i : i + 16]))
@@ -140,6 +139,16 @@ class RouterAdvertisement:
             elif opt == OPT_SOURCE_LLADDR:
                 ra.source_mac = body[:6]
         return ra
+
+
+def _prefix_info(body: bytes) -> PrefixInfo | None:
+    """One prefix information option, or None when it is malformed."""
+    if len(body) != 30:
+        return None
+    length, pflags, valid, preferred, _res, raw = _PREFIX.unpack(body)
+    if length > 128:
+        return None
+    return PrefixInfo(_socket.inet_ntop(_socket.AF_INET6, raw), length, pflags, valid, preferred)
 
 
 def _lladdr_option(mac: bytes) -> bytes:

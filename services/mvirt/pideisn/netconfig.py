@@ -14,6 +14,7 @@ from mvirt.pideisn.dhcp4 import Dhcp4Client, Dhcp4Socket
 from mvirt.pideisn.dhcp6 import Dhcp6Client, Dhcp6Lease, Dhcp6Socket
 from mvirt.pideisn.loop import Loop
 from mvirt.pideisn.prefix_pool import PrefixPool
+from mvirt.pideisn.ra_config import RaConfig
 from mvirt.pideisn.resolv import write_resolv_conf
 from mvirt.pideisn.slaac import Icmp6Socket, SlaacClient
 
@@ -27,7 +28,8 @@ WAIT_RA = "ra"
 WAIT_DHCP6 = "dhcp6"
 LINK_LOCAL_POLL = 0.05
 LINK_LOCAL_TIMEOUT = 10.0
-DEFAULT_ROUTE_METRIC = 1024
+DAD_POLL = 0.1
+DAD_TIMEOUT = 10.0
 
 
 def _same_subnet(a: str, b: str, prefixlen: int) -> bool:
@@ -59,8 +61,7 @@ class Interface:
         self.lease6: Dhcp6Lease | None = None
         self.info6: tuple[list[str], list[str]] = ([], [])  # stateless DHCPv6 DNS, domains
         self.ra: ndp_codec.RouterAdvertisement | None = None
-        self.router6: str | None = None
-        self.slaac_addresses: list[str] = []
+        self.ra_config: RaConfig | None = None
         self.link_local_waited = 0.0
 
     @property
@@ -73,7 +74,8 @@ class Interface:
         out = []
         if self.lease4 is not None:
             out.append(f"{self.lease4.address}/{self.lease4.prefixlen}")
-        out += self.slaac_addresses
+        if self.ra_config is not None:
+            out += self.ra_config.addresses
         if self.lease6 is not None:
             out += [f"{a.address}/128" for a in self.lease6.addresses]
         return out
@@ -106,6 +108,7 @@ class NetworkConfig:
         self.use_dhcp6 = dhcp6
         self.waits = waits
         self.state_dir = state_dir
+        self._resolv_written = False  # once written, expired servers are removed from it
         self.interfaces: list[Interface] = []
 
     # -- start-up --------------------------------------------------------------------------
@@ -242,6 +245,15 @@ class NetworkConfig:
     def _start_slaac(self, iface: Interface) -> None:
         sock = Icmp6Socket(iface.name, iface.link.index)
         iface.sockets.append(sock)
+        iface.ra_config = RaConfig(
+            self.loop,
+            self.netlink,
+            iface.name,
+            iface.link.index,
+            iface.link.mac,
+            on_change=self._write_resolv_conf,
+            on_address=lambda address: self._watch_dad(iface, address, "SLAAC"),
+        )
 
         def advertised(ra: ndp_codec.RouterAdvertisement, source: str) -> None:
             self._apply_ra(iface, ra, source)
@@ -330,7 +342,7 @@ class NetworkConfig:
         for iface in self.interfaces:
             if release and iface.dhcp4 is not None:
                 iface.dhcp4.release()
-            for client in (iface.dhcp4, iface.slaac, iface.dhcp6):
+            for client in (iface.dhcp4, iface.slaac, iface.dhcp6, iface.ra_config):
                 if client is not None:
                     client.stop()
             for sock in iface.sockets:
@@ -417,47 +429,60 @@ class NetworkConfig:
         self._write_resolv_conf()
 
     def _apply_ra(self, iface: Interface, ra: ndp_codec.RouterAdvertisement, source: str) -> None:
-        index, mac = iface.link.index, iface.link.mac
-        for info in ra.prefixes:
-            if info.prefix.lower().startswith("fe80:") or info.preferred > info.valid:
-                continue
-            if info.flags & ndp_codec.PREFIX_AUTONOMOUS and info.prefixlen == 64 and len(mac) == 6:
-                address = ndp_codec.eui64_address(info.prefix, mac)
-                entry = f"{address}/64"
-                if info.valid == 0:
-                    if entry in iface.slaac_addresses:
-                        iface.slaac_addresses.remove(entry)
-                        self.netlink.delete_address(index, address, 64)
-                    continue
-                self.netlink.add_address(
-                    index, address, 64, valid=info.valid, preferred=info.preferred
-                )
-                if entry not in iface.slaac_addresses:
-                    iface.slaac_addresses.append(entry)
-                    log(f"{iface.name}: SLAAC {entry} (valid {info.valid}s)")
-            elif info.flags & ndp_codec.PREFIX_ON_LINK and info.valid:
-                self.netlink.add_route(info.prefix, info.prefixlen, index, protocol=nl.RTPROT_RA)
-        if ra.lifetime:
-            self.netlink.add_route(
-                "::",
-                0,
-                index,
-                gateway=source,
-                protocol=nl.RTPROT_RA,
-                metric=DEFAULT_ROUTE_METRIC,
-            )
-            if iface.router6 != source:
-                log(f"{iface.name}: IPv6 default route via {source} (lifetime {ra.lifetime}s)")
-            iface.router6 = source
-        elif iface.router6 == source:
-            self.netlink.delete_route("::", 0, index, gateway=source, metric=DEFAULT_ROUTE_METRIC)
-            iface.router6 = None
         first = iface.ra is None
+        # Any valid RA counts for the boot's wait, whatever its options turn out to do.
         iface.ra = ra
+        if iface.ra_config is not None:
+            iface.ra_config.apply(ra, source)
         if first and ra.flags & ndp_codec.FLAG_MANAGED:
             log(f"{iface.name}: router says addresses are managed by DHCPv6")
         self._follow_ra_flags(iface, ra)
         self._write_resolv_conf()
+
+    def _watch_dad(self, iface: Interface, address: str, origin: str, waited: float = 0.0) -> None:
+        """Follow a new address through DAD; a duplicate is reported and removed."""
+        try:
+            found = [a for a in self.netlink.addresses(iface.link.index) if a.address == address]
+        except OSError:
+            return
+        # The kernel keeps a duplicate address flagged "dadfailed" when it is permanent, but
+        # deletes one with a finite lifetime: gone while still ours means DAD failed too.
+        if not found:
+            if self._still_ours(iface, address, origin):
+                log(f"{iface.name}: {origin} address {address} failed DAD (in use by another host)")
+                self._drop_duplicate(iface, address, origin)
+            return
+        flags = found[0].flags
+        if flags & nl.IFA_F_DADFAILED:
+            log(f"{iface.name}: {origin} address {address} failed DAD (in use by another host)")
+            self._drop_duplicate(iface, address, origin)
+            return
+        if flags & nl.IFA_F_TENTATIVE and waited < DAD_TIMEOUT:
+            self.loop.call_later(
+                DAD_POLL, lambda: self._watch_dad(iface, address, origin, waited + DAD_POLL)
+            )
+
+    def _still_ours(self, iface: Interface, address: str, origin: str) -> bool:
+        if origin == "SLAAC":
+            tracked = iface.ra_config
+            return tracked is not None and f"{address}/64" in tracked.addresses
+        lease = iface.lease6
+        return lease is not None and any(a.address == address for a in lease.addresses)
+
+    def _watch_dad_later(self, iface: Interface, address: str, origin: str) -> None:
+        self.loop.call_later(0, lambda: self._watch_dad(iface, address, origin))
+
+    def _drop_duplicate(self, iface: Interface, address: str, origin: str) -> None:
+        if origin == "SLAAC" and iface.ra_config is not None:
+            iface.ra_config.forget_address(address)
+            return
+        lease = iface.lease6
+        if lease is not None:
+            lease.addresses = [a for a in lease.addresses if a.address != address]
+        try:
+            self.netlink.delete_address(iface.link.index, address, 128)
+        except OSError:
+            pass
 
     def _follow_ra_flags(self, iface: Interface, ra: ndp_codec.RouterAdvertisement) -> None:
         """M set: stateful DHCPv6; only O set: Information-Request (RFC 8415 18.2.6)."""
@@ -484,10 +509,13 @@ class NetworkConfig:
             for pfx in old.prefixes:
                 if (pfx.prefix, pfx.prefixlen) not in kept_prefixes:
                     self.pool.remove(pfx.prefix, pfx.prefixlen)
+        known = {a.address for a in old.addresses} if old is not None else set()
         for addr in lease.addresses:
             self.netlink.add_address(
                 index, addr.address, 128, valid=addr.valid, preferred=addr.preferred
             )
+            if addr.address not in known:
+                self._watch_dad_later(iface, addr.address, "DHCPv6")
         for pfx in lease.prefixes:
             self.pool.add(pfx.prefix, pfx.prefixlen, pfx.valid, pfx.preferred)
         iface.lease6 = lease
@@ -522,10 +550,16 @@ class NetworkConfig:
                 domains += iface.lease6.domains
             servers += iface.info6[0]
             domains += iface.info6[1]
-            if iface.ra is not None and iface.ra.dns_lifetime:
-                servers += iface.ra.dns
+            if iface.ra_config is not None:
+                servers += iface.ra_config.dns
         unique = list(dict.fromkeys(servers))
         try:
-            write_resolv_conf(self.resolv_conf, unique, list(dict.fromkeys(domains)))
+            written = write_resolv_conf(
+                self.resolv_conf,
+                unique,
+                list(dict.fromkeys(domains)),
+                allow_empty=self._resolv_written,
+            )
+            self._resolv_written = self._resolv_written or written
         except OSError as exc:
             log(f"writing {self.resolv_conf} failed: {exc}")
