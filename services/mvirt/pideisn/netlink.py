@@ -165,19 +165,32 @@ def decode_link(body: bytes) -> Link | None:
     return Link(index, name, flags, kind, attrs.get(IFLA_ADDRESS, b""))
 
 
+_ADDRESS_SIZES = {_socket.AF_INET: 4, _socket.AF_INET6: 16}
+
+
 def decode_address(body: bytes) -> Address | None:
-    """An RTM_NEWADDR body as an Address, or None if it is too short or has no address."""
+    """An RTM_NEWADDR body as an Address, or None if it is too short, has no address or is of
+    a family other than IPv4/IPv6 (the kernel also reports e.g. AF_MCTP or DECnet ones)."""
     if len(body) < _IFADDRMSG.size:
         return None
     family, prefixlen, flags, _scope, index = _IFADDRMSG.unpack_from(body)
+    expected = _ADDRESS_SIZES.get(family)
+    if expected is None:
+        return None
     attrs = parse_attrs(body[_IFADDRMSG.size :])
     raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-    expected = 4 if family == _socket.AF_INET else 16
     if raw is None or len(raw) != expected:
         return None
     if len(attrs.get(IFA_FLAGS, b"")) == 4:
         flags = struct.unpack("=I", attrs[IFA_FLAGS])[0]
     return Address(index, family, _socket.inet_ntop(family, raw), prefixlen, flags)
+
+
+def decode_error(body: bytes) -> int:
+    """The (negative) errno of an NLMSG_ERROR body, 0 for an ACK; -EBADMSG if truncated."""
+    if len(body) < 4:
+        return -74  # EBADMSG
+    return int(struct.unpack_from("=i", body)[0])
 
 
 def family_of(address: str) -> int:
@@ -216,7 +229,7 @@ class Netlink:
                 if mkind == NLMSG_DONE:
                     return replies
                 if mkind == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", mbody)
+                    code = decode_error(mbody)
                     if code:
                         raise NetlinkError(-code, os.strerror(-code))
                     return replies
