@@ -140,3 +140,19 @@ def test_sigterm_reboots_without_network(tmp_path):
         assert status == -signal.SIGHUP  # reboot(2) AUTOBOOT in a PID namespace
     finally:
         init.close()
+
+
+def test_command_line_with_a_non_utf8_byte_boots_and_still_powers_off(tmp_path):
+    require_unshare()
+    directory = state_dir()
+    init = Pid1(None, directory, b"caf\xe9 mvirt.net=0 mvirt.hostname=pideisn-bytes")
+    try:
+        init.wait_for("pideisn: ready (uptime ", 30)
+        console = "\n".join(init.lines)
+        assert "hostname pideisn-bytes" in console
+        assert "failed" not in console and "emergency" not in console
+        os.kill(init.host_pid(), signal.SIGUSR2)
+        status = init.wait_exit(30)
+        assert status == -signal.SIGINT, "\n".join(init.lines)
+    finally:
+        init.close()

@@ -36,14 +36,32 @@ COMPONENTS = ("python runtime", "services", "third-party", "other")
 
 
 def init_script(init: str) -> bytes:
-    """/init: the kernel runs it as PID 1 (BINFMT_SCRIPT); -S skips site for a fast start."""
+    """/init: the kernel runs it as PID 1 (BINFMT_SCRIPT); -S skips site for a fast start.
+
+    The import of the init module is guarded: if it fails, or the module's function returns or
+    raises, /init runs the rescue loop of `init_rescue.py` (kept as a string, compiled only
+    then), so PID 1 never exits and the power button still powers off.
+    """
     module, _, function = init.partition(":")
+    rescue = (Path(__file__).parents[1] / "init_rescue.py").read_text()
     return (
         f"#!{INTERPRETER} -S\n"
         "import sys\n"
         f"sys.path.append({SITE_DIR!r})\n"
-        f"from {module} import {function}\n"
-        f"{function}()\n"
+        "try:\n"
+        f"    from {module} import {function}\n"
+        "except BaseException as exc:\n"
+        f"    why = f'cannot import {module}: {{exc!r}}'\n"
+        "else:\n"
+        "    try:\n"
+        f"        {function}()\n"
+        f"        why = '{init} returned'\n"
+        "    except BaseException as exc:\n"
+        f"        why = f'{init} failed: {{exc!r}}'\n"
+        f"RESCUE = {rescue!r}\n"
+        "scope = {}\n"
+        "exec(compile(RESCUE, '/init (rescue)', 'exec'), scope)\n"
+        "scope['rescue'](why)\n"
     ).encode()
 
 
@@ -78,6 +96,7 @@ class InitramfsStage(Stage):
             "downloads": downloads_input(ctx),
             "builder code": ctx.code_input(
                 "stages/initramfs.py",
+                "init_rescue.py",
                 "cpio.py",
                 "elfdeps.py",
                 "collect_modules.py",

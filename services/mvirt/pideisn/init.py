@@ -226,12 +226,15 @@ class Init:
     def run(self) -> None:
         """The whole life of PID 1, up to reboot(2)."""
         step("early boot", mount_api_filesystems)
-        self.options = BootOptions.from_proc()
+        # PID 1 duties first: whatever goes wrong later, signals and the power button work.
+        step("signals", self.setup_pid1)
+        options = step("kernel command line", BootOptions.from_proc)
+        if isinstance(options, BootOptions):
+            self.options = options
         if self.options.unknown:
             log(f"unknown mvirt.* options ignored: {', '.join(self.options.unknown)}")
         self.hostname_from_cmdline = self.options.hostname is not None
         step("hostname", lambda: set_hostname(self.options))
-        step("signals", self.setup_pid1)
         step("network", self.start_network)
         modules = None
         try:
@@ -384,6 +387,12 @@ def emergency_loop(init: Init | None) -> None:
         pass
     log("emergency loop: reaping children; power off with the power button or SIGUSR2")
     button = init.power_button if init is not None else None
+    if button is None:
+        try:
+            button = PowerButton(Loop(), lambda: None)
+            button.scan()
+        except Exception as exc:
+            log(f"emergency loop: power button unavailable: {exc!r}")
     while True:
         try:
             while True:
