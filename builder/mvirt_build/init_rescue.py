@@ -99,7 +99,6 @@ def finish(command: int) -> None:
 def rescue(why: str) -> None:
     """Never returns: reap, and honour power-off and reboot requests."""
     say(why)
-    say("emergency loop: reaping children; power off with the power button or SIGUSR2")
     requests: list[int] = []
     actions = (
         (_signal.SIGUSR1, POWER_OFF),
@@ -113,6 +112,9 @@ def rescue(why: str) -> None:
         except (OSError, ValueError):
             pass
     buttons: dict[str, int] = {}
+    open_buttons(buttons)
+    # Said once the signals and the power button are watched: from here on, they work.
+    say("emergency loop: reaping children; power off with the power button or SIGUSR2")
     while True:
         open_buttons(buttons)
         reap()
