@@ -5,6 +5,7 @@ router falls silent; and an address that fails DAD is noticed (needs root; skipp
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -35,8 +36,11 @@ info = codec.PrefixInfo("fd00:99::", 64, codec.PREFIX_ON_LINK | codec.PREFIX_AUT
 ra = codec.RouterAdvertisement(
     lifetime=int(sys.argv[1]), prefixes=[info], dns=["fd00:99::53"], dns_lifetime=4
 )
-for _ in range(100):  # our own link-local address may still be in DAD
+mac = bytes.fromhex(open("/sys/class/net/srv0/address").read().strip().replace(":", ""))
+link_local = codec.eui64_address("fe80::", mac)
+for _ in range(100):  # an RA comes from the link-local address, once that has passed DAD
     try:
+        s.bind((link_local, 0, 0, index))
         s.sendto(ra.encode(), ("ff02::1", 0, 0, index))
         break
     except OSError:
@@ -138,7 +142,7 @@ def test_router_lifetimes_expire_in_the_kernel(pair, tmp_path):
 def test_slaac_address_that_fails_dad_is_reported_and_dropped(pair, tmp_path):
     mac = pair.client_cmd("cat", f"/sys/class/net/{CLIENT_IF}/address").stdout.strip().split(":")
     iid = f"{int(mac[0], 16) ^ 2:02x}{mac[1]}:{mac[2]}ff:fe{mac[3]}:{mac[4]}{mac[5]}"
-    taken = f"fd00:99::{iid}"
+    taken = str(ipaddress.ip_address(f"fd00:99::{iid}"))  # the canonical form pideisn logs
     pair.server_cmd("ip", "addr", "add", f"{taken}/64", "dev", SERVER_IF, "nodad")
     start_router(pair, tmp_path, lifetime=600)
     start_client(pair, tmp_path)
@@ -146,3 +150,14 @@ def test_slaac_address_that_fails_dad_is_reported_and_dropped(pair, tmp_path):
     wait_for(lambda: "failed DAD" in log.read_text(), 30, "the DAD failure report")
     assert taken in log.read_text()
     wait_for(lambda: taken not in client_state(pair)[0], 10, "the duplicate address to go")
+
+
+def test_router_solicitation_does_not_wait_for_link_local_dad(pair, tmp_path):
+    # Thirty DAD probes keep the link-local address tentative for thirty seconds: the RS goes
+    # out from :: meanwhile, and the RA's address and route are applied without waiting.
+    pair.client_cmd("sysctl", "-q", f"net.ipv6.conf.{CLIENT_IF}.dad_transmits=30")
+    start_router(pair, tmp_path, lifetime=600)
+    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
+    assert result.returncode == 0, result.stderr
+    assert "configured eth0 fd00:99::" in result.stdout
+    assert any(r.startswith("default via fe80:") for r in client_state(pair)[1])

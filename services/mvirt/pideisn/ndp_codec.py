@@ -179,6 +179,32 @@ def encode_router_solicitation(mac: bytes | None) -> bytes:
     return out + (_lladdr_option(mac) if mac else b"")
 
 
+ALL_ROUTERS_MAC = b"\x33\x33\x00\x00\x00\x02"
+
+
+def icmp6_checksum(source: bytes, destination: bytes, message: bytes) -> int:
+    """The ICMPv6 checksum over the IPv6 pseudo-header and the message (RFC 4443 2.3)."""
+    data = source + destination + struct.pack("!I3xB", len(message), 58) + message
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def unspecified_source_solicitation() -> bytes:
+    """A whole IPv6 packet: an RS from the unspecified address to all-routers, hop limit 255,
+    without a link-layer address option (RFC 4861 4.1 forbids it with source ::)."""
+    source = bytes(16)
+    destination = _socket.inet_pton(_socket.AF_INET6, "ff02::2")
+    message = struct.pack("!BBHI", ROUTER_SOLICITATION, 0, 0, 0)
+    checksum = icmp6_checksum(source, destination, message)
+    message = message[:2] + struct.pack("!H", checksum) + message[4:]
+    header = struct.pack("!IHBB", 6 << 28, len(message), 58, 255)
+    return header + source + destination + message
+
+
 def eui64_address(prefix: str, mac: bytes) -> str:
     """SLAAC address: the /64 prefix and the modified EUI-64 interface id from the MAC."""
     raw = _socket.inet_pton(_socket.AF_INET6, prefix)[:8]

@@ -5,6 +5,7 @@ through rtnetlink, DNS collected into resolv.conf and delegated prefixes into th
 from __future__ import annotations
 
 import _socket
+import errno
 import os
 
 from mvirt.pideisn import dhcp4_codec, dhcp6, ndp_codec
@@ -16,7 +17,7 @@ from mvirt.pideisn.loop import Loop
 from mvirt.pideisn.prefix_pool import PrefixPool
 from mvirt.pideisn.ra_config import RaConfig
 from mvirt.pideisn.resolv import write_resolv_conf
-from mvirt.pideisn.slaac import Icmp6Socket, SlaacClient
+from mvirt.pideisn.slaac import Icmp6Socket, SlaacClient, send_unspecified_solicitation
 
 # True for type checkers only: importing collections.abc would cost boot time.
 TYPE_CHECKING = False
@@ -156,6 +157,12 @@ class NetworkConfig:
         if self.ipv4:
             self._start_dhcp4(iface)
         if self.ipv6:
+            # Router solicitation starts at once (from :: while DAD runs); DHCPv6, which
+            # needs a link-local source, once the link-local address is usable.
+            try:
+                self._start_slaac(iface)
+            except OSError as exc:
+                log(f"{name}: router solicitation unavailable: {exc}")
             self.loop.call_later(0, lambda: self._wait_link_local(iface))
 
     def _start_dhcp4(self, iface: Interface) -> None:
@@ -233,12 +240,12 @@ class NetworkConfig:
         if not ready:
             iface.link_local_waited += LINK_LOCAL_POLL
             if iface.link_local_waited > LINK_LOCAL_TIMEOUT:
-                log(f"{iface.name}: no usable IPv6 link-local address, IPv6 skipped")
-                iface.ra = ndp_codec.RouterAdvertisement()
+                log(f"{iface.name}: no usable IPv6 link-local address, DHCPv6 skipped")
+                if iface.ra is None:
+                    iface.ra = ndp_codec.RouterAdvertisement()
                 return
             self.loop.call_later(LINK_LOCAL_POLL, lambda: self._wait_link_local(iface))
             return
-        self._start_slaac(iface)
         if self.use_dhcp6:
             self._start_dhcp6(iface)
 
@@ -258,7 +265,17 @@ class NetworkConfig:
         def advertised(ra: ndp_codec.RouterAdvertisement, source: str) -> None:
             self._apply_ra(iface, ra, source)
 
-        client = SlaacClient(self.loop, iface.name, iface.link.mac, sock.send, advertised)
+        def send(packet: bytes, destination: str) -> None:
+            try:
+                sock.send(packet, destination)
+            except OSError as exc:
+                # No usable source yet: no link-local address at all (no route, ENETUNREACH)
+                # or one still in DAD (EADDRNOTAVAIL).
+                if exc.errno not in (errno.EADDRNOTAVAIL, errno.ENETUNREACH):
+                    raise
+                send_unspecified_solicitation(iface.name)
+
+        client = SlaacClient(self.loop, iface.name, iface.link.mac, send, advertised)
         iface.slaac = client
 
         def readable() -> None:
