@@ -22,6 +22,9 @@ class KernelConfig:
     cmdline: str
 
 
+COMPRESSIONS = ("zstd", "lz4")
+
+
 @dataclass(frozen=True)
 class InitramfsConfig:
     """What goes into the initramfs besides the skeleton."""
@@ -31,6 +34,7 @@ class InitramfsConfig:
     extra_modules: tuple[str, ...]
     extra_files: tuple[str, ...]
     compress_level: int
+    compression: str = "zstd"  # zstd | lz4 (the kernel's legacy lz4 format)
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,12 @@ def load(
         level = int(get("Initramfs", "CompressLevel", "19"))
     except ValueError as exc:
         raise BuildError(f"{CONFIG_NAME}: [Initramfs] CompressLevel= must be a number") from exc
+    compression = get("Initramfs", "Compression", "zstd")
+    if compression not in COMPRESSIONS:
+        raise BuildError(
+            f"{CONFIG_NAME}: [Initramfs] Compression= is {compression!r}; "
+            f"use one of {', '.join(COMPRESSIONS)}"
+        )
     init = get("Initramfs", "Init")
     if ":" not in init:
         raise BuildError(f"{CONFIG_NAME}: [Initramfs] Init= must be module:function, not {init!r}")
@@ -169,6 +179,7 @@ def load(
         extra_modules=_words(get("Initramfs", "ExtraModules", "")),
         extra_files=_words(get("Initramfs", "ExtraFiles", "")),
         compress_level=level,
+        compression=compression,
     )
     uki = UkiConfig(stub=Path(get("Uki", "Stub")), os_name=get("Uki", "OsRelease", "mvirt"))
     env_out = os.environ.get("MVIRT_OUTPUT_DIR")
@@ -187,3 +198,9 @@ def load(
             "[Downloads] AllowMissing= (or MVIRT_ALLOW_MISSING_DOWNLOADS)",
         ),
     )
+
+
+def initramfs_image(config: BuildConfig) -> Path:
+    """build/initramfs.cpio.zst, or build/initramfs.cpio.lz4 with Compression=lz4."""
+    suffix = "lz4" if config.initramfs.compression == "lz4" else "zst"
+    return config.output_dir / f"initramfs.cpio.{suffix}"

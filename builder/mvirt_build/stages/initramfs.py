@@ -1,4 +1,5 @@
-"""Initramfs stage: cut the running system out of the rootfs tree into a zstd-compressed cpio.
+"""Initramfs stage: cut the running system out of the rootfs tree into a compressed cpio
+(zstd, or lz4 in the kernel's legacy format: `[Initramfs] Compression=`).
 
 Contents: /init, the image's Python interpreter and only the shared libraries it and its
 extension modules need (DT_NEEDED closure), the modules the runtime imports as bytecode (no
@@ -14,10 +15,12 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+import lz4.block
 import zstandard
 
 from mvirt_build import elfdeps
-from mvirt_build.config import BuildConfig
+from mvirt_build.compare import LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC
+from mvirt_build.config import BuildConfig, initramfs_image
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
@@ -81,7 +84,7 @@ class InitramfsStage(Stage):
 
     name = "initramfs"
     deps = ("rootfs",)
-    description = "zstd cpio: /init, Python runtime, imported modules, services, skeleton"
+    description = "compressed cpio: /init, Python runtime, imported modules, services, skeleton"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
         cfg = ctx.config.initramfs
@@ -91,6 +94,7 @@ class InitramfsStage(Stage):
             "extra modules": " ".join(cfg.extra_modules),
             "extra files": " ".join(cfg.extra_files),
             "compress level": str(cfg.compress_level),
+            "compression": cfg.compression,
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
             "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
             "downloads": downloads_input(ctx),
@@ -117,7 +121,7 @@ class InitramfsStage(Stage):
         add_downloads(ctx, archive)
         raw = archive.write(ctx.config.source_date_epoch)
         level = ctx.config.initramfs.compress_level
-        compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
+        compressed = compress(raw, ctx.config.initramfs.compression, level)
         image_path(ctx.config).parent.mkdir(parents=True, exist_ok=True)
         tmp = image_path(ctx.config).with_suffix(".tmp")
         tmp.write_bytes(compressed)
@@ -128,8 +132,29 @@ class InitramfsStage(Stage):
 
 
 def image_path(config: BuildConfig) -> Path:
-    """build/initramfs.cpio.zst"""
-    return config.output_dir / "initramfs.cpio.zst"
+    """build/initramfs.cpio.zst, or .lz4 with Compression=lz4"""
+    return initramfs_image(config)
+
+
+def compress(raw: bytes, compression: str, level: int) -> bytes:
+    """The archive compressed as the kernel unpacks it: a zstd frame, or the legacy lz4
+    format (magic, then blocks of up to 8 MiB each preceded by its little-endian size).
+
+    lz4 unpacks several times faster than zstd under emulation (measured in
+    docs/pideisn.md), which is boot time, for a somewhat larger image.
+    """
+    if compression == "lz4":
+        out = bytearray(LZ4_LEGACY_MAGIC)
+        for start in range(0, len(raw), LZ4_LEGACY_CHUNK):
+            block = lz4.block.compress(
+                raw[start : start + LZ4_LEGACY_CHUNK],
+                mode="high_compression",
+                compression=min(max(level, 1), 12),
+                store_size=False,
+            )
+            out += len(block).to_bytes(4, "little") + block
+        return bytes(out)
+    return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
 
 
 def listing_path(config: BuildConfig) -> Path:
