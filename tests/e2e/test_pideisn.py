@@ -10,6 +10,7 @@ import re
 import pytest
 
 from mvirt_build import config, uki
+from mvirt_build.compare import decompress
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.stages.initramfs import SITE_DIR
 
@@ -52,14 +53,15 @@ def test_dhcp_service_restart_and_acpi_power_off(built_uki, tmp_path):
 
 
 def test_broken_pideisn_module_still_powers_off_on_the_power_button(built_uki, tmp_path):
-    # A test variant of the image: the built initramfs plus an appended cpio that replaces
-    # pideisn's init module with bytes that are not bytecode (the kernel unpacks both
-    # archives in order, the later file wins).
+    # A test variant of the image: the built initramfs, unpacked, plus an appended cpio that
+    # replaces pideisn's init module with bytes that are not bytecode (the kernel unpacks both
+    # archives in order, the later file wins; a legacy lz4 stream has no end marker, so
+    # nothing can follow it compressed).
     layout = uki.inspect(built_uki.read_bytes())
     contents = {name: layout.section(name).data for name in uki.APPENDED}  # type: ignore[union-attr]
     overlay = Archive()
     overlay.add(Entry(f"{SITE_DIR}/mvirt/pideisn/init.pyc", "file", 0o644, b"not bytecode"))
-    initrd = contents[".initrd"]
+    initrd = decompress(contents[".initrd"])
     contents[".initrd"] = initrd + b"\0" * (-len(initrd) % 4) + overlay.write(0)
     cfg = config.load(ROOT)
     broken = tmp_path / "broken-pideisn.efi"
