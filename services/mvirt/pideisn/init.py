@@ -62,6 +62,8 @@ PREFIX_POOL_FILE = "/run/pideisn/delegated-prefixes"
 # Present only in images that keep state across boots: DHCPv4 then asks for the previous
 # address first (INIT-REBOOT, RFC 2131 3.2).
 STATE_DIR = "/var/lib/pideisn"
+# How long the boot waits for a router once DHCPv4 is done (see NetworkConfig.router_grace).
+ROUTER_GRACE = 2.0
 REBOOT = "reboot"
 POWER_OFF = "power off"
 
@@ -162,6 +164,7 @@ class Init:
             ipv6=opts.ipv6,
             dhcp6=opts.dhcp6,
             state_dir=STATE_DIR if os.path.isdir(STATE_DIR) else None,
+            router_grace=ROUTER_GRACE,
         )
         self.network.start()
 
@@ -189,6 +192,12 @@ class Init:
                 modules = load_services_module_logged()
         done = network.configured()
         if done:
+            for iface in network.interfaces:
+                if network.no_router(iface):
+                    log(
+                        f"{iface.name}: no router answered within {ROUTER_GRACE:.0f} s, "
+                        "not waiting for IPv6 (solicitations go on)"
+                    )
             log(f"network configured ({network.summary() or 'no addresses'})")
         else:
             network.report_pending()

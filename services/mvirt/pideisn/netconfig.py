@@ -63,6 +63,7 @@ class Interface:
         self.info6: tuple[list[str], list[str]] = ([], [])  # stateless DHCPv6 DNS, domains
         self.ra: ndp_codec.RouterAdvertisement | None = None
         self.ra_config: RaConfig | None = None
+        self.solicit_started: float | None = None
         self.link_local_waited = 0.0
 
     @property
@@ -98,6 +99,7 @@ class NetworkConfig:
         dhcp6: bool = True,
         waits: frozenset[str] = frozenset({WAIT_DHCP4, WAIT_RA}),
         state_dir: str | None = None,
+        router_grace: float | None = None,
     ) -> None:
         self.loop = loop
         self.netlink = netlink
@@ -109,6 +111,10 @@ class NetworkConfig:
         self.use_dhcp6 = dhcp6
         self.waits = waits
         self.state_dir = state_dir
+        # With a grace period, an interface whose DHCPv4 lease is in does not wait for an RA
+        # longer than this after its first solicitation (routers answer within 0.5 s, RFC
+        # 4861 MAX_RA_DELAY_TIME); the solicitations go on in the background.
+        self.router_grace = router_grace
         self._resolv_written = False  # once written, expired servers are removed from it
         self.interfaces: list[Interface] = []
 
@@ -252,6 +258,7 @@ class NetworkConfig:
     def _start_slaac(self, iface: Interface) -> None:
         sock = Icmp6Socket(iface.name, iface.link.index)
         iface.sockets.append(sock)
+        iface.solicit_started = self.loop.clock()
         iface.ra_config = RaConfig(
             self.loop,
             self.netlink,
@@ -326,10 +333,19 @@ class NetworkConfig:
         if not self.ipv6:
             return True
         if WAIT_RA in self.waits and iface.ra is None:
-            return False
+            return self.no_router(iface)
         managed = iface.ra is not None and bool(iface.ra.flags & ndp_codec.FLAG_MANAGED)
         wants_dhcp6 = WAIT_DHCP6 in self.waits or managed
         return not (self.use_dhcp6 and wants_dhcp6 and iface.lease6 is None)
+
+    def no_router(self, iface: Interface) -> bool:
+        """True when no router answered within the grace period (and DHCPv4 is done)."""
+        started = iface.solicit_started
+        if self.router_grace is None or started is None or iface.ra is not None:
+            return False
+        if self.ipv4 and iface.lease4 is None:
+            return False
+        return self.loop.clock() - started >= self.router_grace
 
     def configured(self) -> bool:
         """True when every interface is done."""
@@ -349,7 +365,7 @@ class NetworkConfig:
         for iface in self.interfaces:
             if self.ipv4 and iface.lease4 is None:
                 log(f"{iface.name}: no DHCPv4 lease yet, continuing (the client keeps trying)")
-            if self.ipv6 and iface.ra is None:
+            if self.ipv6 and iface.ra is None and not self.no_router(iface):
                 log(f"{iface.name}: no router advertisement yet, continuing")
             if self.use_dhcp6 and self.ipv6 and iface.lease6 is None and iface.dhcp6 is not None:
                 log(f"{iface.name}: no DHCPv6 lease yet, continuing")
