@@ -25,6 +25,8 @@ import zstandard
 
 from mvirt_build import config as configuration
 from mvirt_build.accel import choose_accelerator
+from mvirt_build.compare import decompress
+from mvirt_build.config import initramfs_image
 from mvirt_build.console import watch
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.qemu import QemuMachine
@@ -106,11 +108,7 @@ def edit_times() -> dict[str, float]:
 def size_breakdown(cfg: configuration.BuildConfig) -> dict[str, int]:
     """Compressed bytes per part of the UKI (initramfs parts compressed separately)."""
     sizes = {"kernel": (cfg.output_dir / "kernel/bzImage").stat().st_size}
-    raw = (
-        zstandard.ZstdDecompressor()
-        .decompressobj()
-        .decompress((cfg.output_dir / "initramfs.cpio.zst").read_bytes())
-    )
+    raw = decompress(initramfs_image(cfg).read_bytes())
     import libarchive  # noqa: PLC0415
 
     parts: dict[str, bytearray] = {name: bytearray() for name in COMPONENTS}
@@ -191,7 +189,7 @@ def main() -> None:
         baseline = ready_uptimes(
             cfg, busybox_initramfs(Path(tmp) / "bb.cpio.zst"), args.boots, accel
         )
-    ours = ready_uptimes(cfg, cfg.output_dir / "initramfs.cpio.zst", args.boots, accel)
+    ours = ready_uptimes(cfg, initramfs_image(cfg), args.boots, accel)
     b, o = statistics.median(baseline), statistics.median(ours)
     print(f"boot to ready ({accel}, direct kernel boot, median of {args.boots}, kernel uptime):")
     print("| init | ready at | ratio |\n|---|---|---|")

@@ -31,6 +31,8 @@ from pathlib import Path
 import zstandard
 
 from mvirt_build import config
+from mvirt_build.compare import decompress
+from mvirt_build.config import initramfs_image
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.qemu import QemuMachine
 
@@ -145,7 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config.load(ROOT)
     kernel = cfg.output_dir / "kernel/bzImage"
-    initrd = cfg.output_dir / "initramfs.cpio.zst"
+    initrd = initramfs_image(cfg)
     if not kernel.is_file() or not initrd.is_file():
         sys.exit("build the image first: make uos")
     if not BUSYBOX.is_file():
@@ -206,9 +208,7 @@ def pideisn_size_report(cfg: config.BuildConfig) -> str:
     """What pideisn's own bytecode adds to the initramfs, raw and zstd-compressed."""
     import libarchive  # noqa: PLC0415 - only the report needs to read the archive back
 
-    data = zstandard.ZstdDecompressor().decompress(
-        (cfg.output_dir / "initramfs.cpio.zst").read_bytes(), max_output_size=1 << 30
-    )
+    data = decompress(initramfs_image(cfg).read_bytes())
     own = bytearray()
     with libarchive.memory_reader(data) as archive:
         for entry in archive:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mvirt_build.accel import choose_accelerator
-from mvirt_build.config import BuildConfig
+from mvirt_build.config import BuildConfig, initramfs_image
 from mvirt_build.console import BootResult, watch
 from mvirt_build.errors import BuildError
 from mvirt_build.esp import build_esp
@@ -32,7 +32,7 @@ def qemu_machine(
     certificate to enroll."""
     if firmware == "direct":
         kernel = config.output_dir / "kernel/bzImage"
-        initrd = config.output_dir / "initramfs.cpio.zst"
+        initrd = initramfs_image(config)
         return QemuMachine(accel=accel, kernel=kernel, initrd=initrd, cmdline=config.kernel.cmdline)
     machine = QemuMachine(accel=accel)
     if secure_boot_cert is not None:
@@ -65,7 +65,7 @@ def cloud_hypervisor_command(config: BuildConfig, firmware: str, workdir: Path, 
         return [
             *argv,
             "--kernel", str(config.output_dir / "kernel/bzImage"),
-            "--initramfs", str(config.output_dir / "initramfs.cpio.zst"),
+            "--initramfs", str(initramfs_image(config)),
             "--cmdline", config.kernel.cmdline,
         ]  # fmt: skip
     if ch_firmware is None or not ch_firmware.is_file():

@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import lz4.block
 import pefile
 import zstandard
 
@@ -66,8 +67,21 @@ def read_newc(data: bytes) -> list[CpioMember]:
     return members
 
 
+LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"
+LZ4_LEGACY_CHUNK = 8 << 20  # blocks of at most 8 MiB, as the kernel's unlz4 reads them
+
+
 def decompress(data: bytes) -> bytes:
-    """`data` unpacked when it is zstd (all frames), else unchanged."""
+    """`data` unpacked when it is zstd (all frames) or legacy lz4, else unchanged."""
+    if data.startswith(LZ4_LEGACY_MAGIC):
+        out = bytearray()
+        offset = len(LZ4_LEGACY_MAGIC)
+        while offset + 4 <= len(data):
+            size = int.from_bytes(data[offset : offset + 4], "little")
+            block = data[offset + 4 : offset + 4 + size]
+            out += lz4.block.decompress(block, uncompressed_size=LZ4_LEGACY_CHUNK)
+            offset += 4 + size
+        return bytes(out)
     if not data.startswith(ZSTD_MAGIC):
         return data
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)

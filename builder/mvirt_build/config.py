@@ -23,6 +23,9 @@ class KernelConfig:
     cmdline: str
 
 
+COMPRESSIONS = ("zstd", "lz4")
+
+
 @dataclass(frozen=True)
 class InitramfsConfig:
     """What goes into the initramfs besides the skeleton."""
@@ -32,6 +35,7 @@ class InitramfsConfig:
     extra_modules: tuple[str, ...]
     extra_files: tuple[str, ...]
     compress_level: int
+    compression: str = "zstd"  # zstd | lz4 (the kernel's legacy lz4 format)
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,12 @@ def load(
         level = int(get("Initramfs", "CompressLevel", "19"))
     except ValueError as exc:
         raise BuildError(f"{CONFIG_NAME}: [Initramfs] CompressLevel= must be a number") from exc
+    compression = get("Initramfs", "Compression", "zstd")
+    if compression not in COMPRESSIONS:
+        raise BuildError(
+            f"{CONFIG_NAME}: [Initramfs] Compression= is {compression!r}; "
+            f"use one of {', '.join(COMPRESSIONS)}"
+        )
     init = get("Initramfs", "Init")
     if ":" not in init:
         raise BuildError(f"{CONFIG_NAME}: [Initramfs] Init= must be module:function, not {init!r}")
@@ -212,6 +222,7 @@ def load(
         extra_modules=_words(get("Initramfs", "ExtraModules", "")),
         extra_files=_words(get("Initramfs", "ExtraFiles", "")),
         compress_level=level,
+        compression=compression,
     )
     uki = UkiConfig(
         stub=Path(get("Uki", "Stub")),
@@ -230,3 +241,9 @@ def load(
         rootfs_tree=rootfs_tree.resolve() if rootfs_tree else None,
         allow_missing_downloads=allow_missing_downloads(parser),
     )
+
+
+def initramfs_image(config: BuildConfig) -> Path:
+    """build/initramfs.cpio.zst, or build/initramfs.cpio.lz4 with Compression=lz4."""
+    suffix = "lz4" if config.initramfs.compression == "lz4" else "zst"
+    return config.output_dir / f"initramfs.cpio.{suffix}"

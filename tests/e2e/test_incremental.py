@@ -10,7 +10,10 @@ from typing import Any
 
 import libarchive
 import pytest
-import zstandard
+
+from mvirt_build import config
+from mvirt_build.compare import decompress
+from mvirt_build.config import initramfs_image
 
 from .conftest import BUILD, ROOT
 
@@ -95,11 +98,8 @@ def test_mkosi_extra_edit_rebuilds_rootfs_initramfs_uki_not_kernel(checkout):
     assert proc.returncode == 0, proc.stderr
     assert "kernel     up to date" in proc.stderr
     assert "built rootfs, initramfs, uki" in proc.stderr
-    raw = (
-        zstandard.ZstdDecompressor()
-        .decompressobj()
-        .decompress((checkout / "out/initramfs.cpio.zst").read_bytes())
-    )
+    image = initramfs_image(config.load(checkout, output_dir=checkout / "out"))
+    raw = decompress(image.read_bytes())
     with libarchive.memory_reader(raw) as archive:
         found = {e.pathname: b"".join(e.get_blocks()) for e in archive if e.isfile}
     assert found["etc/hostname"] == b"edited-host\n"

@@ -9,6 +9,11 @@ import re
 
 import pytest
 
+from mvirt_build import config, uki
+from mvirt_build.compare import decompress
+from mvirt_build.cpio import Archive, Entry
+from mvirt_build.stages.initramfs import SITE_DIR
+
 from .conftest import ROOT
 from .vm import Machine
 
@@ -43,5 +48,34 @@ def test_dhcp_service_restart_and_acpi_power_off(built_uki, tmp_path):
         assert "hello: stopped" in console and "services stopped" in console
         assert "filesystems synced" in console
         assert console.index("services stopped") < console.index("powering off")
+    finally:
+        vm.close()
+
+
+def test_broken_pideisn_module_still_powers_off_on_the_power_button(built_uki, tmp_path):
+    # A test variant of the image: the built initramfs, unpacked, plus an appended cpio that
+    # replaces pideisn's init module with bytes that are not bytecode (the kernel unpacks both
+    # archives in order, the later file wins; a legacy lz4 stream has no end marker, so
+    # nothing can follow it compressed).
+    layout = uki.inspect(built_uki.read_bytes())
+    contents = {name: layout.section(name).data for name in uki.APPENDED}  # type: ignore[union-attr]
+    overlay = Archive()
+    overlay.add(Entry(f"{SITE_DIR}/mvirt/pideisn/init.pyc", "file", 0o644, b"not bytecode"))
+    initrd = decompress(contents[".initrd"])
+    contents[".initrd"] = initrd + b"\0" * (-len(initrd) % 4) + overlay.write(0)
+    cfg = config.load(ROOT)
+    broken = tmp_path / "broken-pideisn.efi"
+    broken.write_bytes(uki.assemble(cfg.uki.stub.read_bytes(), contents, b""))
+    vm = Machine(ROOT, broken, tmp_path)
+    try:
+        vm.wait_for("/init: cannot import mvirt.pideisn.init", BOOT_TIMEOUT)
+        vm.wait_for("/init: emergency loop", 60)
+        mark = len(vm.lines)
+        vm.qmp("system_powerdown")
+        status = vm.wait_exit(120)
+        console = vm.console(mark)
+        assert status == 0, console
+        assert "/init: powering off" in console
+        assert "pideisn: ready" not in vm.console()
     finally:
         vm.close()

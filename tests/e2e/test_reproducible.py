@@ -14,12 +14,13 @@ import pytest
 
 from mvirt_build import config
 from mvirt_build.compare import diff_files
+from mvirt_build.config import initramfs_image
 
 from .conftest import BUILD, ROOT
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = ("initramfs.cpio.zst", "mvirt-uos.unsigned.efi")
+ARTIFACTS = (initramfs_image(config.load(ROOT)).name, "mvirt-uos.unsigned.efi")
 
 
 def copy_checkout(dest: Path) -> Path:

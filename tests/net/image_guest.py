@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from mvirt_build import config
+from mvirt_build.compare import decompress
 from mvirt_build.qemu import QemuMachine
 from tests.net.netns import Relay
 
@@ -34,12 +35,12 @@ def image_paths() -> tuple[Path, Path] | None:
     """(kernel, initramfs) of the checkout's build, or None when not built."""
     cfg = config.load(REPO)
     kernel = cfg.output_dir / "kernel/bzImage"
-    initrd = cfg.output_dir / "initramfs.cpio.zst"
+    initrd = config.initramfs_image(cfg)
     return (kernel, initrd) if kernel.is_file() and initrd.is_file() else None
 
 
 def overlay_initrd(initrd: Path, dest: Path) -> Path:
-    """``initrd`` followed by a newc archive holding the probe and a services.toml with it
+    """``initrd``'s archive followed by a newc archive holding the probe and a services.toml with it
     (the kernel unpacks concatenated archives in order; later files replace earlier ones)."""
     root = dest.parent / "overlay-root"
     (root / "etc/pideisn").mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,8 @@ def overlay_initrd(initrd: Path, dest: Path) -> Path:
         ["busybox", "cpio", "-o", "-H", "newc"],
         cwd=root, input=files, capture_output=True, check=True,
     ).stdout  # fmt: skip
-    base = initrd.read_bytes()
+    # Uncompressed: an lz4 (legacy) stream has no end marker, so nothing may follow it.
+    base = decompress(initrd.read_bytes())
     padding = b"\0" * (-len(base) % 4)
     dest.write_bytes(base + padding + archive)
     return dest

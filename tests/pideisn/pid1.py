@@ -31,8 +31,9 @@ def state_dir() -> Path:
 class Pid1:
     """pideisn started as init; its console (stderr) is collected line by line."""
 
-    def __init__(self, netns: str | None, directory: Path, cmdline: str) -> None:
-        (directory / "cmdline").write_text(cmdline + "\n")
+    def __init__(self, netns: str | None, directory: Path, cmdline: str | bytes) -> None:
+        raw = cmdline if isinstance(cmdline, bytes) else cmdline.encode()
+        (directory / "cmdline").write_bytes(raw + b"\n")
         (directory / "resolv.conf").write_text("")
         script = (
             f"mount --bind {directory}/cmdline /proc/cmdline && "

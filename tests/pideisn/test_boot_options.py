@@ -32,3 +32,10 @@ def test_mvirt_options_are_read_and_unknown_ones_reported():
 
 def test_bad_number_keeps_the_default():
     assert BootOptions(["mvirt.net.timeout=soon"]).network_timeout == 15.0
+
+
+def test_a_byte_that_is_not_utf8_keeps_the_other_options(tmp_path):
+    path = tmp_path / "cmdline"
+    path.write_bytes(b"console=ttyS0 caf\xe9 mvirt.hostname=vm1 mvirt.net.ipv6=0\n")
+    options = BootOptions.from_proc(str(path))
+    assert options.hostname == "vm1" and not options.ipv6

@@ -151,3 +151,29 @@ def test_fuzz_options_round_trip(options):
     if codec.OPT_OVERLOAD not in options:
         assert decoded.options == options
     _parse_everything(message.encode())
+
+
+def test_names_that_are_not_dns_names_are_dropped():
+    options = {
+        codec.OPT_MESSAGE_TYPE: bytes((codec.ACK,)),
+        codec.OPT_DOMAIN: b"lab\nnameserver 6.6.6.6",
+        codec.OPT_HOSTNAME: b"web 1",
+    }
+    lease = codec.Lease(codec.Message(codec.BOOTREPLY, 1, b"\1" * 6, options, yiaddr="10.0.0.5"))
+    assert (lease.domain, lease.hostname) == (None, None)
+    options[codec.OPT_DOMAIN] = b"lab.example.\0"
+    options[codec.OPT_HOSTNAME] = b"web-1"
+    lease = codec.Lease(codec.Message(codec.BOOTREPLY, 1, b"\1" * 6, options, yiaddr="10.0.0.5"))
+    assert (lease.domain, lease.hostname) == ("lab.example", "web-1")
+
+
+def test_unusable_leases_are_named():
+    def lease(address: str, mask: str) -> codec.Lease:
+        options = {codec.OPT_SUBNET_MASK: codec.ip_to_bytes(mask)}
+        return codec.Lease(codec.Message(codec.BOOTREPLY, 1, b"\1" * 6, options, yiaddr=address))
+
+    assert lease("10.0.0.5", "255.255.255.0").unusable() is None
+    assert lease("10.0.0.5", "255.255.255.255").unusable() is None
+    assert "mask" in (lease("10.0.0.5", "0.0.0.0").unusable() or "")
+    assert "broadcast" in (lease("10.0.0.255", "255.255.255.0").unusable() or "")
+    assert "unicast" in (lease("224.0.0.5", "255.255.255.0").unusable() or "")

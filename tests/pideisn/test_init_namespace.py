@@ -140,3 +140,35 @@ def test_sigterm_reboots_without_network(tmp_path):
         assert status == -signal.SIGHUP  # reboot(2) AUTOBOOT in a PID namespace
     finally:
         init.close()
+
+
+def test_command_line_with_a_non_utf8_byte_boots_and_still_powers_off(tmp_path):
+    require_unshare()
+    directory = state_dir()
+    init = Pid1(None, directory, b"caf\xe9 mvirt.net=0 mvirt.hostname=pideisn-bytes")
+    try:
+        init.wait_for("pideisn: ready (uptime ", 30)
+        console = "\n".join(init.lines)
+        assert "hostname pideisn-bytes" in console
+        assert "failed" not in console and "emergency" not in console
+        os.kill(init.host_pid(), signal.SIGUSR2)
+        status = init.wait_exit(30)
+        assert status == -signal.SIGINT, "\n".join(init.lines)
+    finally:
+        init.close()
+
+
+def test_network_without_a_router_does_not_hold_the_boot_for_the_timeout(pair, tmp_path):
+    pair.server_cmd("ip", "addr", "add", "192.168.77.1/24", "dev", "srv0")
+    pair.start_dnsmasq(tmp_path, "--dhcp-range=192.168.77.10,192.168.77.50,255.255.255.0,5m")
+    directory = state_dir()
+    init = Pid1(pair.client, directory, "mvirt.net.timeout=90 mvirt.net.dhcp6=0")
+    try:
+        # Well before the 90 s network timeout: the RA is not waited for once DHCPv4 is in.
+        ready = init.wait_for("pideisn: ready (uptime ", 45)
+        assert "eth0 192.168.77." in ready
+        assert "no router answered" in "\n".join(init.lines)
+        os.kill(init.host_pid(), signal.SIGUSR2)
+        assert init.wait_exit(30) == -signal.SIGINT
+    finally:
+        init.close()

@@ -4,6 +4,9 @@ namespaces joined by a veth pair (needs root; skipped otherwise)."""
 from __future__ import annotations
 
 import ipaddress
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -104,3 +107,50 @@ def test_no_server_degrades_with_a_timeout(pair):
     result = pair.pideisn_dhcp("--no-ipv6", "--timeout", "3")
     assert result.returncode == 1
     assert "no DHCPv4 lease yet" in result.stderr
+
+
+def test_dhcpv4_domain_injection_never_reaches_resolv_conf_and_mtu_is_applied(pair, tmp_path):
+    pair.server_cmd("ip", "addr", "add", "192.168.77.1/24", "dev", "srv0")
+    # dnsmasq turns \n into a newline only in quoted strings of a configuration file.
+    conf = tmp_path / "inject.conf"
+    conf.write_text('dhcp-option=15,"lab\\nnameserver 6.6.6.6"\n')
+    pair.start_dnsmasq(
+        tmp_path,
+        "--dhcp-range=192.168.77.10,192.168.77.50,255.255.255.0,5m",
+        "--dhcp-option=option:dns-server,192.168.77.53",
+        f"--conf-file={conf}",
+        "--dhcp-option=26,1400",
+    )
+    resolv = tmp_path / "resolv.conf"
+    result = pair.pideisn_dhcp("--no-ipv6", "--resolv-conf", str(resolv))
+    assert result.returncode == 0, result.stderr
+    assert resolv.read_text().splitlines()[1:] == ["nameserver 192.168.77.53"]
+    link = pair.client_cmd("cat", "/sys/class/net/eth0/mtu").stdout.strip()
+    assert link == "1400"
+
+
+def test_router_with_only_the_o_flag_gets_an_information_request(pair, tmp_path):
+    pair.server_cmd("ip", "addr", "add", "fd00:88::1/64", "dev", "srv0")
+    pair.wait_server_dad()
+    pair.start_dnsmasq(
+        tmp_path,
+        "--enable-ra",
+        "--dhcp-range=fd00:88::,ra-stateless,64,5m",
+        "--dhcp-option=option6:dns-server,[fd00:88::53]",
+    )
+    resolv = tmp_path / "resolv.conf"
+    client = subprocess.Popen(
+        ["ip", "netns", "exec", pair.client, sys.executable, "-m", "mvirt.pideisn", "dhcp",
+         "eth0", "--no-ipv4", "--resolv-conf", str(resolv)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            if resolv.exists() and "nameserver fd00:88::53" in resolv.read_text():
+                break
+            time.sleep(0.1)
+        assert resolv.exists() and "nameserver fd00:88::53" in resolv.read_text()
+    finally:
+        client.terminate()
+        client.wait(10)

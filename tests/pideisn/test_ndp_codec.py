@@ -45,12 +45,22 @@ def test_router_solicitation_carries_source_link_layer_address():
         bytes((133,)) + b"\0" * 15,
         bytes((134, 0)) + b"\0" * 14 + bytes((3, 0)) + b"\0" * 6,
         bytes((134, 0)) + b"\0" * 14 + bytes((3, 4)) + b"\0" * 6,
-        bytes((134, 0)) + b"\0" * 14 + bytes((25, 1)) + b"\0" * 6,
     ],
 )
 def test_malformed_advertisements_are_rejected(data):
     with pytest.raises(codec.MalformedPacketError):
         codec.RouterAdvertisement.decode(data)
+
+
+def test_a_broken_option_is_skipped_and_the_rest_of_the_ra_counts():
+    good = codec.PrefixInfo("2001:db8:1::", 64, codec.PREFIX_AUTONOMOUS, 600, 300)
+    ra = codec.RouterAdvertisement(lifetime=60, prefixes=[good], mtu=1400).encode()
+    bad_length = bytes((codec.OPT_PREFIX_INFO, 4, 129)) + b"\0" * 29  # prefix length 129
+    bad_size = bytes((codec.OPT_PREFIX_INFO, 1)) + b"\0" * 6
+    bad_rdnss = bytes((25, 1)) + b"\0" * 6
+    decoded = codec.RouterAdvertisement.decode(ra + bad_length + bad_size + bad_rdnss)
+    assert decoded.prefixes == [good]
+    assert (decoded.lifetime, decoded.mtu, decoded.dns) == (60, 1400, [])
 
 
 @settings(max_examples=500)

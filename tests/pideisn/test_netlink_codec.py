@@ -48,3 +48,69 @@ def test_fuzz_parsers_never_raise(data):
         nl.decode_address(body)
     nl.decode_link(data)
     nl.decode_address(data)
+
+
+def test_address_of_an_unknown_family_is_skipped():
+    # AF_MCTP (45) addresses come in RTM_NEWADDR dumps too; 16 bytes made inet_ntop raise.
+    body = struct.pack("=BBBBi", 45, 8, 0, 0, 2) + nl.encode_attr(nl.IFA_LOCAL, b"\1" * 16)
+    assert nl.decode_address(body) is None
+    body = struct.pack("=BBBBi", 0, 8, 0, 0, 2) + nl.encode_attr(nl.IFA_ADDRESS, b"\1" * 4)
+    assert nl.decode_address(body) is None
+
+
+def test_truncated_error_message_is_an_error_not_a_crash():
+    assert nl.decode_error(b"") < 0
+    assert nl.decode_error(struct.pack("=i", 0) + b"\0" * 16) == 0
+    assert nl.decode_error(struct.pack("=i", -17)) == -17
+
+
+attributes = st.lists(st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=40)), max_size=6).map(
+    lambda attrs: b"".join(nl.encode_attr(kind, data) for kind, data in attrs)
+)
+
+address_messages = st.builds(
+    lambda family, prefixlen, flags, scope, index, attrs: (
+        struct.pack("=BBBBi", family, prefixlen, flags, scope, index) + attrs
+    ),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.integers(-(2**31), 2**31 - 1),
+    attributes,
+)
+
+link_messages = st.builds(
+    lambda family, kind, index, flags, change, attrs: (
+        struct.pack("=BxHiII", family, kind, index, flags, change) + attrs
+    ),
+    st.integers(0, 255),
+    st.integers(0, 0xFFFF),
+    st.integers(-(2**31), 2**31 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    attributes,
+)
+
+
+TYPES = [nl.RTM_NEWADDR, nl.RTM_NEWLINK, nl.NLMSG_ERROR]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.one_of(address_messages, link_messages), max_size=4), st.integers(0, 0xFFFF))
+def test_fuzz_kernel_shaped_dumps_never_raise(bodies, kind):
+    # Well-framed messages of the shapes the kernel sends, with any family, flags and
+    # attributes (including ones of the wrong size): decoding is total.
+    data = b"".join(
+        nl.encode_message(t, nl.NLM_F_MULTI, 1, body)
+        for t, body in zip([*TYPES, kind], bodies, strict=False)
+    )
+    for mkind, _flags, _seq, body in nl.parse_messages(data):
+        address = nl.decode_address(body)
+        link = nl.decode_link(body)
+        nl.decode_error(body)
+        if address is not None:
+            assert address.family in (_socket.AF_INET, _socket.AF_INET6)
+        if link is not None:
+            assert isinstance(link.name, str)
+        assert mkind >= 0

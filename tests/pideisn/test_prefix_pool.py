@@ -33,3 +33,12 @@ def test_prefix_longer_than_request_is_not_used():
     pool = PrefixPool()
     pool.add("2001:db8::", 64, 600, 300)
     assert pool.allocate(60) is None
+
+
+def test_prefix_with_host_bits_is_removed_in_the_form_it_was_added(tmp_path):
+    path = tmp_path / "prefixes"
+    pool = PrefixPool(str(path))
+    pool.add("2001:DB8:100:ff::1", 56, 600, 300)
+    pool.remove("2001:DB8:100:ff::1", 56)  # what the server sent, host bits and all
+    assert path.read_text() == ""
+    assert pool.delegated == {}

@@ -83,3 +83,16 @@ def test_toml_syntax_error_names_the_file(tmp_path):
     path.write_text("[services.a\n")
     with pytest.raises(ServicesFileError, match=str(path)):
         services_file.load(str(path))
+
+
+@pytest.mark.parametrize("host", ["localhost", "web.example", "300.1.1.1", "", 8080])
+def test_a_probe_host_that_is_not_an_ip_literal_is_reported_for_that_service_alone(host):
+    data = {
+        "services": {
+            "a": {"command": ["x"], "ready": {"tcp": 80, "host": host}},
+            "b": {"command": ["y"], "ready": {"tcp": 81, "host": "::1"}},
+        }
+    }
+    a, b = services_file.parse(data)
+    assert a.ready.problem is not None and "IP address" in a.ready.problem
+    assert (b.ready.problem, b.ready.host) == (None, "::1")

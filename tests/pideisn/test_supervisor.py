@@ -181,3 +181,44 @@ def test_stop_is_reverse_order_and_escalates_to_sigkill(runtime, tmp_path):
     third = supervisor.by_name["third"]
     assert third.state == STOPPED
     assert os.WIFSIGNALED(third.last_status) and os.WTERMSIG(third.last_status) == 9
+
+
+def test_misconfigured_probe_is_reported_and_the_others_still_start(runtime, capfd):
+    loop, _ = runtime
+    supervisor, _lines = make(
+        runtime,
+        {
+            "bad": {
+                "command": py("import time; time.sleep(60)"),
+                "ready": {"tcp": 80, "host": "localhost"},
+            },
+            "good": {"command": py("import time; time.sleep(60)"), "after": ["bad"]},
+        },
+    )
+    supervisor.start()
+    assert loop.run_until(supervisor.all_settled, 20)
+    bad, good = supervisor.by_name["bad"], supervisor.by_name["good"]
+    assert bad.pid is None and bad.gave_up
+    assert good.ever_ready
+    assert "bad: not started: ready.host is 'localhost'" in capfd.readouterr().err
+    supervisor.stop_all()
+
+
+def test_a_probe_that_fails_never_raises_into_the_supervisor(runtime):
+    loop, _ = runtime
+    specs = services_file.parse(
+        {
+            "services": {
+                "odd": {"command": py("import time; time.sleep(60)"), "ready_timeout": 1},
+                "good": {"command": py("import time; time.sleep(60)")},
+            }
+        }
+    )
+    # A probe the parser would refuse, as a caller building specs by hand could make one.
+    specs[0].ready = services_file.Readiness(port=80, host="no.such.name.invalid")
+    supervisor = Supervisor(loop, runtime[1], specs, base_env={"PATH": os.environ["PATH"]})
+    supervisor.start()
+    assert loop.run_until(supervisor.all_settled, 20)
+    assert supervisor.by_name["good"].ever_ready
+    assert supervisor.by_name["odd"].gave_up
+    supervisor.stop_all()

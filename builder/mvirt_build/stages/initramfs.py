@@ -1,4 +1,5 @@
-"""Initramfs stage: cut the running system out of the rootfs tree into a zstd-compressed cpio.
+"""Initramfs stage: cut the running system out of the rootfs tree into a compressed cpio
+(zstd, or lz4 in the kernel's legacy format: `[Initramfs] Compression=`).
 
 Contents: /init, the image's Python interpreter and only the shared libraries it and its
 extension modules need (DT_NEEDED closure), the modules the runtime imports as bytecode (no
@@ -15,9 +16,11 @@ from collections import defaultdict
 from importlib.metadata import version
 from pathlib import Path
 
+import lz4.block
 import zstandard
 
-from mvirt_build.config import BuildConfig
+from mvirt_build.compare import LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC
+from mvirt_build.config import BuildConfig, initramfs_image
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
 from mvirt_build.fetch import FetchReport
@@ -54,14 +57,32 @@ CHROOT_ENV = {
 
 
 def init_script(init: str) -> bytes:
-    """/init: the kernel runs it as PID 1 (BINFMT_SCRIPT); -S skips site for a fast start."""
+    """/init: the kernel runs it as PID 1 (BINFMT_SCRIPT); -S skips site for a fast start.
+
+    The import of the init module is guarded: if it fails, or the module's function returns or
+    raises, /init runs the rescue loop of `init_rescue.py` (kept as a string, compiled only
+    then), so PID 1 never exits and the power button still powers off.
+    """
     module, _, function = init.partition(":")
+    rescue = (Path(__file__).parents[1] / "init_rescue.py").read_text()
     return (
         f"#!{INTERPRETER} -S\n"
         "import sys\n"
         f"sys.path.append({SITE_DIR!r})\n"
-        f"from {module} import {function}\n"
-        f"{function}()\n"
+        "try:\n"
+        f"    from {module} import {function}\n"
+        "except BaseException as exc:\n"
+        f"    why = f'cannot import {module}: {{exc!r}}'\n"
+        "else:\n"
+        "    try:\n"
+        f"        {function}()\n"
+        f"        why = '{init} returned'\n"
+        "    except BaseException as exc:\n"
+        f"        why = f'{init} failed: {{exc!r}}'\n"
+        f"RESCUE = {rescue!r}\n"
+        "scope = {}\n"
+        "exec(compile(RESCUE, '/init (rescue)', 'exec'), scope)\n"
+        "scope['rescue'](why)\n"
     ).encode()
 
 
@@ -80,9 +101,11 @@ class InitramfsStage(Stage):
     """Assemble and compress the initramfs."""
 
     name = "initramfs"
+    # 2: /init guards the import of pideisn with a rescue loop; lz4 as a compression.
+    version = 2
     deps = ("rootfs",)
     sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
-    description = "zstd cpio: /init, Python runtime, imported modules, services, skeleton"
+    description = "compressed cpio: /init, Python runtime, imported modules, services, skeleton"
 
     def inputs(self, ctx: Context) -> dict[str, str]:
         cfg = ctx.config.initramfs
@@ -92,10 +115,12 @@ class InitramfsStage(Stage):
             "extra modules": " ".join(cfg.extra_modules),
             "extra files": " ".join(cfg.extra_files),
             "compress level": str(cfg.compress_level),
+            "compression": cfg.compression,
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
             "SOURCE_DATE_EPOCH": str(ctx.source_date_epoch(self.name)),
             "downloads": downloads_input(ctx),
             "zstandard": f"{version('zstandard')} (zstd {zstandard.ZSTD_VERSION})",
+            "lz4": version("lz4"),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -117,7 +142,7 @@ class InitramfsStage(Stage):
         add_downloads(ctx, archive, self._downloads)
         raw = archive.write(ctx.source_date_epoch(self.name))
         level = ctx.config.initramfs.compress_level
-        compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
+        compressed = compress(raw, ctx.config.initramfs.compression, level)
         atomic_write(image_path(ctx.config), compressed)
         atomic_write(listing_path(ctx.config), render_listing(archive))
         for line in size_breakdown(archive, len(raw), len(compressed)):
@@ -125,8 +150,29 @@ class InitramfsStage(Stage):
 
 
 def image_path(config: BuildConfig) -> Path:
-    """build/initramfs.cpio.zst"""
-    return config.output_dir / "initramfs.cpio.zst"
+    """build/initramfs.cpio.zst, or .lz4 with Compression=lz4"""
+    return initramfs_image(config)
+
+
+def compress(raw: bytes, compression: str, level: int) -> bytes:
+    """The archive compressed as the kernel unpacks it: a zstd frame, or the legacy lz4
+    format (magic, then blocks of up to 8 MiB each preceded by its little-endian size).
+
+    lz4 unpacks several times faster than zstd under emulation (measured in
+    docs/pideisn.md), which is boot time, for a somewhat larger image.
+    """
+    if compression == "lz4":
+        out = bytearray(LZ4_LEGACY_MAGIC)
+        for start in range(0, len(raw), LZ4_LEGACY_CHUNK):
+            block = lz4.block.compress(
+                raw[start : start + LZ4_LEGACY_CHUNK],
+                mode="high_compression",
+                compression=min(max(level, 1), 12),
+                store_size=False,
+            )
+            out += len(block).to_bytes(4, "little") + block
+        return bytes(out)
+    return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
 
 
 def listing_path(config: BuildConfig) -> Path:
@@ -211,5 +257,6 @@ def size_breakdown(archive: Archive, raw: int, compressed: int) -> list[str]:
     for name in COMPONENTS:
         size = sizes.get(name, 0)
         lines.append(f"  {name:<15} {size / 2**20:7.2f} MiB ({100 * size / payload:4.1f} %)")
-    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB zstd")
+    packed = f"{compressed / 2**20:6.2f} MiB compressed"
+    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {packed}")
     return lines

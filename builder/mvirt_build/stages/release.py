@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mvirt_build import fetch
-from mvirt_build.config import BuildConfig
+from mvirt_build.config import BuildConfig, initramfs_image
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context
@@ -161,7 +161,7 @@ def write_uki_manifest(
         Input("bzImage", kernel_dir / "bzImage"),
         Input("cmdline", value=cfg.kernel.cmdline),
         Input("stub", cfg.uki.stub),
-        Input("initramfs", cfg.output_dir / "initramfs.cpio.zst"),
+        Input("initramfs", initramfs_image(cfg)),
     ]
     signing = signing_for(cfg)
     if signed and signing.cert is None:

@@ -71,8 +71,11 @@ class BootOptions:
     @classmethod
     def from_proc(cls, path: str = "/proc/cmdline") -> BootOptions:
         """Options of the running kernel (defaults if /proc/cmdline is unreadable)."""
+        # Bytes, decoded tolerantly: the command line is whatever the boot loader passed, and
+        # one byte that is not UTF-8 must not cost PID 1 its options (or its boot).
         try:
-            with open(path) as source:
-                return cls(split_words(source.read()))
+            with open(path, "rb") as source:
+                text = source.read().decode("utf-8", errors="replace")
         except OSError:
             return cls([])
+        return cls(split_words(text))

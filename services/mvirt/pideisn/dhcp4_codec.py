@@ -9,6 +9,8 @@ from __future__ import annotations
 import _socket
 import struct
 
+from mvirt.pideisn.dns_names import valid_domain, valid_hostname
+
 BOOTREQUEST = 1
 BOOTREPLY = 2
 MAGIC = b"\x63\x82\x53\x63"
@@ -28,6 +30,7 @@ OPT_ROUTER = 3
 OPT_DNS = 6
 OPT_HOSTNAME = 12
 OPT_DOMAIN = 15
+OPT_MTU = 26
 OPT_REQUESTED_IP = 50
 OPT_LEASE_TIME = 51
 OPT_OVERLOAD = 52
@@ -269,6 +272,7 @@ class Lease:
         "domain",
         "hostname",
         "lease_time",
+        "mtu",
         "prefixlen",
         "routers",
         "routes",
@@ -286,14 +290,17 @@ class Lease:
         self.prefixlen = mask_to_prefixlen(mask) if mask else _classful_prefix(self.address)
         self.routers = _addresses(opts.get(OPT_ROUTER, b""))
         self.dns = _addresses(opts.get(OPT_DNS, b""))
-        self.hostname = opts.get(OPT_HOSTNAME, b"").decode(errors="replace").strip("\0") or None
-        self.domain = opts.get(OPT_DOMAIN, b"").decode(errors="replace").strip("\0") or None
+        # Names reach /etc/resolv.conf and the hostname: anything but a valid DNS name is
+        # dropped here, so a hostile server cannot inject lines (e.g. "lab\nnameserver ...").
+        self.hostname = valid_hostname(opts.get(OPT_HOSTNAME, b""))
+        self.domain = valid_domain(opts.get(OPT_DOMAIN, b""))
         lease_time = _u32(opts.get(OPT_LEASE_TIME))
         self.lease_time = 0xFFFFFFFF if lease_time is None else lease_time
-        t1 = _u32(opts.get(OPT_T1))
-        t2 = _u32(opts.get(OPT_T2))
-        self.t1 = self.lease_time // 2 if t1 is None else t1
-        self.t2 = self.lease_time * 7 // 8 if t2 is None else t2
+        self.t1, self.t2 = _timers(self.lease_time, _u32(opts.get(OPT_T1)), _u32(opts.get(OPT_T2)))
+        mtu = opts.get(OPT_MTU)
+        self.mtu = int.from_bytes(mtu, "big") if mtu and len(mtu) == 2 else None
+        if self.mtu is not None and self.mtu < MIN_MTU:
+            self.mtu = None
         server = opts.get(OPT_SERVER_ID)
         self.server_id = ip_from_bytes(server) if server and len(server) == 4 else None
         routes = opts.get(OPT_CLASSLESS_ROUTES)
@@ -301,6 +308,38 @@ class Lease:
 
     def __repr__(self) -> str:
         return f"Lease({self.address}/{self.prefixlen}, routers={self.routers})"
+
+    def unusable(self) -> str | None:
+        """Why this lease cannot be applied, or None when it can."""
+        if self.lease_time == 0:
+            return "lease time 0"
+        if self.prefixlen == 0:
+            return "subnet mask 0.0.0.0"
+        raw = int.from_bytes(ip_to_bytes(self.address), "big")
+        first = raw >> 24
+        if raw == 0 or first in (0, 127) or first >= 224:
+            return f"address {self.address} is not a unicast host address"
+        if self.prefixlen < 31:
+            host = raw & ((1 << (32 - self.prefixlen)) - 1)
+            if host in (0, (1 << (32 - self.prefixlen)) - 1):
+                return f"address {self.address} is the network or broadcast address of its subnet"
+        return None
+
+
+INFINITE = 0xFFFFFFFF
+MIN_MTU = 68  # RFC 2132 5.1
+
+
+def _timers(lease_time: int, t1: int | None, t2: int | None) -> tuple[float, float]:
+    """T1 and T2 with 0 < T1 < T2 < lease enforced (RFC 2131 4.4.5): values that break the
+    order are replaced by the defaults, 0.5 and 0.875 of the lease."""
+    if lease_time == INFINITE:
+        return float(INFINITE), float(INFINITE)
+    valid_t2 = t2 is not None and 0 < t2 < lease_time
+    t2_out = float(t2) if t2 is not None and valid_t2 else lease_time * 0.875
+    valid_t1 = t1 is not None and 0 < t1 < t2_out
+    t1_out = float(t1) if t1 is not None and valid_t1 else min(lease_time * 0.5, t2_out * 4 / 7)
+    return t1_out, t2_out
 
 
 def _classful_prefix(address: str) -> int:

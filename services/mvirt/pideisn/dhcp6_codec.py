@@ -9,6 +9,8 @@ from __future__ import annotations
 import _socket
 import struct
 
+from mvirt.pideisn.dns_names import labels_ok
+
 SOLICIT = 1
 ADVERTISE = 2
 REQUEST = 3
@@ -31,6 +33,9 @@ OPT_DNS_SERVERS = 23
 OPT_DOMAIN_LIST = 24
 OPT_IA_PD = 25
 OPT_IAPREFIX = 26
+OPT_INFORMATION_REFRESH_TIME = 32
+OPT_SOL_MAX_RT = 82
+OPT_INF_MAX_RT = 83
 
 STATUS_SUCCESS = 0
 STATUS_NO_ADDRS_AVAIL = 2
@@ -296,9 +301,13 @@ class Message:
         ]
 
     def domains(self) -> list[str]:
-        """Option 24."""
+        """Option 24: the valid DNS names in it (anything else could inject into resolv.conf)."""
         value = self.get(OPT_DOMAIN_LIST)
-        return decode_domains(value) if value else []
+        try:
+            names = decode_domains(value) if value else []
+        except MalformedPacketError:
+            return []
+        return [name for name in names if labels_ok(name)]
 
 
 def duid_ll(mac: bytes) -> bytes:

@@ -59,6 +59,11 @@ SERVICE_ENV = {
     "PYTHONHASHSEED": "0",
 }
 PREFIX_POOL_FILE = "/run/pideisn/delegated-prefixes"
+# Present only in images that keep state across boots: DHCPv4 then asks for the previous
+# address first (INIT-REBOOT, RFC 2131 3.2).
+STATE_DIR = "/var/lib/pideisn"
+# How long the boot waits for a router once DHCPv4 is done (see NetworkConfig.router_grace).
+ROUTER_GRACE = 2.0
 REBOOT = "reboot"
 POWER_OFF = "power off"
 
@@ -158,6 +163,8 @@ class Init:
             ipv4=opts.ipv4,
             ipv6=opts.ipv6,
             dhcp6=opts.dhcp6,
+            state_dir=STATE_DIR if os.path.isdir(STATE_DIR) else None,
+            router_grace=ROUTER_GRACE,
         )
         self.network.start()
 
@@ -185,6 +192,12 @@ class Init:
                 modules = load_services_module_logged()
         done = network.configured()
         if done:
+            for iface in network.interfaces:
+                if network.no_router(iface):
+                    log(
+                        f"{iface.name}: no router answered within {ROUTER_GRACE:.0f} s, "
+                        "not waiting for IPv6 (solicitations go on)"
+                    )
             log(f"network configured ({network.summary() or 'no addresses'})")
         else:
             network.report_pending()
@@ -222,12 +235,15 @@ class Init:
     def run(self) -> None:
         """The whole life of PID 1, up to reboot(2)."""
         step("early boot", mount_api_filesystems)
-        self.options = BootOptions.from_proc()
+        # PID 1 duties first: whatever goes wrong later, signals and the power button work.
+        step("signals", self.setup_pid1)
+        options = step("kernel command line", BootOptions.from_proc)
+        if isinstance(options, BootOptions):
+            self.options = options
         if self.options.unknown:
             log(f"unknown mvirt.* options ignored: {', '.join(self.options.unknown)}")
         self.hostname_from_cmdline = self.options.hostname is not None
         step("hostname", lambda: set_hostname(self.options))
-        step("signals", self.setup_pid1)
         step("network", self.start_network)
         modules = None
         try:
@@ -255,7 +271,8 @@ class Init:
             step("stopping services", supervisor.stop_all)
             log("shutdown: services stopped")
         if self.network is not None:
-            step("network", self.network.close)
+            network = self.network
+            step("network", lambda: network.close(release=True))
         step("ending remaining processes", self.end_all_processes)
         final_sync_and_unmount()
         finish(action)
@@ -379,6 +396,12 @@ def emergency_loop(init: Init | None) -> None:
         pass
     log("emergency loop: reaping children; power off with the power button or SIGUSR2")
     button = init.power_button if init is not None else None
+    if button is None:
+        try:
+            button = PowerButton(Loop(), lambda: None)
+            button.scan()
+        except Exception as exc:
+            log(f"emergency loop: power button unavailable: {exc!r}")
     while True:
         try:
             while True:

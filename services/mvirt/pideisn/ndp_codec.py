@@ -120,18 +120,17 @@ class RouterAdvertisement:
         if kind != ROUTER_ADVERTISEMENT or code != 0:
             raise MalformedPacketError(f"not a router advertisement (type {kind}, code {code})")
         ra = cls(flags=flags, lifetime=lifetime, hop_limit=hop_limit)
+        # Each option stands on its own: a broken prefix or RDNSS option is skipped (RFC 4861
+        # 4.6.2, RFC 8106 5.3.1) and the rest of the RA still counts; only broken framing
+        # (a zero length, an option running past the end) rejects the whole message.
         for opt, body in _options(data[_RA.size :]):
             if opt == OPT_PREFIX_INFO:
-                if len(body) != 30:
-                    raise MalformedPacketError("prefix information of the wrong size")
-                length, pflags, valid, preferred, _res, raw = _PREFIX.unpack(body)
-                if length > 128:
-                    raise MalformedPacketError(f"prefix length {length}")
-                prefix = _socket.inet_ntop(_socket.AF_INET6, raw)
-                ra.prefixes.append(PrefixInfo(prefix, length, pflags, valid, preferred))
+                info = _prefix_info(body)
+                if info is not None:
+                    ra.prefixes.append(info)
             elif opt == OPT_RDNSS:
                 if len(body) < 22 or (len(body) - 6) % 16:
-                    raise MalformedPacketError("RDNSS option of the wrong size")
+                    continue
                 ra.dns_lifetime = struct.unpack_from("!I", body, 2)[0]
                 for i in range(6, len(body), 16):
                     ra.dns.append(_socket.inet_ntop(_socket.AF_INET6, body[i : i + 16]))
@@ -140,6 +139,16 @@ class RouterAdvertisement:
             elif opt == OPT_SOURCE_LLADDR:
                 ra.source_mac = body[:6]
         return ra
+
+
+def _prefix_info(body: bytes) -> PrefixInfo | None:
+    """One prefix information option, or None when it is malformed."""
+    if len(body) != 30:
+        return None
+    length, pflags, valid, preferred, _res, raw = _PREFIX.unpack(body)
+    if length > 128:
+        return None
+    return PrefixInfo(_socket.inet_ntop(_socket.AF_INET6, raw), length, pflags, valid, preferred)
 
 
 def _lladdr_option(mac: bytes) -> bytes:
@@ -168,6 +177,32 @@ def encode_router_solicitation(mac: bytes | None) -> bytes:
     """An RS, with our link-layer address when we have a source address to go with it."""
     out = struct.pack("!BBHI", ROUTER_SOLICITATION, 0, 0, 0)
     return out + (_lladdr_option(mac) if mac else b"")
+
+
+ALL_ROUTERS_MAC = b"\x33\x33\x00\x00\x00\x02"
+
+
+def icmp6_checksum(source: bytes, destination: bytes, message: bytes) -> int:
+    """The ICMPv6 checksum over the IPv6 pseudo-header and the message (RFC 4443 2.3)."""
+    data = source + destination + struct.pack("!I3xB", len(message), 58) + message
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def unspecified_source_solicitation() -> bytes:
+    """A whole IPv6 packet: an RS from the unspecified address to all-routers, hop limit 255,
+    without a link-layer address option (RFC 4861 4.1 forbids it with source ::)."""
+    source = bytes(16)
+    destination = _socket.inet_pton(_socket.AF_INET6, "ff02::2")
+    message = struct.pack("!BBHI", ROUTER_SOLICITATION, 0, 0, 0)
+    checksum = icmp6_checksum(source, destination, message)
+    message = message[:2] + struct.pack("!H", checksum) + message[4:]
+    header = struct.pack("!IHBB", 6 << 28, len(message), 58, 255)
+    return header + source + destination + message
 
 
 def eui64_address(prefix: str, mac: bytes) -> str:

@@ -5,17 +5,19 @@ through rtnetlink, DNS collected into resolv.conf and delegated prefixes into th
 from __future__ import annotations
 
 import _socket
+import errno
 import os
 
-from mvirt.pideisn import dhcp4_codec, ndp_codec
+from mvirt.pideisn import dhcp4_codec, dhcp6, ndp_codec
 from mvirt.pideisn import netlink as nl
 from mvirt.pideisn.console import log
 from mvirt.pideisn.dhcp4 import Dhcp4Client, Dhcp4Socket
 from mvirt.pideisn.dhcp6 import Dhcp6Client, Dhcp6Lease, Dhcp6Socket
 from mvirt.pideisn.loop import Loop
 from mvirt.pideisn.prefix_pool import PrefixPool
+from mvirt.pideisn.ra_config import RaConfig
 from mvirt.pideisn.resolv import write_resolv_conf
-from mvirt.pideisn.slaac import Icmp6Socket, SlaacClient
+from mvirt.pideisn.slaac import Icmp6Socket, SlaacClient, send_unspecified_solicitation
 
 # True for type checkers only: importing collections.abc would cost boot time.
 TYPE_CHECKING = False
@@ -27,7 +29,8 @@ WAIT_RA = "ra"
 WAIT_DHCP6 = "dhcp6"
 LINK_LOCAL_POLL = 0.05
 LINK_LOCAL_TIMEOUT = 10.0
-DEFAULT_ROUTE_METRIC = 1024
+DAD_POLL = 0.1
+DAD_TIMEOUT = 10.0
 
 
 def _same_subnet(a: str, b: str, prefixlen: int) -> bool:
@@ -57,9 +60,10 @@ class Interface:
         self.lease4: dhcp4_codec.Lease | None = None
         self.routes4: list[tuple[str, int, str | None]] = []
         self.lease6: Dhcp6Lease | None = None
+        self.info6: tuple[list[str], list[str]] = ([], [])  # stateless DHCPv6 DNS, domains
         self.ra: ndp_codec.RouterAdvertisement | None = None
-        self.router6: str | None = None
-        self.slaac_addresses: list[str] = []
+        self.ra_config: RaConfig | None = None
+        self.solicit_started: float | None = None
         self.link_local_waited = 0.0
 
     @property
@@ -72,7 +76,8 @@ class Interface:
         out = []
         if self.lease4 is not None:
             out.append(f"{self.lease4.address}/{self.lease4.prefixlen}")
-        out += self.slaac_addresses
+        if self.ra_config is not None:
+            out += self.ra_config.addresses
         if self.lease6 is not None:
             out += [f"{a.address}/128" for a in self.lease6.addresses]
         return out
@@ -93,6 +98,8 @@ class NetworkConfig:
         ipv6: bool = True,
         dhcp6: bool = True,
         waits: frozenset[str] = frozenset({WAIT_DHCP4, WAIT_RA}),
+        state_dir: str | None = None,
+        router_grace: float | None = None,
     ) -> None:
         self.loop = loop
         self.netlink = netlink
@@ -103,6 +110,12 @@ class NetworkConfig:
         self.ipv6 = ipv6 and os.path.exists("/proc/sys/net/ipv6")
         self.use_dhcp6 = dhcp6
         self.waits = waits
+        self.state_dir = state_dir
+        # With a grace period, an interface whose DHCPv4 lease is in does not wait for an RA
+        # longer than this after its first solicitation (routers answer within 0.5 s, RFC
+        # 4861 MAX_RA_DELAY_TIME); the solicitations go on in the background.
+        self.router_grace = router_grace
+        self._resolv_written = False  # once written, expired servers are removed from it
         self.interfaces: list[Interface] = []
 
     # -- start-up --------------------------------------------------------------------------
@@ -150,6 +163,12 @@ class NetworkConfig:
         if self.ipv4:
             self._start_dhcp4(iface)
         if self.ipv6:
+            # Router solicitation starts at once (from :: while DAD runs); DHCPv6, which
+            # needs a link-local source, once the link-local address is usable.
+            try:
+                self._start_slaac(iface)
+            except OSError as exc:
+                log(f"{name}: router solicitation unavailable: {exc}")
             self.loop.call_later(0, lambda: self._wait_link_local(iface))
 
     def _start_dhcp4(self, iface: Interface) -> None:
@@ -158,6 +177,8 @@ class NetworkConfig:
 
         def bound(lease: dhcp4_codec.Lease) -> None:
             self._apply_lease4(iface, lease)
+            if iface.lease4 is lease:
+                self._remember_address(iface, lease.address)
 
         def expired(lease: dhcp4_codec.Lease) -> None:
             self._drop_lease4(iface, lease)
@@ -169,6 +190,7 @@ class NetworkConfig:
             send=sock.send,
             on_bound=bound,
             on_expired=expired,
+            previous_address=self._remembered_address(iface),
         )
         iface.dhcp4 = client
 
@@ -178,6 +200,38 @@ class NetworkConfig:
 
         self.loop.add_reader(sock.fileno(), readable)
         client.start()
+
+    def _state_file(self, iface: Interface) -> str | None:
+        # Kernel interface names never contain "/" or NUL; anything odd gets no state file.
+        name = iface.name
+        if self.state_dir is None or not name or "/" in name or name.startswith("."):
+            return None
+        return os.path.join(self.state_dir, f"dhcp4-{name}")
+
+    def _remembered_address(self, iface: Interface) -> str | None:
+        """The address of the previous boot's lease, when the image keeps state (INIT-REBOOT)."""
+        path = self._state_file(iface)
+        if path is None:
+            return None
+        try:
+            with open(path) as source:
+                address = source.read(64).strip()
+            _socket.inet_aton(address)
+        except (OSError, ValueError):
+            return None
+        return address if address.count(".") == 3 else None
+
+    def _remember_address(self, iface: Interface, address: str) -> None:
+        path = self._state_file(iface)
+        if path is None:
+            return
+        try:
+            tmp = path + ".tmp"
+            with open(tmp, "w") as out:
+                out.write(address + "\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log(f"{iface.name}: cannot remember the DHCPv4 address in {path}: {exc}")
 
     def _wait_link_local(self, iface: Interface) -> None:
         # Until DAD has finished, the link-local address cannot be a source: RS and DHCPv6
@@ -192,23 +246,43 @@ class NetworkConfig:
         if not ready:
             iface.link_local_waited += LINK_LOCAL_POLL
             if iface.link_local_waited > LINK_LOCAL_TIMEOUT:
-                log(f"{iface.name}: no usable IPv6 link-local address, IPv6 skipped")
-                iface.ra = ndp_codec.RouterAdvertisement()
+                log(f"{iface.name}: no usable IPv6 link-local address, DHCPv6 skipped")
+                if iface.ra is None:
+                    iface.ra = ndp_codec.RouterAdvertisement()
                 return
             self.loop.call_later(LINK_LOCAL_POLL, lambda: self._wait_link_local(iface))
             return
-        self._start_slaac(iface)
         if self.use_dhcp6:
             self._start_dhcp6(iface)
 
     def _start_slaac(self, iface: Interface) -> None:
         sock = Icmp6Socket(iface.name, iface.link.index)
         iface.sockets.append(sock)
+        iface.solicit_started = self.loop.clock()
+        iface.ra_config = RaConfig(
+            self.loop,
+            self.netlink,
+            iface.name,
+            iface.link.index,
+            iface.link.mac,
+            on_change=self._write_resolv_conf,
+            on_address=lambda address: self._watch_dad(iface, address, "SLAAC"),
+        )
 
         def advertised(ra: ndp_codec.RouterAdvertisement, source: str) -> None:
             self._apply_ra(iface, ra, source)
 
-        client = SlaacClient(self.loop, iface.name, iface.link.mac, sock.send, advertised)
+        def send(packet: bytes, destination: str) -> None:
+            try:
+                sock.send(packet, destination)
+            except OSError as exc:
+                # No usable source yet: no link-local address at all (no route, ENETUNREACH)
+                # or one still in DAD (EADDRNOTAVAIL).
+                if exc.errno not in (errno.EADDRNOTAVAIL, errno.ENETUNREACH):
+                    raise
+                send_unspecified_solicitation(iface.name)
+
+        client = SlaacClient(self.loop, iface.name, iface.link.mac, send, advertised)
         iface.slaac = client
 
         def readable() -> None:
@@ -228,6 +302,10 @@ class NetworkConfig:
         def expired(lease: Dhcp6Lease) -> None:
             self._drop_lease6(iface, lease)
 
+        def information(dns: list[str], domains: list[str]) -> None:
+            iface.info6 = (dns, domains)
+            self._write_resolv_conf()
+
         client = Dhcp6Client(
             self.loop,
             iface.name,
@@ -235,6 +313,7 @@ class NetworkConfig:
             send=sock.send,
             on_bound=bound,
             on_expired=expired,
+            on_information=information,
         )
         iface.dhcp6 = client
 
@@ -254,10 +333,19 @@ class NetworkConfig:
         if not self.ipv6:
             return True
         if WAIT_RA in self.waits and iface.ra is None:
-            return False
+            return self.no_router(iface)
         managed = iface.ra is not None and bool(iface.ra.flags & ndp_codec.FLAG_MANAGED)
         wants_dhcp6 = WAIT_DHCP6 in self.waits or managed
         return not (self.use_dhcp6 and wants_dhcp6 and iface.lease6 is None)
+
+    def no_router(self, iface: Interface) -> bool:
+        """True when no router answered within the grace period (and DHCPv4 is done)."""
+        started = iface.solicit_started
+        if self.router_grace is None or started is None or iface.ra is not None:
+            return False
+        if self.ipv4 and iface.lease4 is None:
+            return False
+        return self.loop.clock() - started >= self.router_grace
 
     def configured(self) -> bool:
         """True when every interface is done."""
@@ -277,15 +365,17 @@ class NetworkConfig:
         for iface in self.interfaces:
             if self.ipv4 and iface.lease4 is None:
                 log(f"{iface.name}: no DHCPv4 lease yet, continuing (the client keeps trying)")
-            if self.ipv6 and iface.ra is None:
+            if self.ipv6 and iface.ra is None and not self.no_router(iface):
                 log(f"{iface.name}: no router advertisement yet, continuing")
             if self.use_dhcp6 and self.ipv6 and iface.lease6 is None and iface.dhcp6 is not None:
                 log(f"{iface.name}: no DHCPv6 lease yet, continuing")
 
-    def close(self) -> None:
-        """Stop clients and close sockets."""
+    def close(self, release: bool = False) -> None:
+        """Stop clients and close sockets; with `release`, DHCPv4 leases go back to the server."""
         for iface in self.interfaces:
-            for client in (iface.dhcp4, iface.slaac, iface.dhcp6):
+            if release and iface.dhcp4 is not None:
+                iface.dhcp4.release()
+            for client in (iface.dhcp4, iface.slaac, iface.dhcp6, iface.ra_config):
                 if client is not None:
                     client.stop()
             for sock in iface.sockets:
@@ -296,10 +386,38 @@ class NetworkConfig:
     # -- applying --------------------------------------------------------------------------
 
     def _apply_lease4(self, iface: Interface, lease: dhcp4_codec.Lease) -> None:
-        index = iface.link.index
         old = iface.lease4
         if old is not None and (old.address, old.prefixlen) != (lease.address, lease.prefixlen):
             self._drop_lease4(iface, old)
+        try:
+            self._configure_lease4(iface, lease)
+        except OSError as exc:
+            # Never leave half a lease behind: take back what was applied, let DHCP retry.
+            log(f"{iface.name}: applying DHCPv4 {lease.address} failed: {exc}")
+            self._drop_lease4(iface, lease)
+            client = iface.dhcp4
+            if client is not None:
+                client.refuse("lease could not be applied")
+            return
+        if lease.mtu is not None:
+            try:
+                self.netlink.set_mtu(iface.link.index, lease.mtu)
+                log(f"{iface.name}: MTU {lease.mtu} (DHCPv4)")
+            except OSError as exc:
+                log(f"{iface.name}: setting MTU {lease.mtu} failed: {exc}")
+        iface.lease4 = lease
+        via = f" via {lease.routers[0]}" if lease.routers else ""
+        log(
+            f"{iface.name}: DHCPv4 {lease.address}/{lease.prefixlen}{via}"
+            f" dns {','.join(lease.dns) or '-'} lease {lease.lease_time}s"
+            + (f" routes {len(lease.routes)}" if lease.routes else "")
+        )
+        if lease.hostname and self.on_hostname is not None:
+            self.on_hostname(lease.hostname)
+        self._write_resolv_conf()
+
+    def _configure_lease4(self, iface: Interface, lease: dhcp4_codec.Lease) -> None:
+        index = iface.link.index
         mask = (1 << (32 - lease.prefixlen)) - 1
         raw = int.from_bytes(_socket.inet_aton(lease.address), "big")
         broadcast = (
@@ -328,16 +446,6 @@ class NetworkConfig:
             self.netlink.add_route(dst, length, index, gateway=gateway, protocol=nl.RTPROT_DHCP)
             if (dst, length, gateway) not in iface.routes4:
                 iface.routes4.append((dst, length, gateway))
-        iface.lease4 = lease
-        via = f" via {lease.routers[0]}" if lease.routers else ""
-        log(
-            f"{iface.name}: DHCPv4 {lease.address}/{lease.prefixlen}{via}"
-            f" dns {','.join(lease.dns) or '-'} lease {lease.lease_time}s"
-            + (f" routes {len(lease.routes)}" if lease.routes else "")
-        )
-        if lease.hostname and self.on_hostname is not None:
-            self.on_hostname(lease.hostname)
-        self._write_resolv_conf()
 
     def _drop_lease4(self, iface: Interface, lease: dhcp4_codec.Lease) -> None:
         for dst, length, gateway in reversed(iface.routes4):
@@ -354,46 +462,73 @@ class NetworkConfig:
         self._write_resolv_conf()
 
     def _apply_ra(self, iface: Interface, ra: ndp_codec.RouterAdvertisement, source: str) -> None:
-        index, mac = iface.link.index, iface.link.mac
-        for info in ra.prefixes:
-            if info.prefix.lower().startswith("fe80:") or info.preferred > info.valid:
-                continue
-            if info.flags & ndp_codec.PREFIX_AUTONOMOUS and info.prefixlen == 64 and len(mac) == 6:
-                address = ndp_codec.eui64_address(info.prefix, mac)
-                entry = f"{address}/64"
-                if info.valid == 0:
-                    if entry in iface.slaac_addresses:
-                        iface.slaac_addresses.remove(entry)
-                        self.netlink.delete_address(index, address, 64)
-                    continue
-                self.netlink.add_address(
-                    index, address, 64, valid=info.valid, preferred=info.preferred
-                )
-                if entry not in iface.slaac_addresses:
-                    iface.slaac_addresses.append(entry)
-                    log(f"{iface.name}: SLAAC {entry} (valid {info.valid}s)")
-            elif info.flags & ndp_codec.PREFIX_ON_LINK and info.valid:
-                self.netlink.add_route(info.prefix, info.prefixlen, index, protocol=nl.RTPROT_RA)
-        if ra.lifetime:
-            self.netlink.add_route(
-                "::",
-                0,
-                index,
-                gateway=source,
-                protocol=nl.RTPROT_RA,
-                metric=DEFAULT_ROUTE_METRIC,
-            )
-            if iface.router6 != source:
-                log(f"{iface.name}: IPv6 default route via {source} (lifetime {ra.lifetime}s)")
-            iface.router6 = source
-        elif iface.router6 == source:
-            self.netlink.delete_route("::", 0, index, gateway=source, metric=DEFAULT_ROUTE_METRIC)
-            iface.router6 = None
         first = iface.ra is None
+        # Any valid RA counts for the boot's wait, whatever its options turn out to do.
         iface.ra = ra
+        if iface.ra_config is not None:
+            iface.ra_config.apply(ra, source)
         if first and ra.flags & ndp_codec.FLAG_MANAGED:
             log(f"{iface.name}: router says addresses are managed by DHCPv6")
+        self._follow_ra_flags(iface, ra)
         self._write_resolv_conf()
+
+    def _watch_dad(self, iface: Interface, address: str, origin: str, waited: float = 0.0) -> None:
+        """Follow a new address through DAD; a duplicate is reported and removed."""
+        try:
+            found = [a for a in self.netlink.addresses(iface.link.index) if a.address == address]
+        except OSError:
+            return
+        # The kernel keeps a duplicate address flagged "dadfailed" when it is permanent, but
+        # deletes one with a finite lifetime: gone while still ours means DAD failed too.
+        if not found:
+            if self._still_ours(iface, address, origin):
+                log(f"{iface.name}: {origin} address {address} failed DAD (in use by another host)")
+                self._drop_duplicate(iface, address, origin)
+            return
+        flags = found[0].flags
+        if flags & nl.IFA_F_DADFAILED:
+            log(f"{iface.name}: {origin} address {address} failed DAD (in use by another host)")
+            self._drop_duplicate(iface, address, origin)
+            return
+        if flags & nl.IFA_F_TENTATIVE and waited < DAD_TIMEOUT:
+            self.loop.call_later(
+                DAD_POLL, lambda: self._watch_dad(iface, address, origin, waited + DAD_POLL)
+            )
+
+    def _still_ours(self, iface: Interface, address: str, origin: str) -> bool:
+        if origin == "SLAAC":
+            tracked = iface.ra_config
+            return tracked is not None and f"{address}/64" in tracked.addresses
+        lease = iface.lease6
+        return lease is not None and any(a.address == address for a in lease.addresses)
+
+    def _watch_dad_later(self, iface: Interface, address: str, origin: str) -> None:
+        self.loop.call_later(0, lambda: self._watch_dad(iface, address, origin))
+
+    def _drop_duplicate(self, iface: Interface, address: str, origin: str) -> None:
+        if origin == "SLAAC" and iface.ra_config is not None:
+            iface.ra_config.forget_address(address)
+            return
+        lease = iface.lease6
+        if lease is not None:
+            lease.addresses = [a for a in lease.addresses if a.address != address]
+        try:
+            self.netlink.delete_address(iface.link.index, address, 128)
+        except OSError:
+            pass
+
+    def _follow_ra_flags(self, iface: Interface, ra: ndp_codec.RouterAdvertisement) -> None:
+        """M set: stateful DHCPv6; only O set: Information-Request (RFC 8415 18.2.6)."""
+        client = iface.dhcp6
+        if client is None:
+            return
+        managed = bool(ra.flags & ndp_codec.FLAG_MANAGED)
+        other = bool(ra.flags & ndp_codec.FLAG_OTHER)
+        if not managed and other and client.state == dhcp6.SOLICITING:
+            log(f"{iface.name}: router sets only the O flag, asking DHCPv6 for information")
+            client.inform()
+        elif managed and client.state in (dhcp6.INFORMING, dhcp6.INFORMED):
+            client.start()
 
     def _apply_lease6(self, iface: Interface, lease: Dhcp6Lease) -> None:
         index = iface.link.index
@@ -403,10 +538,17 @@ class NetworkConfig:
             for addr in old.addresses:
                 if addr.address not in kept:
                     self.netlink.delete_address(index, addr.address, 128)
+            kept_prefixes = {(p.prefix, p.prefixlen) for p in lease.prefixes}
+            for pfx in old.prefixes:
+                if (pfx.prefix, pfx.prefixlen) not in kept_prefixes:
+                    self.pool.remove(pfx.prefix, pfx.prefixlen)
+        known = {a.address for a in old.addresses} if old is not None else set()
         for addr in lease.addresses:
             self.netlink.add_address(
                 index, addr.address, 128, valid=addr.valid, preferred=addr.preferred
             )
+            if addr.address not in known:
+                self._watch_dad_later(iface, addr.address, "DHCPv6")
         for pfx in lease.prefixes:
             self.pool.add(pfx.prefix, pfx.prefixlen, pfx.valid, pfx.preferred)
         iface.lease6 = lease
@@ -439,10 +581,18 @@ class NetworkConfig:
             if iface.lease6 is not None:
                 servers += iface.lease6.dns
                 domains += iface.lease6.domains
-            if iface.ra is not None and iface.ra.dns_lifetime:
-                servers += iface.ra.dns
+            servers += iface.info6[0]
+            domains += iface.info6[1]
+            if iface.ra_config is not None:
+                servers += iface.ra_config.dns
         unique = list(dict.fromkeys(servers))
         try:
-            write_resolv_conf(self.resolv_conf, unique, list(dict.fromkeys(domains)))
+            written = write_resolv_conf(
+                self.resolv_conf,
+                unique,
+                list(dict.fromkeys(domains)),
+                allow_empty=self._resolv_written,
+            )
+            self._resolv_written = self._resolv_written or written
         except OSError as exc:
             log(f"writing {self.resolv_conf} failed: {exc}")

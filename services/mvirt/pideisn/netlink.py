@@ -165,19 +165,32 @@ def decode_link(body: bytes) -> Link | None:
     return Link(index, name, flags, kind, attrs.get(IFLA_ADDRESS, b""))
 
 
+_ADDRESS_SIZES = {_socket.AF_INET: 4, _socket.AF_INET6: 16}
+
+
 def decode_address(body: bytes) -> Address | None:
-    """An RTM_NEWADDR body as an Address, or None if it is too short or has no address."""
+    """An RTM_NEWADDR body as an Address, or None if it is too short, has no address or is of
+    a family other than IPv4/IPv6 (the kernel also reports e.g. AF_MCTP or DECnet ones)."""
     if len(body) < _IFADDRMSG.size:
         return None
     family, prefixlen, flags, _scope, index = _IFADDRMSG.unpack_from(body)
+    expected = _ADDRESS_SIZES.get(family)
+    if expected is None:
+        return None
     attrs = parse_attrs(body[_IFADDRMSG.size :])
     raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-    expected = 4 if family == _socket.AF_INET else 16
     if raw is None or len(raw) != expected:
         return None
     if len(attrs.get(IFA_FLAGS, b"")) == 4:
         flags = struct.unpack("=I", attrs[IFA_FLAGS])[0]
     return Address(index, family, _socket.inet_ntop(family, raw), prefixlen, flags)
+
+
+def decode_error(body: bytes) -> int:
+    """The (negative) errno of an NLMSG_ERROR body, 0 for an ACK; -EBADMSG if truncated."""
+    if len(body) < 4:
+        return -74  # EBADMSG
+    return int(struct.unpack_from("=i", body)[0])
 
 
 def family_of(address: str) -> int:
@@ -216,7 +229,7 @@ class Netlink:
                 if mkind == NLMSG_DONE:
                     return replies
                 if mkind == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", mbody)
+                    code = decode_error(mbody)
                     if code:
                         raise NetlinkError(-code, os.strerror(-code))
                     return replies
@@ -235,6 +248,12 @@ class Netlink:
     def set_up(self, index: int) -> None:
         """Bring an interface administratively up."""
         self._request(RTM_NEWLINK, 0, _IFINFOMSG.pack(_socket.AF_UNSPEC, 0, index, IFF_UP, IFF_UP))
+
+    def set_mtu(self, index: int, mtu: int) -> None:
+        """Set an interface's MTU (e.g. DHCPv4 option 26, an RA's MTU option)."""
+        body = _IFINFOMSG.pack(_socket.AF_UNSPEC, 0, index, 0, 0)
+        body += encode_attr(IFLA_MTU, struct.pack("=I", mtu))
+        self._request(RTM_NEWLINK, 0, body)
 
     def addresses(self, index: int = 0) -> list[Address]:
         """Every address (of one interface when `index` is given)."""

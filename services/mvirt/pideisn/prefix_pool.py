@@ -19,6 +19,11 @@ def _to_str(value: int) -> str:
     return _socket.inet_ntop(_socket.AF_INET6, value.to_bytes(16, "big"))
 
 
+def normal_prefix(prefix: str, prefixlen: int) -> str:
+    """The one form a prefix is stored and compared in: host bits cleared, canonical text."""
+    return _to_str(_to_int(prefix) & _mask(prefixlen))
+
+
 class PrefixPool:
     """Delegated prefixes and the sub-prefixes handed out of them."""
 
@@ -29,13 +34,12 @@ class PrefixPool:
 
     def add(self, prefix: str, prefixlen: int, valid: int, preferred: int) -> None:
         """Record (or refresh) a delegated prefix."""
-        network = _to_str(_to_int(prefix) & _mask(prefixlen))
-        self.delegated[(network, prefixlen)] = (valid, preferred)
+        self.delegated[(normal_prefix(prefix, prefixlen), prefixlen)] = (valid, preferred)
         self.publish()
 
     def remove(self, prefix: str, prefixlen: int) -> None:
         """Forget a delegated prefix and everything allocated from it."""
-        self.delegated.pop((prefix, prefixlen), None)
+        self.delegated.pop((normal_prefix(prefix, prefixlen), prefixlen), None)
         self.allocated = {a for a in self.allocated if self._parent(a) is not None}
         self.publish()
 

@@ -8,7 +8,8 @@ after = ["db"]                 # started once these are ready
 restart = "always"             # always | on-failure | never
 restart_delay = 1.0            # first backoff (s), doubled per quick failure
 restart_delay_max = 30.0
-ready = { tcp = 8080 }         # or { tcp = 8080, host = "::1" } or { file = "/run/web.ready" }
+ready = { tcp = 8080 }         # or { tcp = 8080, host = "::1" } (an IP literal, no names)
+                               # or { file = "/run/web.ready" }
 ready_timeout = 30.0
 stop_timeout = 5.0             # SIGTERM, then SIGKILL after this many seconds
 working_directory = "/"
@@ -17,6 +18,7 @@ working_directory = "/"
 
 from __future__ import annotations
 
+import _socket
 import tomllib
 
 # True for type checkers only: importing collections.abc would cost boot time.
@@ -44,16 +46,25 @@ class ServicesFileError(ValueError):
 
 
 class Readiness:
-    """How to tell a service is ready: a TCP port accepting, a file existing, or nothing."""
+    """How to tell a service is ready: a TCP port accepting, a file existing, or nothing.
 
-    __slots__ = ("file", "host", "port")
+    `problem` says what is wrong with a probe that cannot be used; such a service is
+    reported and not started, and the other services start as usual.
+    """
+
+    __slots__ = ("file", "host", "port", "problem")
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", file: str | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        file: str | None = None,
+        problem: str | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.file = file
+        self.problem = problem
 
     def describe(self) -> str:
         """`tcp 127.0.0.1:8080`, `file /run/x` or `started`."""
@@ -210,13 +221,30 @@ def _readiness(value: object, here: str) -> Readiness:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ServicesFileError(f"{here}: ready.tcp must be a port number 1-65535")
         host = value.get("host", "127.0.0.1")
-        if not isinstance(host, str):
-            raise ServicesFileError(f"{here}: ready.host must be an address")
+        if not isinstance(host, str) or not ip_literal(host):
+            # Reported for this service alone (the others still start): a name would need a
+            # blocking resolution in PID 1, so only an IPv4 or IPv6 literal is accepted.
+            return Readiness(
+                port=port,
+                problem=f"ready.host is {host!r}; it must be an IP address such as "
+                "127.0.0.1 or ::1 (no names)",
+            )
         return Readiness(port=port, host=host)
     path = value.get("file")
     if not isinstance(path, str) or not path.startswith("/"):
         raise ServicesFileError(f"{here}: ready.file must be an absolute path")
     return Readiness(file=path)
+
+
+def ip_literal(text: str) -> bool:
+    """True for an IPv4 or IPv6 address literal (a probe never resolves names)."""
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(family, text)
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _ordered(specs: list[ServiceSpec], where: str) -> list[ServiceSpec]:

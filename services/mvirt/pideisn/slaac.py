@@ -68,6 +68,25 @@ class Icmp6Socket:
         self.sock.close()
 
 
+ETH_P_IPV6 = 0x86DD
+
+
+def send_unspecified_solicitation(ifname: str) -> None:
+    """Send an RS from the unspecified address through a packet socket.
+
+    Until the link-local address has passed DAD the kernel has no source address for a raw
+    ICMPv6 socket (EADDRNOTAVAIL), yet RFC 4861 6.3.7 lets a host solicit from `::`: the
+    router answers to all-nodes, and the RA is handled while DAD still runs (about a second
+    under emulation that the boot no longer waits for).
+    """
+    sock = _socket.socket(_socket.AF_PACKET, _socket.SOCK_DGRAM, _socket.htons(ETH_P_IPV6))
+    try:
+        packet = codec.unspecified_source_solicitation()
+        sock.sendto(packet, (ifname, ETH_P_IPV6, 0, 0, codec.ALL_ROUTERS_MAC))
+    finally:
+        sock.close()
+
+
 class SlaacClient:
     """Sends router solicitations until an RA arrives; reports every valid RA."""
 

@@ -5,13 +5,13 @@ backoff, prefix output onto the console, stop in reverse order (SIGTERM, then SI
 from __future__ import annotations
 
 import _signal
-import _socket
 import os
 
 from mvirt.pideisn.console import log, write_raw
 from mvirt.pideisn.loop import Loop, Timer
 from mvirt.pideisn.process import DEFAULT_PATH, spawn
-from mvirt.pideisn.services_file import Readiness, ServiceSpec
+from mvirt.pideisn.readiness import Probe
+from mvirt.pideisn.services_file import ServiceSpec
 from mvirt.pideisn.signals import Reaper, describe_status
 
 # True for type checkers only: importing collections.abc would cost boot time.
@@ -32,26 +32,12 @@ STABLE_AFTER = 10.0
 KILL_WAIT = 2.0
 
 
-def check_ready(ready: Readiness) -> bool:
-    """One readiness probe: the TCP port accepts a connection, or the file exists."""
-    if ready.port is not None:
-        family = _socket.AF_INET6 if ":" in ready.host else _socket.AF_INET
-        sock = _socket.socket(family, _socket.SOCK_STREAM)
-        try:
-            sock.settimeout(0.2)
-            return sock.connect_ex((ready.host, ready.port)) == 0
-        finally:
-            sock.close()
-    if ready.file is not None:
-        return os.path.exists(ready.file)
-    return True
-
-
 class Service:
     """A declared service and its run-time state."""
 
     def __init__(self, spec: ServiceSpec) -> None:
         self.spec = spec
+        self.probe = Probe(spec.name, spec.ready)
         self.state = WAITING
         self.pid: int | None = None
         self.ever_ready = False
@@ -105,6 +91,12 @@ class Supervisor:
         for service in self.services:
             if service.state != WAITING or self.stopping:
                 continue
+            if service.spec.ready.problem is not None:
+                # Misconfigured probe: reported, given up on; its dependents still start.
+                log(f"{service.name}: not started: {service.spec.ready.problem}")
+                service.state = STOPPED
+                service.gave_up = True
+                continue
             deps = [self.by_name[d] for d in service.spec.after]
             if all(d.settled for d in deps):
                 for dep in deps:
@@ -157,8 +149,9 @@ class Supervisor:
         now = self.loop.clock()
         for service in self.services:
             if service.state != STARTING:
+                service.probe.close()
                 continue
-            if check_ready(service.spec.ready):
+            if service.probe.ready(now):
                 service.state = RUNNING
                 if not service.ever_ready:
                     service.ever_ready = True
@@ -246,6 +239,7 @@ class Supervisor:
         """Stop every service in reverse start order: SIGTERM, wait, SIGKILL."""
         self.stopping = True
         for service in self.services:
+            service.probe.close()
             if service.timer is not None:
                 service.timer.cancel()
                 service.timer = None
