@@ -257,13 +257,17 @@ def iso_from(efi: Path, output: Path) -> None:
     help="Certificate to check signatures with (default: the configured one; never the "
     "manifest's).",
 )
+@click.pass_context
 @user_errors
-def verify(artifact: Path, cert: Path | None) -> None:
+def verify(ctx: click.Context, artifact: Path, cert: Path | None) -> None:
     """Check an artifact's layout, signature and hashes against its manifest.
 
     Exit status 1: something does not match; 2: it matches, but the artifact was built without
     some pinned downloads (incomplete)."""
-    trusted = cert or resolve_signing(repo_root()).cert
+    # The certificate to trust: --cert, else `mvirt-build --secure-boot-certificate`, else the
+    # configured one; never one the manifest names.
+    configured = (ctx.obj or {}).get("secure_boot_certificate")
+    trusted = cert or configured or resolve_signing(repo_root()).cert
     problems = verify_artifact(artifact, cert=trusted)
     if problems:
         for problem in problems:
