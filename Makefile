@@ -11,7 +11,7 @@ SECUREBOOT ?=
 # without them (the build names what is missing). Set to 0 to make missing downloads fatal.
 export MVIRT_ALLOW_MISSING_DOWNLOADS ?= 1
 
-.PHONY: all uos iso kernel rootfs initramfs boot status check test lint menuconfig clean distclean bootstrap
+.PHONY: all uos iso kernel rootfs initramfs boot status check test lint lock menuconfig clean distclean bootstrap
 
 all: uos
 
@@ -42,6 +42,14 @@ menuconfig: bootstrap
 
 test: bootstrap
 	@scripts/test.sh
+
+# Re-resolve the runtime dependencies of pyproject.toml into requirements/runtime.lock (exact
+# versions, SHA-256 of every file). Run it after adding or changing a dependency; the rootfs
+# (the image's Python packages) and scripts/bootstrap.sh (the virtualenv) both install it.
+lock: bootstrap
+	@CUSTOM_COMPILE_COMMAND="make lock" .venv/bin/pip-compile --quiet --generate-hashes \
+		--no-emit-index-url --no-emit-trusted-host --no-emit-find-links --strip-extras \
+		--allow-unsafe --output-file requirements/runtime.lock pyproject.toml
 
 lint: bootstrap
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

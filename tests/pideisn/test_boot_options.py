@@ -32,3 +32,10 @@ def test_mvirt_options_are_read_and_unknown_ones_reported():
 
 def test_bad_number_keeps_the_default():
     assert BootOptions(["mvirt.net.timeout=soon"]).network_timeout == 15.0
+
+
+def test_options_a_service_file_asks_for_are_not_reported_unknown():
+    options = BootOptions(["mvirt.api=tls", "mvirt.colour=red", "console=ttyS0"])
+    assert "mvirt.api=tls" in options.words
+    assert options.unknown_besides({"mvirt.api=tls"}) == ["mvirt.colour"]
+    assert options.unknown_besides(set()) == ["mvirt.api", "mvirt.colour"]

@@ -83,3 +83,45 @@ def test_toml_syntax_error_names_the_file(tmp_path):
     path.write_text("[services.a\n")
     with pytest.raises(ServicesFileError, match=str(path)):
         services_file.load(str(path))
+
+
+def test_ready_command_and_cmdline_arguments_are_parsed():
+    (spec,) = services_file.parse(
+        {
+            "services": {
+                "vmm": {
+                    "command": ["/usr/bin/python3", "-m", "mvirt.vmm"],
+                    "ready": {"command": ["/usr/bin/probe", "[::1]:50051"]},
+                    "cmdline_arguments": {
+                        "mvirt.api=tls": ["--tls-listen", "[::]:50051"],
+                        "mvirt.debug": ["--log-level", "debug"],
+                    },
+                }
+            }
+        }
+    )
+    assert spec.ready.command == ["/usr/bin/probe", "[::1]:50051"]
+    assert spec.ready.describe() == "command /usr/bin/probe [::1]:50051"
+    base = ["/usr/bin/python3", "-m", "mvirt.vmm"]
+    assert spec.argv(frozenset()) == base
+    # Only an exact word adds arguments: mvirt.api=plain is not mvirt.api=tls.
+    assert spec.argv(frozenset({"mvirt.api=plain", "quiet"})) == base
+    assert spec.argv(frozenset({"mvirt.debug", "mvirt.api=tls"})) == [
+        *base, "--tls-listen", "[::]:50051", "--log-level", "debug"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"ready": {"command": []}}, "ready.command must be a non-empty list"),
+        ({"ready": {"command": "probe"}}, "ready.command must be a non-empty list"),
+        ({"ready": {"command": ["p"], "tcp": 1}}, "one of tcp, file or command"),
+        ({"cmdline_arguments": ["x"]}, "'cmdline_arguments' must be a table"),
+        ({"cmdline_arguments": {"a b": ["x"]}}, "must be one command-line word"),
+        ({"cmdline_arguments": {"x": "--flag"}}, "cmdline_arguments.'x' must be a list"),
+    ],
+)
+def test_bad_ready_command_or_cmdline_arguments_are_named(body, message):
+    with pytest.raises(ServicesFileError, match=message):
+        services_file.parse({"services": {"a": {"command": ["x"], **body}}})

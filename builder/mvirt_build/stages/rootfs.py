@@ -1,6 +1,7 @@
-"""Rootfs stage: mkosi builds a Debian bookworm tree (python3, the runtime's dependencies, the
-project's services, mkosi.extra/). The tree is kept in the cache by the digest of its inputs;
-build/rootfs.json names it, with a digest of its content and its package list."""
+"""Rootfs stage: mkosi builds a Debian bookworm tree (python3, the project's services,
+mkosi.extra/), then the wheels of the Python runtime lock (requirements/runtime.lock) are
+installed into it. The tree is kept in the cache by the digest of its inputs; build/rootfs.json
+names it, with a digest of its content and its package list."""
 
 import json
 import logging
@@ -8,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+from mvirt_build import pylock
 from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
@@ -38,8 +40,9 @@ class RootfsStage(Stage):
         for name in MKOSI_TREES:
             if (root / name).is_dir():
                 found[name + "/"] = ctx.digests.tree(root / name)
+        found["python lock"] = ctx.file_input(root / pylock.LOCK_PATH)
         found["mkosi"] = mkosi_version()
-        found["builder code"] = ctx.code_input("stages/rootfs.py")
+        found["builder code"] = ctx.code_input("stages/rootfs.py", "pylock.py")
         if ctx.config.rootfs_tree:
             found["tree given"] = str(ctx.config.rootfs_tree)
         return found
@@ -55,11 +58,15 @@ class RootfsStage(Stage):
     def build(self, ctx: Context) -> None:
         if ctx.config.rootfs_tree:
             tree, manifest = ctx.config.rootfs_tree, ctx.config.rootfs_tree.with_suffix(".manifest")
+            pylock.install_into_tree(ctx.config.root / pylock.LOCK_PATH, tree, ctx.config.cache_dir)
         else:
             tree, manifest = self._run_mkosi(ctx)
         if not (tree / "usr/bin/python3").exists():
             raise BuildError(f"rootfs {tree} has no /usr/bin/python3", "add python3 to mkosi.conf")
-        packages = read_packages(manifest)
+        lock = ctx.config.root / pylock.LOCK_PATH
+        packages = read_packages(manifest) + [
+            f"python:{pin.name}={pin.version}" for pin in pylock.parse_lock(lock.read_text())
+        ]
         record = {"tree": str(tree), "digest": tree_digest(tree), "packages": packages}
         path = record_path(ctx.config)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +102,10 @@ class RootfsStage(Stage):
             stream=verbose,
             hint="mkosi 24 from bookworm-backports is needed (scripts/bootstrap.sh installs it)",
         )  # fmt: skip
+        log.info("rootfs     installing the Python runtime lock (%s)", pylock.LOCK_PATH)
+        pylock.install_into_tree(
+            ctx.config.root / pylock.LOCK_PATH, work / "rootfs", ctx.config.cache_dir
+        )
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         (work / "rootfs").replace(dest / "tree")

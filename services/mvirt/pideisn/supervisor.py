@@ -1,5 +1,9 @@
 """Service supervision: start in dependency order, wait for readiness, restart by policy with
 backoff, prefix output onto the console, stop in reverse order (SIGTERM, then SIGKILL).
+
+A readiness probe command (`ready = { command = [...] }`) runs as a child process like a
+service, never inside PID 1: a probe may import what PID 1 must not (a gRPC client). It is run
+again PROBE_INTERVAL after each failure until it succeeds or the service's ready_timeout ends.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ STOPPING = "stopping"
 STOPPED = "stopped"
 
 READY_POLL = 0.05
+PROBE_INTERVAL = 0.5
 STABLE_AFTER = 10.0
 KILL_WAIT = 2.0
 
@@ -64,6 +69,9 @@ class Service:
         self.timer: Timer | None = None
         self.output_fd: int | None = None
         self.buffer = b""
+        self.probe_pid: int | None = None
+        self.probe_ok = False
+        self.probe_after = 0.0
 
     @property
     def name(self) -> str:
@@ -87,6 +95,7 @@ class Supervisor:
         *,
         base_env: dict[str, str] | None = None,
         output: Callable[[bytes], None] = write_raw,
+        cmdline_words: frozenset[str] = frozenset(),
     ) -> None:
         self.loop = loop
         self.reaper = reaper
@@ -94,6 +103,7 @@ class Supervisor:
         self.by_name = {s.name: s for s in self.services}
         self.base_env = base_env if base_env is not None else {"PATH": DEFAULT_PATH}
         self.output = output
+        self.cmdline_words = cmdline_words
         self.stopping = False
         self.start_order: list[Service] = []
         self._poll_timer: Timer | None = None
@@ -127,8 +137,10 @@ class Supervisor:
         now = self.loop.clock()
         if service.starts == 1:
             service.first_start = now
+        service.probe_ok = False
+        service.probe_after = 0.0
         try:
-            pid = spawn(spec.command, env, spec.working_directory, write_fd)
+            pid = spawn(spec.argv(self.cmdline_words), env, spec.working_directory, write_fd)
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
@@ -158,7 +170,7 @@ class Supervisor:
         for service in self.services:
             if service.state != STARTING:
                 continue
-            if check_ready(service.spec.ready):
+            if self._ready(service, now):
                 service.state = RUNNING
                 if not service.ever_ready:
                     service.ever_ready = True
@@ -174,7 +186,77 @@ class Supervisor:
         if pending and self._poll_timer is None:
             self._poll_timer = self.loop.call_later(READY_POLL, self._poll_readiness)
 
+    def _ready(self, service: Service, now: float) -> bool:
+        ready = service.spec.ready
+        if ready.command is None:
+            return check_ready(ready)
+        if service.probe_ok:
+            return True
+        if service.probe_pid is None and now >= service.probe_after:
+            self._start_probe(service, now)
+        return False
+
+    def _start_probe(self, service: Service, now: float) -> None:
+        spec = service.spec
+        assert spec.ready.command is not None
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        env = dict(self.base_env)
+        env.update(spec.environment)
+        try:
+            pid = spawn(spec.ready.command, env, spec.working_directory, write_fd)
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            log(f"{service.name}: readiness probe: {exc.strerror or exc}")
+            service.probe_after = now + PROBE_INTERVAL
+            return
+        os.close(write_fd)
+        self._follow_output(f"{service.name} (ready)".encode(), read_fd)
+        service.probe_pid = pid
+        self.reaper.watch(pid, lambda status: self._probe_exited(service, pid, status))
+
+    def _probe_exited(self, service: Service, pid: int, status: int) -> None:
+        if service.probe_pid != pid:
+            return
+        service.probe_pid = None
+        if service.state != STARTING:
+            return
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            service.probe_ok = True
+        else:
+            service.probe_after = self.loop.clock() + PROBE_INTERVAL
+        self._poll_readiness()
+
+    def _end_probe(self, service: Service) -> None:
+        if service.probe_pid is not None:
+            _kill_group(service.probe_pid, _signal.SIGKILL)
+
     # -- output ----------------------------------------------------------------------------
+
+    def _follow_output(self, label: bytes, fd: int) -> None:
+        """Prefix the lines of a helper process (a probe) with `label` until end of file."""
+        os.set_blocking(fd, False)
+        pending = [b""]
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                if pending[0]:
+                    self.output(label + b" | " + pending[0] + b"\n")
+                self.loop.remove_reader(fd)
+                os.close(fd)
+                return
+            lines = (pending[0] + data).split(b"\n")
+            pending[0] = lines.pop()[-4096:]
+            for line in lines:
+                self.output(label + b" | " + line.rstrip(b"\r") + b"\n")
+
+        self.loop.add_reader(fd, readable)
 
     def _read_output(self, service: Service, fd: int) -> None:
         try:
@@ -210,6 +292,7 @@ class Supervisor:
             return
         service.pid = None
         service.last_status = status
+        self._end_probe(service)
         if service.state == STOPPING or self.stopping:
             service.state = STOPPED
             log(f"{service.name}: stopped ({describe_status(status)})")
@@ -246,6 +329,7 @@ class Supervisor:
         """Stop every service in reverse start order: SIGTERM, wait, SIGKILL."""
         self.stopping = True
         for service in self.services:
+            self._end_probe(service)
             if service.timer is not None:
                 service.timer.cancel()
                 service.timer = None
