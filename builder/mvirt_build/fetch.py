@@ -32,6 +32,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from mvirt_build import debfetch
 from mvirt_build.config import default_cache_dir
 from mvirt_build.elfcheck import check_elf
 from mvirt_build.errors import BuildError
@@ -251,6 +252,13 @@ def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fe
             shutil.copyfile(local, tmp)
             os.replace(tmp, cached)
         return Fetched(entry, cached, "local")
+    if entry.from_apt and not opts.offline:
+        with _temp_slot(cached) as tmp:
+            debfetch.download_deb(entry.url, tmp)
+            sha256, size = sha256_file(tmp)
+            verify_against(entry, sha256, size, entry.url)
+            os.replace(tmp, cached)
+        return Fetched(entry, cached, "apt")
     if opts.offline:
         raise BuildError(
             f"{entry.name}: not in the cache ({cached}) and offline",
@@ -286,6 +294,13 @@ def fetch_all(
     return report
 
 
+def installed_content(item: Fetched) -> bytes:
+    """What goes into the image for a fetched entry: the file, or its member for a .deb."""
+    if item.entry.member:
+        return debfetch.extract_member(item.path, item.entry.member)
+    return item.path.read_bytes()
+
+
 def install_into(report: FetchReport, root: Path) -> list[Path]:
     """Copy every fetched file that has an `install` path into the tree at `root`."""
     placed: list[Path] = []
@@ -294,7 +309,7 @@ def install_into(report: FetchReport, root: Path) -> list[Path]:
             continue
         target = root / item.entry.install.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(item.path, target)
+        target.write_bytes(installed_content(item))
         target.chmod(item.entry.mode)
         placed.append(target)
     return placed

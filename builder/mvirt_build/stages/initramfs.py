@@ -11,12 +11,12 @@ import logging
 import shutil
 import stat
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 import zstandard
 
-from mvirt_build import elfdeps
+from mvirt_build import budget, elfdeps
+from mvirt_build.budget import COMPONENTS
 from mvirt_build.config import BuildConfig
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.errors import BuildError
@@ -32,7 +32,9 @@ INTERPRETER = "/usr/bin/python3"
 SKELETON_DIRS = {"/dev": 0o755, "/proc": 0o555, "/sys": 0o555, "/run": 0o755, "/tmp": 0o1777,
                  "/root": 0o700, "/var": 0o755, "/etc": 0o755, "/mnt": 0o755}  # fmt: skip
 DEVICES = {"/dev/console": (0o600, (5, 1)), "/dev/null": (0o666, (1, 3))}
-COMPONENTS = ("python runtime", "services", "third-party", "other")
+# The API client CA of `mvirt-build genkey`: the daemons' --tls-client-ca in the image.
+API_CA_KEY_FILE = "keys/api-ca.crt"
+API_CA_IMAGE_PATH = "/etc/mvirt/api-ca.crt"
 
 
 def init_script(init: str) -> bytes:
@@ -45,17 +47,6 @@ def init_script(init: str) -> bytes:
         f"from {module} import {function}\n"
         f"{function}()\n"
     ).encode()
-
-
-def component_of(path: str) -> str:
-    """Which part of the image a path belongs to, for the size breakdown."""
-    if path.startswith(f"{SITE_DIR}/mvirt/") or path == "/init":
-        return "services"
-    if path.startswith(SITE_DIR):
-        return "third-party"
-    if path.startswith(("/usr/lib/python3", "/usr/bin/python", "/usr/lib/x86_64-linux-gnu/")):
-        return "python runtime"
-    return "other"
 
 
 class InitramfsStage(Stage):
@@ -76,6 +67,7 @@ class InitramfsStage(Stage):
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
             "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
             "downloads": downloads_input(ctx),
+            "api client CA": api_ca_input(ctx),
             "builder code": ctx.code_input(
                 "stages/initramfs.py",
                 "cpio.py",
@@ -83,11 +75,18 @@ class InitramfsStage(Stage):
                 "collect_modules.py",
                 "stages/release.py",
                 "fetch.py",
+                "debfetch.py",
+                "budget.py",
             ),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
-        return [image_path(ctx.config), listing_path(ctx.config), downloads_path(ctx.config)]
+        return [
+            image_path(ctx.config),
+            listing_path(ctx.config),
+            downloads_path(ctx.config),
+            sizes_path(ctx.config),
+        ]
 
     def summary(self, ctx: Context) -> str:
         return f"{image_path(ctx.config).stat().st_size / 2**20:.2f} MiB ({image_path(ctx.config)})"
@@ -96,6 +95,7 @@ class InitramfsStage(Stage):
         tree = rootfs_tree(ctx)
         archive = assemble(ctx, tree)
         add_downloads(ctx, archive)
+        add_api_ca(ctx, archive)
         raw = archive.write(ctx.config.source_date_epoch)
         level = ctx.config.initramfs.compress_level
         compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
@@ -104,13 +104,39 @@ class InitramfsStage(Stage):
         tmp.write_bytes(compressed)
         tmp.replace(image_path(ctx.config))
         listing_path(ctx.config).write_text(render_listing(archive))
-        for line in size_breakdown(archive, level, len(raw), len(compressed)):
+        sizes = budget.measure(((e.path, e.data) for e in archive.sorted_entries()), level)
+        budget.write_sizes(sizes_path(ctx.config), sizes)
+        for line in size_breakdown(sizes, len(raw), len(compressed)):
             log.info("initramfs  %s", line)
+
+
+def api_ca_input(ctx: Context) -> str:
+    """Stage input: the digest of keys/api-ca.crt, or "absent"."""
+    path = ctx.config.root / API_CA_KEY_FILE
+    return ctx.file_input(path) if path.is_file() else "absent"
+
+
+def add_api_ca(ctx: Context, archive: Archive) -> None:
+    """keys/api-ca.crt becomes /etc/mvirt/api-ca.crt (the only file of keys/ in the image)."""
+    path = ctx.config.root / API_CA_KEY_FILE
+    if not path.is_file():
+        log.warning(
+            "initramfs  WARNING: no %s: the image cannot accept API clients over TLS "
+            "(mvirt.api=tls); run `mvirt-build genkey` to make the API client CA",
+            API_CA_KEY_FILE,
+        )
+        return
+    archive.add(Entry(API_CA_IMAGE_PATH, "file", 0o644, path.read_bytes()))
 
 
 def image_path(config: BuildConfig) -> Path:
     """build/initramfs.cpio.zst"""
     return config.output_dir / "initramfs.cpio.zst"
+
+
+def sizes_path(config: BuildConfig) -> Path:
+    """build/initramfs.sizes.json: bytes per component (the UKI's size budget)."""
+    return config.output_dir / "initramfs.sizes.json"
 
 
 def listing_path(config: BuildConfig) -> Path:
@@ -181,16 +207,13 @@ def render_listing(archive: Archive) -> str:
     return "\n".join(lines) + "\n"
 
 
-def size_breakdown(archive: Archive, level: int, raw: int, compressed: int) -> list[str]:
+def size_breakdown(sizes: dict[str, dict[str, int]], raw: int, compressed: int) -> list[str]:
     """Uncompressed and (separately compressed, so approximate) size of each component."""
-    data: dict[str, list[bytes]] = defaultdict(list)
-    for e in archive.sorted_entries():
-        data[component_of(e.path)].append(e.data)
-    compressor = zstandard.ZstdCompressor(level=level)
     lines = []
     for name in COMPONENTS:
-        blob = b"".join(data.get(name, []))
-        packed = len(compressor.compress(blob)) if blob else 0
-        lines.append(f"  {name:<15} {len(blob) / 2**20:7.2f} MiB -> {packed / 2**20:6.2f} MiB")
-    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB")
+        part = sizes[name]
+        lines.append(
+            f"  {name:<22} {part['raw'] / 2**20:7.2f} MiB -> {part['compressed'] / 2**20:6.2f} MiB"
+        )
+    lines.append(f"  {'total':<22} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB")
     return lines

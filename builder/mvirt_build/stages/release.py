@@ -79,7 +79,8 @@ def add_downloads(ctx: Context, archive: Archive) -> None:
         names=wanted,
     )
     for item in report.fetched:
-        archive.add(Entry(item.entry.install, "file", item.entry.mode, item.path.read_bytes()))
+        data = fetch.installed_content(item)
+        archive.add(Entry(item.entry.install, "file", item.entry.mode, data))
     for entry, reason in report.missing:
         log.warning(
             "WARNING: %s is MISSING from the image (%s): %s",
