@@ -71,6 +71,13 @@ def handles_errors(func: F) -> F:
     is_flag=True,
     help="Build without pinned downloads that cannot be had (named loudly).",
 )
+@click.option(
+    "--extra-tree",
+    "extra_trees",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Lay this folder over the initramfs after mkosi.extra/ (repeatable).",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -80,6 +87,7 @@ def main(
     secure_boot_key: Path | None,
     secure_boot_certificate: Path | None,
     allow_missing_downloads: bool,
+    extra_trees: tuple[Path, ...],
 ) -> None:
     """Build the mvirt µOS image and boot it.
 
@@ -92,6 +100,7 @@ def main(
         "secure_boot_key": secure_boot_key,
         "secure_boot_certificate": secure_boot_certificate,
         "allow_missing_downloads": allow_missing_downloads,
+        "extra_trees": tuple(p.resolve() for p in extra_trees),
     }
 
 
@@ -104,6 +113,7 @@ def _load(ctx: click.Context, rootfs_tree: Path | None = None) -> configuration.
         secure_boot_key=ctx.obj["secure_boot_key"],
         secure_boot_certificate=ctx.obj["secure_boot_certificate"],
         allow_missing_downloads=cfg.allow_missing_downloads or ctx.obj["allow_missing_downloads"],
+        extra_trees=ctx.obj["extra_trees"],
     )
     if "://" in cfg.kernel.source:
         # An https kernel source: the pinned fetcher turns it into a verified local tarball.

@@ -58,6 +58,9 @@ class BuildConfig:
     secure_boot_certificate: Path | None = None
     # Build without pinned downloads that cannot be had (loudly), instead of failing.
     allow_missing_downloads: bool = False
+    # Folders laid over the initramfs after mkosi.extra/ (like mkosi's ExtraTrees=): a test
+    # build adds or replaces files of the image without touching the checkout.
+    extra_trees: tuple[Path, ...] = ()
 
     @property
     def state_dir(self) -> Path:

@@ -8,6 +8,7 @@ sources, tests or docs), the services, and the skeleton of mkosi.extra/.
 import base64
 import json
 import logging
+import os
 import shutil
 import stat
 import tempfile
@@ -65,6 +66,9 @@ class InitramfsStage(Stage):
             "extra files": " ".join(cfg.extra_files),
             "compress level": str(cfg.compress_level),
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
+            "extra trees": " ".join(
+                f"{tree}={ctx.digests.tree(tree)}" for tree in ctx.config.extra_trees
+            ),
             "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
             "downloads": downloads_input(ctx),
             "api client CA": api_ca_input(ctx),
@@ -194,7 +198,19 @@ def assemble(ctx: Context, tree: Path) -> Archive:
         if not host.is_file():
             raise BuildError(f"{path} is not in the rootfs", "check [Initramfs] ExtraFiles=")
         archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), host.read_bytes()))
+    for extra in ctx.config.extra_trees:
+        add_tree(archive, extra)
     return archive
+
+
+def add_tree(archive: Archive, folder: Path) -> None:
+    """Every file of `folder` at the same place in the image, replacing what is there."""
+    for host in sorted(folder.rglob("*")):
+        path = "/" + host.relative_to(folder).as_posix()
+        if host.is_symlink():
+            archive.add(Entry(path, "symlink", 0o777, target=os.readlink(host)))
+        elif host.is_file():
+            archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), host.read_bytes()))
 
 
 def render_listing(archive: Archive) -> str:
