@@ -1,5 +1,7 @@
 """Services file parsing: defaults, dependency order and actionable errors."""
 
+from pathlib import Path
+
 import pytest
 
 from mvirt.pideisn import services_file
@@ -125,3 +127,28 @@ def test_ready_command_and_cmdline_arguments_are_parsed():
 def test_bad_ready_command_or_cmdline_arguments_are_named(body, message):
     with pytest.raises(ServicesFileError, match=message):
         services_file.parse({"services": {"a": {"command": ["x"], **body}}})
+
+
+def test_the_images_services_file_starts_the_node_daemons():
+    """mvirt-log, then mvirt-vmm; each probed on its own loopback listener; with
+    mvirt.api=tls each adds a TLS listener on a port its loopback listener does not hold
+    (Linux refuses [::]:P while [::1]:P listens)."""
+    path = Path(__file__).resolve().parents[2] / "mkosi.extra/etc/pideisn/services.toml"
+    log, vmm = services_file.load(str(path))
+    assert (log.name, vmm.name) == ("mvirt-log", "mvirt-vmm")
+    assert vmm.after == ["mvirt-log"]
+    for spec, api_port in ((log, 50052), (vmm, 50051)):
+        argv = spec.argv(frozenset({"mvirt.api=tls"}))
+        listen = argv[argv.index("--listen") + 1]
+        assert listen.startswith("[::1]:")
+        assert spec.ready.command is not None
+        assert "mvirt.daemon.health_probe" in spec.ready.command
+        assert listen in spec.ready.command
+        assert argv[argv.index("--tls-listen") + 1] == f"[::]:{api_port}"
+        assert not listen.endswith(f":{api_port}")
+        assert argv[argv.index("--tls-client-ca") + 1] == "/etc/mvirt/api-ca.crt"
+        assert "--tls-listen" not in spec.argv(frozenset())
+    assert (
+        vmm.command[vmm.command.index("--log-endpoint") + 1]
+        == log.command[log.command.index("--listen") + 1]
+    )
