@@ -24,7 +24,7 @@ from mvirt.daemon import tls
 from mvirt.proto import log_pb2, log_pb2_grpc, vmm_pb2, vmm_pb2_grpc
 from mvirt_build import api_boot, config
 from mvirt_build.stages.uki import sbat_line
-from tests.daemon.certs import make_authority
+from tests.daemon.certs import Authority, make_authority
 
 from .conftest import ROOT, mvirt_build
 from .vm import Machine
@@ -54,8 +54,18 @@ class Node:
         return channel
 
 
+@dataclass
+class NodeBuild:
+    """The node image built with the test's API client CA, and that CA."""
+
+    uki: Path
+    overlay: Path
+    authority: Authority
+    workdir: Path
+
+
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def node_build(tmp_path_factory: pytest.TempPathFactory) -> NodeBuild:
     work = tmp_path_factory.mktemp("node")
     authority = make_authority(work / "ca", "e2e API CA")
     overlay = work / "overlay"
@@ -63,7 +73,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     (overlay / "etc/mvirt/api-ca.crt").write_bytes(authority.cert_path.read_bytes())
     proc = mvirt_build("--output-dir", str(NODE_OUTPUT), "--extra-tree", str(overlay), "uki")
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    built = Path(proc.stdout.strip().splitlines()[-1])
+    return NodeBuild(Path(proc.stdout.strip().splitlines()[-1]), overlay, authority, work)
+
+
+@pytest.fixture(scope="module")
+def node(node_build: NodeBuild) -> Iterator[Node]:
+    work, authority, built = node_build.workdir, node_build.authority, node_build.uki
     cfg = config.load(ROOT)
     uki = work / "node-api.efi"
     uki.write_bytes(
@@ -193,3 +208,23 @@ def test_acpi_power_button_stops_the_daemons_cleanly(node: Node):
     assert "mvirt-log: stopped (exit 0)" in console
     assert console.index("mvirt-vmm: stopped") < console.index("mvirt-log: stopped")
     assert console.index("services stopped") < console.index("powering off")
+
+
+def test_the_iso_boots_the_node(node_build: NodeBuild, tmp_path: Path):
+    """The same node image in the hybrid ISO, booted from a CD: the daemons come up (on
+    loopback only: the ISO carries the UKI as built, without mvirt.api=tls) and stop cleanly."""
+    proc = mvirt_build(
+        "--output-dir", str(NODE_OUTPUT), "--extra-tree", str(node_build.overlay), "iso"
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    iso = NODE_OUTPUT / "mvirt-uos.iso"
+    vm = Machine(ROOT, node_build.uki, tmp_path, guest_ports=(VMM,), iso=iso)
+    try:
+        vm.wait_for("pideisn: mvirt-vmm: ready", BOOT_TIMEOUT)
+        assert "mvirt-log: ready" in vm.console()
+        mark = len(vm.lines)
+        vm.qmp("system_powerdown")
+        assert vm.wait_exit(180) == 0, vm.console(mark)
+        assert "mvirt-vmm: stopped (exit 0)" in vm.console(mark)
+    finally:
+        vm.close()

@@ -30,14 +30,19 @@ class Machine:
     """QEMU (TCG) booting the UKI through OVMF, console on stdout."""
 
     def __init__(
-        self, root: Path, uki: Path, workdir: Path, guest_ports: tuple[int, ...] = (GUEST_PORT,)
+        self,
+        root: Path,
+        uki: Path,
+        workdir: Path,
+        guest_ports: tuple[int, ...] = (GUEST_PORT,),
+        iso: Path | None = None,
     ) -> None:
         cfg = config.load(root)
         # Each guest port is forwarded from an ephemeral port on the host's loopback.
         self.ports = {port: free_port() for port in guest_ports}
         self.host_port = self.ports[guest_ports[0]]
         self.qmp_socket = workdir / "qmp.sock"
-        machine = boot.qemu_machine(cfg, "uefi", workdir, "tcg", uki)
+        machine = boot.qemu_machine(cfg, "uefi", workdir, "tcg", uki, iso)
         forwards = ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}"
                             for guest, host in self.ports.items())  # fmt: skip
         machine.extra += [
