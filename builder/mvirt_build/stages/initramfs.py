@@ -100,6 +100,8 @@ class InitramfsStage(Stage):
         archive = assemble(ctx, tree)
         add_downloads(ctx, archive)
         add_api_ca(ctx, archive)
+        for extra in ctx.config.extra_trees:  # last: an extra tree replaces what is there
+            add_tree(archive, extra)
         raw = archive.write(ctx.config.source_date_epoch)
         level = ctx.config.initramfs.compress_level
         compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
@@ -198,8 +200,6 @@ def assemble(ctx: Context, tree: Path) -> Archive:
         if not host.is_file():
             raise BuildError(f"{path} is not in the rootfs", "check [Initramfs] ExtraFiles=")
         archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), host.read_bytes()))
-    for extra in ctx.config.extra_trees:
-        add_tree(archive, extra)
     return archive
 
 
