@@ -31,7 +31,8 @@ class RootfsStage(Stage):
     name = "rootfs"
     description = "Debian bookworm tree built by mkosi from mkosi.conf and mkosi.extra/"
 
-    def inputs(self, ctx: Context) -> dict[str, str]:
+    def content_inputs(self, ctx: Context) -> dict[str, str]:
+        """What the tree is made from (the cache key of the tree)."""
         root = ctx.config.root
         found: dict[str, str] = {}
         for name in MKOSI_FILES:
@@ -45,6 +46,17 @@ class RootfsStage(Stage):
         found["builder code"] = ctx.code_input("stages/rootfs.py", "pylock.py")
         if ctx.config.rootfs_tree:
             found["tree given"] = str(ctx.config.rootfs_tree)
+        return found
+
+    def inputs(self, ctx: Context) -> dict[str, str]:
+        """The content inputs plus whether the recorded tree is still in the cache: builds
+        sharing the cache prune old trees, and a rootfs whose tree is gone is built again."""
+        found = self.content_inputs(ctx)
+        try:
+            tree = Path(str(read_record(ctx)["tree"]))
+        except BuildError:
+            return found
+        found["tree in the cache"] = "present" if (tree / "usr/bin/python3").exists() else "gone"
         return found
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -73,7 +85,7 @@ class RootfsStage(Stage):
         path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
     def _run_mkosi(self, ctx: Context) -> tuple[Path, Path]:
-        key = sha256_text(json.dumps(self.inputs(ctx), sort_keys=True))[:24]
+        key = sha256_text(json.dumps(self.content_inputs(ctx), sort_keys=True))[:24]
         with locked(
             ctx.config.cache_dir / "locks" / f"rootfs-{key}", "the rootfs cache", wait=True
         ):
