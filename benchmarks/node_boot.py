@@ -52,8 +52,8 @@ def build_pideisn_only() -> Path:
         (overlay / "etc/pideisn/services.toml").write_text("# pideisn alone: no services\n")
         subprocess.run(
             [str(Path(sys.executable).parent / "mvirt-build"), "--output-dir", str(PIDEISN_ONLY),
-             "--extra-tree", str(overlay), "initramfs"],
-            cwd=ROOT, check=True, capture_output=True,
+             "--allow-missing-downloads", "--extra-tree", str(overlay), "initramfs"],
+            cwd=ROOT, check=True,
         )  # fmt: skip
     return PIDEISN_ONLY / "initramfs.cpio.zst"
 

@@ -66,9 +66,8 @@ class InitramfsStage(Stage):
             "extra files": " ".join(cfg.extra_files),
             "compress level": str(cfg.compress_level),
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
-            "extra trees": " ".join(
-                f"{tree}={ctx.digests.tree(tree)}" for tree in ctx.config.extra_trees
-            ),
+            # By content only: the same overlay from another folder builds the same image.
+            "extra trees": " ".join(ctx.digests.tree(tree) for tree in ctx.config.extra_trees),
             "SOURCE_DATE_EPOCH": str(ctx.config.source_date_epoch),
             "downloads": downloads_input(ctx),
             "api client CA": api_ca_input(ctx),
