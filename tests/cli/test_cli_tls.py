@@ -166,6 +166,12 @@ def test_bad_tls_input_is_one_line(node, keys, home, setup, message, tmp_path):
     assert message in result.output and "Traceback" not in result.output
 
 
+def test_a_fingerprint_without_tls_is_refused_not_ignored(node, home):
+    pin = node.fingerprint
+    result = mvirt("--tls-fingerprint", pin, "list", "--server", node.vmm.daemon.endpoint)
+    assert result.exit_code == 2 and "give --tls DIR too" in result.output
+
+
 def test_tls_to_a_plaintext_or_closed_port_is_one_line(node, keys, home):
     plaintext = mvirt("--tls", str(keys), "list", "--server", node.vmm.daemon.endpoint)
     assert plaintext.exit_code == 1
@@ -173,3 +179,26 @@ def test_tls_to_a_plaintext_or_closed_port_is_one_line(node, keys, home):
     closed = mvirt("--tls", str(keys), "list", "--server", f"127.0.0.1:{free_port()}")
     assert closed.exit_code == 1
     assert "UNAVAILABLE: cannot reach" in closed.output and "Traceback" not in closed.output
+
+
+def test_trust_on_first_use_then_a_reinstalled_node_is_detected(
+    start_log_daemon, authority, keys, home, tmp_path
+):
+    target = f"127.0.0.1:{free_port()}"
+
+    def node(tls_dir: Path):
+        return start_log_daemon(
+            "--tls-listen", target, "--tls-client-ca", str(authority.cert_path),
+            "--tls-dir", str(tls_dir), data_dir=tmp_path / "log-data",
+        )  # fmt: skip
+
+    first = node(tmp_path / "identity-1")
+    recorded = mvirt("logs", "--log-server", target, "--tls", str(keys))
+    assert recorded.exit_code == 0, recorded.output
+    assert "on first use" in recorded.stderr
+    assert first.terminate() == 0
+    node(tmp_path / "identity-2")  # same address, new server key: as after a reinstall
+    changed = mvirt("logs", "--log-server", target, "--tls", str(keys))
+    assert changed.exit_code == 1
+    assert "CHANGED" in changed.output and f"{home} line 1" in changed.output
+    assert home.read_text().count("\n") == 1

@@ -23,6 +23,7 @@ from tests.conftest import DaemonProcess, free_port
 from tests.daemon.certs import Authority, make_authority
 
 SAMPLE = str(Path(__file__).with_name("sample_daemon.py"))
+NO_SSL_LOG = str(Path(__file__).with_name("no_ssl_log_daemon.py"))
 FINGERPRINT_LINE = re.compile(r"^mvirt-(\w+): API certificate fingerprint (SHA256:[0-9a-f]{64})$")
 
 
@@ -104,6 +105,18 @@ def test_client_with_a_certificate_from_the_ca_calls_over_tls(start_tls_daemon, 
         )
 
 
+def test_the_daemons_tls_does_not_need_pythons_ssl_module(start_tls_daemon, client_dir):
+    daemon = start_tls_daemon(NO_SSL_LOG)
+    channel, seen = tls.connect_pinned(
+        daemon.tls_target, tls.load_client_identity(client_dir), None
+    )
+    with channel:
+        reply = log_pb2_grpc.LogServiceStub(channel).GetVersion(
+            log_pb2.GetVersionRequest(), timeout=10
+        )
+    assert reply.version and seen == daemon.fingerprint()
+
+
 def _health(channel: grpc.Channel) -> grpc.StatusCode:
     try:
         health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
@@ -147,6 +160,9 @@ def test_client_certificate_from_another_ca_is_refused(start_tls_daemon, tmp_pat
     server_der = tls.pem_to_der((daemon.tls_dir / tls.SERVER_CERT).read_bytes())
     with tls.pinned_channel(daemon.tls_target, identity, server_der) as channel:
         assert _health(channel) == grpc.StatusCode.UNAVAILABLE
+    # A stranger cannot flood the daemon's log with gRPC's handshake messages.
+    daemon.process.terminate()
+    assert "Handshake failed" not in daemon.process.stderr()
 
 
 def test_wrong_pinned_fingerprint_is_refused(start_tls_daemon, client_dir):
@@ -250,18 +266,25 @@ def test_unusable_client_ca_is_one_line(tmp_path, kind):
     assert len(errors) == 1 and str(ca) in errors[0] and "Traceback" not in result.stderr
 
 
-def test_damaged_identity_is_one_line_and_kept(tmp_path, authority):
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [(["server.key"], "server.key without its partner"),
+     (["server.key", "server.crt"], "is damaged")],
+)  # fmt: skip
+def test_damaged_identity_is_one_line_and_kept(tmp_path, authority, files, message):
     tls_dir = tmp_path / "tls"
     tls_dir.mkdir()
-    (tls_dir / tls.SERVER_KEY).write_text("garbage")
+    for name in files:
+        (tls_dir / name).write_text("garbage")
     result = _run_log(
         "--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"),
         "--tls-listen", f"127.0.0.1:{free_port()}", "--tls-client-ca", str(authority.cert_path),
         "--tls-dir", str(tls_dir),
     )  # fmt: skip
     assert result.returncode == 1
-    assert "server.key without its partner" in result.stderr
-    assert (tls_dir / tls.SERVER_KEY).read_text() == "garbage"
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
+    assert all((tls_dir / name).read_text() == "garbage" for name in files)
 
 
 def test_fingerprints_are_normalised():

@@ -169,6 +169,10 @@ def connect(endpoint: str | None, flag: str, service: str) -> Iterator[grpc.Chan
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=flag) from None
     options = client_options()
+    if options.tls_dir is None and options.fingerprint is not None:
+        raise click.BadParameter(
+            "a fingerprint pins a TLS server: give --tls DIR too", param_hint="--tls-fingerprint"
+        )
     if options.tls_dir is None:
         channel = grpc.insecure_channel(target)
     else:

@@ -94,6 +94,9 @@ def run(spec: DaemonSpec, argv: Sequence[str] | None = None) -> None:
     parser = build_parser(spec.component, spec.default_port, spec.description, spec.add_arguments)
     config = parse_config(parser, spec.component, argv)
     configure_logging(config.log_level, config.log_format)
+    # gRPC's C core prints a line for every failed TLS handshake: anyone who can reach the
+    # TLS port could flood the log. Set GRPC_VERBOSITY=INFO to see them.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         asyncio.run(serve(spec, config))
     except (StartupError, MvirtError) as exc:

@@ -10,7 +10,9 @@ certificate (pinned, or trusted on first use): the certificate fetched from the 
 becomes the channel's only trust root, so gRPC itself refuses any other certificate.
 
 The bootstrap imports this module only for ``--tls-listen``: a daemon without it never loads
-``cryptography``.
+``cryptography``. The server side needs only ``cryptography`` and gRPC (which carry their own
+TLS libraries); Python's ``ssl`` module, and the OpenSSL it links, is loaded by the client
+functions alone, so the node image need not carry it.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ import hashlib
 import os
 import re
 import socket
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+if TYPE_CHECKING:
+    import ssl
 
 SERVER_NAME = "mvirt-node"
 """The DNS name in every node certificate; clients verify the pinned certificate against it
@@ -68,8 +73,13 @@ def normalize_fingerprint(text: str) -> str:
 
 
 def pem_to_der(pem: bytes) -> bytes:
-    """The DER bytes of the first certificate in ``pem``."""
-    return ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+    """The DER bytes of the certificate in ``pem``."""
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+
+
+def der_to_pem(der: bytes) -> bytes:
+    """The PEM form of the DER certificate ``der``."""
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,6 @@ def load_or_create_server_identity(tls_dir: Path) -> ServerIdentity:
 
 
 def _load_or_create_locked(tls_dir: Path) -> ServerIdentity:
-
     key_path, cert_path = tls_dir / SERVER_KEY, tls_dir / SERVER_CERT
     try:
         if key_path.exists() and cert_path.exists():
@@ -112,7 +121,7 @@ def _load_or_create_locked(tls_dir: Path) -> ServerIdentity:
             try:
                 key = serialization.load_pem_private_key(key_pem, None)
                 cert = x509.load_pem_x509_certificate(cert_pem)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise TlsError(
                     f"{key_path} or {cert_path} is damaged ({exc}); remove both to make a new "
                     "identity (clients will see a new fingerprint)"
@@ -271,6 +280,8 @@ def fetch_server_certificate(target: str, identity: ClientIdentity, timeout: flo
     """The DER certificate the server at ``target`` presents, after a handshake with our
     client certificate; raises ServerRefusedError when the server does not accept it, and
     OSError when the server cannot be reached."""
+    import ssl  # noqa: PLC0415 - clients only: the node's daemons do without Python's ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # Trust is decided by the fingerprint of what comes back, not by a CA.
     context.check_hostname = False
@@ -278,30 +289,41 @@ def fetch_server_certificate(target: str, identity: ClientIdentity, timeout: flo
     context.set_alpn_protocols(["h2"])
     context.load_cert_chain(identity.cert_path, identity.key_path)
     host, port = split_target(target)
-    with (
-        socket.create_connection((host, port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-        if der is None:
-            raise TlsError(f"{target} presented no certificate")
-        # Under TLS 1.3 the server judges our certificate after the client's side of the
-        # handshake is done: speak first and read its answer to learn whether it accepted us.
+    with socket.create_connection((host, port), timeout=timeout) as raw:
         try:
-            tls.sendall(_HTTP2_PREFACE)
-            answer = tls.recv(1)
+            tls = context.wrap_socket(raw, server_hostname=SERVER_NAME)
         except ssl.SSLError as exc:
-            raise ServerRefusedError(_refusal(target, exc)) from None
-        if not answer:
-            raise ServerRefusedError(
-                f"{target} closed the connection after the TLS handshake; it does not accept "
-                "our client certificate (is it signed by the node's API CA?)"
-            )
-        return der
+            if "ALERT" in (exc.reason or "").upper():
+                # TLS 1.2: the server judges our certificate inside the handshake.
+                raise ServerRefusedError(_refusal(target, exc)) from None
+            raise
+        with tls:
+            return _read_certificate(tls, target)
 
 
-def _refusal(target: str, exc: ssl.SSLError) -> str:
-    reason = (exc.reason or str(exc)).lower().replace("_", " ")
+def _read_certificate(tls: ssl.SSLSocket, target: str) -> bytes:
+    import ssl  # noqa: PLC0415 - see fetch_server_certificate
+
+    der = tls.getpeercert(binary_form=True)
+    if der is None:
+        raise TlsError(f"{target} presented no certificate")
+    # Under TLS 1.3 the server judges our certificate after the client's side of the
+    # handshake is done: speak first and read its answer to learn whether it accepted us.
+    try:
+        tls.sendall(_HTTP2_PREFACE)
+        answer = tls.recv(1)
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        raise ServerRefusedError(_refusal(target, exc)) from None
+    if not answer:
+        raise ServerRefusedError(
+            f"{target} closed the connection after the TLS handshake; it does not accept "
+            "our client certificate (is it signed by the node's API CA?)"
+        )
+    return der
+
+
+def _refusal(target: str, exc: OSError) -> str:
+    reason = (getattr(exc, "reason", None) or str(exc)).lower().replace("_", " ")
     return (
         f"{target} refused our client certificate ({reason}); use the client certificate "
         "signed by the API CA baked into the node's image"
@@ -311,7 +333,7 @@ def _refusal(target: str, exc: ssl.SSLError) -> str:
 def pinned_channel(target: str, identity: ClientIdentity, server_cert_der: bytes) -> grpc.Channel:
     """A channel to ``target`` that presents our certificate and accepts only the server
     certificate ``server_cert_der`` (the pinned one)."""
-    root = ssl.DER_cert_to_PEM_cert(server_cert_der).encode("ascii")
+    root = der_to_pem(server_cert_der)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=root,
         private_key=identity.key_pem,
