@@ -9,7 +9,7 @@ ISO ?=
 SECUREBOOT ?=
 # Settings live in mvirt-build.conf (read by mvirt-build whether run by make or by hand), not here.
 
-.PHONY: all uos iso kernel rootfs initramfs boot status check test lint menuconfig clean distclean bootstrap
+.PHONY: all uos iso kernel rootfs initramfs boot status check test lint lock menuconfig clean distclean bootstrap
 
 all: uos
 
@@ -40,6 +40,14 @@ menuconfig: bootstrap
 
 test: bootstrap
 	@scripts/test.sh
+
+# Re-resolve the runtime dependencies of pyproject.toml into requirements/runtime.lock (exact
+# versions, SHA-256 of every file). Run it after adding or changing a dependency; the rootfs
+# (the image's Python packages) and scripts/bootstrap.sh (the virtualenv) both install it.
+lock: bootstrap
+	@CUSTOM_COMPILE_COMMAND="make lock" .venv/bin/pip-compile --quiet --generate-hashes \
+		--no-emit-index-url --no-emit-trusted-host --no-emit-find-links --strip-extras \
+		--allow-unsafe --output-file requirements/runtime.lock pyproject.toml
 
 lint: bootstrap
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

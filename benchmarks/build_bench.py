@@ -25,12 +25,12 @@ import zstandard
 
 from mvirt_build import config as configuration
 from mvirt_build.accel import choose_accelerator
+from mvirt_build.budget import COMPONENTS, component_of
 from mvirt_build.compare import decompress
 from mvirt_build.config import initramfs_image
 from mvirt_build.console import watch
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.qemu import QemuMachine
-from mvirt_build.stages.initramfs import COMPONENTS, component_of
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(sys.executable).parent / "mvirt-build"

@@ -27,7 +27,7 @@ BACKPORTS_PACKAGES=(mkosi)
 
 stamp_dir=${XDG_CACHE_HOME:-$HOME/.cache}/mvirt
 stamp=$stamp_dir/bootstrap.stamp
-want=$(sha256sum "$0" pyproject.toml | sha256sum | cut -c1-16)
+want=$(sha256sum "$0" pyproject.toml requirements/runtime.lock | sha256sum | cut -c1-16)
 
 if [ "${MVIRT_BOOTSTRAP_FORCE:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
   && [ -x .venv/bin/mvirt-build ]; then
@@ -65,6 +65,9 @@ if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# The runtime dependencies at the locked versions and hashes (the same lock the image installs),
+# then the project itself and the development tools.
+.venv/bin/python -m pip install -q --require-hashes -r requirements/runtime.lock
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 mkdir -p "$stamp_dir"

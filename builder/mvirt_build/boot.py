@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from mvirt_build import api_boot
 from mvirt_build.accel import choose_accelerator
 from mvirt_build.config import BuildConfig, initramfs_image
 from mvirt_build.console import BootResult, watch
@@ -13,6 +14,7 @@ from mvirt_build.errors import BuildError
 from mvirt_build.esp import build_esp
 from mvirt_build.qemu import QemuMachine, fresh_vars, plain_option_path
 from mvirt_build.secureboot import firmware_for
+from mvirt_build.stages.uki import sbat_line
 
 CLOUD_HYPERVISOR = "cloud-hypervisor"
 
@@ -87,8 +89,16 @@ def boot(
     iso: Path | None = None,
     iso_as: str = "cdrom",
     secure_boot_cert: Path | None = None,
+    api: bool = False,
 ) -> BootResult:
-    """Boot the image once and report how it went."""
+    """Boot the image once and report how it went. With `api`, the API ports are forwarded,
+    `mvirt.api=tls` is on the command line, and a machine that got ready keeps running
+    (`result.process`; the daemons' fingerprint line is in `result.collected`)."""
+    if api and (hypervisor != "qemu" or iso is not None or secure_boot_cert is not None):
+        raise BuildError(
+            "--api boots the UKI under QEMU without Secure Boot",
+            "drop --iso, --secure-boot and --hypervisor cloud-hypervisor for an API boot",
+        )
     with tempfile.TemporaryDirectory(prefix="mvirt-boot-") as tmp:
         workdir = Path(tmp)
         if hypervisor == "cloud-hypervisor":
@@ -98,7 +108,23 @@ def boot(
             chosen = choose_accelerator(
                 config.cache_dir, accel, kernel if kernel.is_file() else None
             )
-            argv = qemu_machine(
+            if api and firmware == "uefi":
+                copy = workdir / "api.efi"
+                copy.write_bytes(api_word_uki(config, uki))
+                uki = copy
+            machine = qemu_machine(
                 config, firmware, workdir, chosen, uki, iso, iso_as, secure_boot_cert
-            ).command()
-        return watch(argv, timeout, echo=echo)
+            )
+            if api:
+                machine.extra += api_boot.netdev_args()
+                if machine.cmdline is not None:
+                    machine.cmdline += " " + api_boot.API_WORD
+            argv = machine.command()
+        return watch(argv, timeout, echo=echo, keep_running=api, collect=api_boot.FINGERPRINT)
+
+
+def api_word_uki(config: BuildConfig, image: Path) -> bytes:
+    """A copy of the UKI `image` whose command line also has `mvirt.api=tls` (unsigned)."""
+    return api_boot.with_cmdline_word(
+        image.read_bytes(), config.uki.stub.read_bytes(), sbat_line(), api_boot.API_WORD
+    )

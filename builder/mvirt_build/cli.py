@@ -3,7 +3,10 @@
 import dataclasses
 import json
 import logging
+import os
+import shlex
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -13,9 +16,10 @@ from typing import Any, TypeVar
 
 import click
 
+from mvirt_build import api_boot, release_cli
 from mvirt_build import check as checks
 from mvirt_build import config as configuration
-from mvirt_build import release_cli
+from mvirt_build.console import follow
 from mvirt_build.errors import BuildError
 from mvirt_build.locking import locked
 from mvirt_build.pipeline import FINAL, make_graph
@@ -76,6 +80,13 @@ def handles_errors(func: F) -> F:
     is_flag=True,
     help="Fail when the rootfs resolves other package versions than rootfs.lock.",
 )
+@click.option(
+    "--extra-tree",
+    "extra_trees",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Lay this folder over the initramfs after mkosi.extra/ (repeatable).",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -86,6 +97,7 @@ def main(
     secure_boot_certificate: Path | None,
     allow_missing_downloads: bool,
     locked: bool,
+    extra_trees: tuple[Path, ...],
 ) -> None:
     """Build the mvirt µOS image and boot it.
 
@@ -99,6 +111,7 @@ def main(
         "secure_boot_certificate": secure_boot_certificate,
         "allow_missing_downloads": allow_missing_downloads,
         "locked": locked,
+        "extra_trees": tuple(p.resolve() for p in extra_trees),
     }
 
 
@@ -112,6 +125,7 @@ def _load(ctx: click.Context, rootfs_tree: Path | None = None) -> configuration.
         secure_boot_certificate=ctx.obj["secure_boot_certificate"],
         allow_missing_downloads=cfg.allow_missing_downloads or ctx.obj["allow_missing_downloads"],
         locked=ctx.obj["locked"],
+        extra_trees=ctx.obj["extra_trees"],
     )
     if "://" in cfg.kernel.source:
         # An https kernel source: the pinned fetcher turns it into a verified local tarball.
@@ -254,11 +268,18 @@ def iso_command(ctx: click.Context, force: bool, efi: Path | None, output: Path 
     is_flag=True,
     help="Enroll the signing certificate as PK/KEK/db; boot with Secure Boot enforcing.",
 )
+@click.option(
+    "--api",
+    is_flag=True,
+    help="Forward the API ports 50051-50054 to this host's loopback, boot with mvirt.api=tls, "
+    "wait until the API answers over mutual TLS, print how to reach it and keep the node "
+    "running (until it powers off or Ctrl-C).",
+)
 @click.pass_context
 @handles_errors
 def boot(ctx: click.Context, firmware: str, hypervisor: str, timeout: float, accel: str,
          ch_firmware: Path | None, no_build: bool, image: Path | None, use_iso: bool,
-         iso_as: str, secure_boot: bool) -> None:  # fmt: skip
+         iso_as: str, secure_boot: bool, api: bool) -> None:  # fmt: skip
     """Boot the image and wait for its ready line (exit 0), or fail with the last lines."""
     from mvirt_build import boot as booting  # noqa: PLC0415 - keeps other commands fast
 
@@ -271,6 +292,9 @@ def boot(ctx: click.Context, firmware: str, hypervisor: str, timeout: float, acc
     iso = iso_path(cfg) if use_iso else None
     if iso is not None and not iso.is_file():
         raise BuildError(f"{iso} does not exist", "run `mvirt-build iso`")
+    keys = cfg.root / "keys"
+    if api:
+        api_boot.check_client_keys(keys)
     cert = None
     if secure_boot:
         cert = signing_for(cfg).cert
@@ -291,7 +315,12 @@ def boot(ctx: click.Context, firmware: str, hypervisor: str, timeout: float, acc
         iso=iso,
         iso_as=iso_as,
         secure_boot_cert=cert,
+        api=api,
     )
+    if result.ok and result.process is not None:
+        click.secho(f"boot: ready after {result.seconds:.1f} s", fg="green")
+        _serve_api(result.process, keys, api_boot.fingerprint_of(result.collected), timeout)
+        return
     if result.ok:
         click.secho(f"boot: ready after {result.seconds:.1f} s", fg="green")
         return
@@ -299,6 +328,34 @@ def boot(ctx: click.Context, firmware: str, hypervisor: str, timeout: float, acc
     for line in result.tail[-15:]:
         click.echo(f"  | {line}", err=True)
     sys.exit(1)
+
+
+def _serve_api(
+    process: subprocess.Popen[bytes], keys: Path, fingerprint: str | None, timeout: float
+) -> None:
+    """Wait until the node's API answers, say how to reach it, then follow the console."""
+    try:
+        answered, text = api_boot.wait_for_api(keys, fingerprint, timeout)
+        if not answered:
+            raise BuildError(f"the node's API did not answer within {timeout:.0f} s: {text}")
+        relative = Path(os.path.relpath(keys))
+        click.secho("boot: the API answers over mutual TLS; reach it with", fg="green")
+        click.echo("  .venv/bin/" + shlex.join(api_boot.client_command(relative, None, "system")))
+        click.echo(f"  (node fingerprint {fingerprint or 'not printed'}; pin it with "
+                   "--tls-fingerprint, or trust it on first use)")  # fmt: skip
+        click.echo(
+            f"  .venv/bin/mvirt logs --log-server localhost:{api_boot.API_PORTS[1]} "
+            f"--tls {relative}/"
+        )
+        click.echo("  power off: Ctrl-C here")
+        status = follow(process)
+        click.echo(f"boot: the node exited (status {status})")
+    except KeyboardInterrupt:
+        click.echo("boot: stopping the node")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @main.command()

@@ -37,7 +37,9 @@ def main() -> None:
     result: dict[str, dict[str, str]] = {"source": {}, "extension": {}}
     for name, module in sorted(LOADED.items()):
         spec = getattr(module, "__spec__", None)
-        origin = getattr(spec, "origin", None)
+        # A module may replace itself in sys.modules by a wrapper without a spec (cryptography
+        # does, for deprecated names): then its file is where it came from.
+        origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
         if not origin or not origin.startswith("/"):
             continue  # built-in or frozen: part of the interpreter binary
         if origin.endswith(".py"):

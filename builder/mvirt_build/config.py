@@ -67,6 +67,9 @@ class BuildConfig:
     allow_missing_downloads: bool = False
     # Refuse a rootfs whose packages differ from rootfs.lock (instead of reporting and updating).
     locked: bool = False
+    # Folders laid over the initramfs after mkosi.extra/ (like mkosi's ExtraTrees=): a test
+    # build adds or replaces files of the image without touching the checkout.
+    extra_trees: tuple[Path, ...] = ()
 
     @property
     def state_dir(self) -> Path:

@@ -28,6 +28,8 @@ class BootResult:
     seconds: float
     ready_line: str | None = None
     tail: list[str] = field(default_factory=list)
+    collected: list[str] = field(default_factory=list)  # lines matching `collect`
+    process: subprocess.Popen[bytes] | None = None  # still running (keep_running and ready)
 
 
 def watch(
@@ -35,10 +37,15 @@ def watch(
     timeout: float,
     echo: TextIO | None = sys.stdout,
     ready: re.Pattern[bytes] = READY,
+    *,
+    keep_running: bool = False,
+    collect: re.Pattern[bytes] | None = None,
 ) -> BootResult:
     """Start `argv` (its stdout is the serial console) and watch until ready, failure or timeout.
 
-    The machine is stopped when the watch ends, whatever the outcome.
+    The machine is stopped when the watch ends, unless it became ready and `keep_running`
+    asks to keep it (then `result.process` is it: see `follow`). Console lines matching
+    `collect` are returned in `result.collected`.
     """
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -53,6 +60,7 @@ def watch(
     sel.register(proc.stderr, selectors.EVENT_READ, "err")
     open_streams = 2
     result: BootResult | None = None
+    collected: list[str] = []
     try:
         while result is None:
             left = started + timeout - time.monotonic()
@@ -82,6 +90,8 @@ def watch(
                     line = raw.rstrip(b"\r")
                     text = line.decode(errors="replace")
                     tail.append(text)
+                    if collect is not None and collect.search(line):
+                        collected.append(text)
                     if echo is not None:
                         echo.write(text + "\n")
                         echo.flush()
@@ -99,15 +109,37 @@ def watch(
                 if result is not None:
                     break
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        kept = keep_running and result is not None and result.ok and proc.poll() is None
         sel.close()
-        proc.stdout.close()
-        proc.stderr.close()
+        if not kept:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
     if pending:
         tail.append(pending.decode(errors="replace"))
     result.tail = list(tail)
+    result.collected = collected
+    if kept:
+        result.process = proc
     if errors and not result.ok:
         result.tail += [f"[qemu] {line}" for line in errors.decode(errors="replace").splitlines()]
     return result
+
+
+def follow(proc: subprocess.Popen[bytes], echo: TextIO | None = sys.stdout) -> int:
+    """Echo the console of a machine `watch` kept running until it exits; its exit status."""
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        for raw in iter(proc.stdout.readline, b""):
+            if echo is not None:
+                echo.write(raw.decode(errors="replace").rstrip("\r\n") + "\n")
+                echo.flush()
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

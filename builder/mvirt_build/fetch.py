@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mvirt_build import debfetch
 from mvirt_build.config import default_cache_dir
 from mvirt_build.errors import BuildError
 from mvirt_build.hashing import sha256_and_size
@@ -126,6 +127,13 @@ def fetch(entry: LockEntry, opts: FetchOptions, local: Path | None = None) -> Fe
             shutil.copyfile(local, tmp)
             os.replace(tmp, cached)
         return Fetched(entry, cached, "local")
+    if entry.from_apt and not opts.offline:
+        with temp_slot(cached) as tmp:
+            debfetch.download_deb(entry.url, tmp)
+            sha256, size = sha256_and_size(tmp)
+            verify_against(entry, sha256, size, entry.url)
+            os.replace(tmp, cached)
+        return Fetched(entry, cached, "apt")
     if opts.offline:
         raise BuildError(
             f"{entry.name}: not in the cache ({cached}) and offline",
@@ -161,3 +169,10 @@ def fetch_all(
                 raise
             report.missing.append((entry, str(exc)))
     return report
+
+
+def installed_content(item: Fetched) -> bytes:
+    """What goes into the image for a fetched entry: the file, or its member for a .deb."""
+    if item.entry.member:
+        return debfetch.extract_member(item.path, item.entry.member)
+    return item.path.read_bytes()

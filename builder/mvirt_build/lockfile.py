@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mvirt_build.debfetch import parse_url
 from mvirt_build.errors import BuildError
 from mvirt_build.hashing import atomic_write
 
@@ -30,6 +31,8 @@ HEADER = """\
 # install = where the file goes in the image ("" for build inputs such as the kernel tarball);
 # check = what its content must be: "elf-static" (x86-64, no interpreter, no DT_NEEDED),
 # "elf" (x86-64 ELF) or "none".
+# url = "apt:SUITE/PACKAGE=VERSION" takes a Debian package through a private apt configuration
+# (signature-checked by apt, then by the pinned sha256 of the .deb); member = the file in it.
 """
 
 
@@ -45,6 +48,12 @@ class LockEntry:
     check: str
     mode: int
     note: str
+    member: str = ""  # for apt: entries, the file of the package that is installed
+
+    @property
+    def from_apt(self) -> bool:
+        """True for a Debian package fetched with apt (url `apt:SUITE/PACKAGE=VERSION`)."""
+        return self.url.startswith("apt:")
 
     @property
     def pinned(self) -> bool:
@@ -109,8 +118,13 @@ def _parse_entry(path: Path, index: int, table: dict[str, object]) -> LockEntry:
     if not _NAME.match(name):
         raise BuildError(f"{where}: name must be lower-case letters, digits, '.', '_' or '-'")
     url = text("url")
-    if not url.startswith(("https://", "http://")):
-        raise BuildError(f"{where}: url must be http(s), got {url!r}")
+    if not url.startswith(("https://", "http://", "apt:")):
+        raise BuildError(f"{where}: url must be http(s) or apt:SUITE/PACKAGE=VERSION, got {url!r}")
+    member = text("member", "")
+    if url.startswith("apt:"):
+        parse_url(url)
+        if not member or member.startswith("/"):
+            raise BuildError(f"{where}: an apt: entry needs member = the file's path in the .deb")
     sha_raw = text("sha256").lower()
     if sha_raw != UNKNOWN and not _SHA256.match(sha_raw):
         raise BuildError(f"{where}: sha256 must be 64 hex digits or {UNKNOWN!r}")
@@ -142,6 +156,7 @@ def _parse_entry(path: Path, index: int, table: dict[str, object]) -> LockEntry:
         check=check,
         mode=mode,
         note=text("note", ""),
+        member=member,
     )
 
 
@@ -181,6 +196,8 @@ def dump_lock(lock: DownloadsLock) -> str:
         out.append(f"install = {_quote(e.install)}\n")
         out.append(f"mode = {_quote(format(e.mode, '04o'))}\n")
         out.append(f"check = {_quote(e.check)}\n")
+        if e.member:
+            out.append(f"member = {_quote(e.member)}\n")
         out.append(f"note = {_quote(e.note)}\n")
     return "".join(out)
 

@@ -6,25 +6,27 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from mvirt_build import budget
 from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
-from mvirt_build.cpio import Archive, Entry
 from mvirt_build.graph import Context
 from mvirt_build.run import output
 from mvirt_build.stages import initramfs
 
 
 def test_size_table_compresses_nothing_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    archive = Archive()
-    archive.add(Entry("/usr/lib/python3/dist-packages/mvirt/a.pyc", "file", data=b"x" * 3000))
-    archive.add(Entry("/usr/bin/python3.11", "file", data=b"y" * 1000))
+    # The table prints what the budget measured once per component; printing it compresses
+    # nothing (the archive itself is compressed exactly once, by the stage).
+    sizes = {name: {"raw": 0, "compressed": 0} for name in budget.COMPONENTS}
+    sizes["our code"] = {"raw": 3 * 2**20, "compressed": 2**20}
+    sizes["interpreter + stdlib"] = {"raw": 2**20, "compressed": 2**19}
 
     def no_compressor(*args: object, **kwargs: object) -> None:
         raise AssertionError("the size table must not compress the initramfs a second time")
 
     monkeypatch.setattr(zstandard, "ZstdCompressor", no_compressor)
-    lines = initramfs.size_breakdown(archive, raw=4096, compressed=1024)
-    assert any(line.split()[0] == "services" and "75.0 %" in line for line in lines)
-    assert any(line.split()[:2] == ["python", "runtime"] and "25.0 %" in line for line in lines)
+    lines = initramfs.size_breakdown(sizes, raw=4 * 2**20, compressed=2**20)
+    assert any(line.split()[:2] == ["our", "code"] and "3.00 MiB ->" in line for line in lines)
+    assert lines[-1].split()[0] == "total" and "4.00 MiB ->" in lines[-1]
 
 
 def test_clean_environment_keeps_host_python_variables_out(

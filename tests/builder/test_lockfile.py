@@ -83,3 +83,24 @@ def test_pinning_writes_hash_and_size_and_keeps_the_rest(tmp_path):
     assert not list(tmp_path.glob(".downloads.lock.tmp-*"))
     with pytest.raises(BuildError, match="no download called 'y'"):
         pin_entry(lock, "y", "b" * 64, 1)
+
+
+def test_image_pins_of_the_repository_lock():
+    lock = load_lock(REPO_LOCK)
+    ch = lock.get("cloud-hypervisor")
+    assert "/v53.0/cloud-hypervisor-static" in ch.url
+    assert ch.sha256 == "448af3d4e59b22c2987f7df94c213ad40fb53a10d437e42b5ee6c4fce7c29ecc"
+    fw = lock.get("cloudhv-fd")
+    assert fw.from_apt and fw.url.startswith("apt:sid/cloudhv-efi-x86-64=")
+    assert fw.pinned and fw.size is not None
+    assert (fw.install, fw.member) == (
+        "/usr/share/mvirt/CLOUDHV.fd",
+        "usr/share/cloudhv-efi-x86-64/CLOUDHV.fd",
+    )
+
+
+def test_apt_entry_needs_a_member_and_a_versioned_package(tmp_path):
+    with pytest.raises(BuildError, match="needs member"):
+        load_lock(write(tmp_path, url="apt:sid/cloudhv-efi-x86-64=1.0"))
+    with pytest.raises(BuildError, match="apt:SUITE/PACKAGE=VERSION"):
+        load_lock(write(tmp_path, url="apt:sid/cloudhv-efi-x86-64"))

@@ -33,3 +33,18 @@ def built_uki() -> Path:
 def build_config() -> config.BuildConfig:
     """The checkout's own configuration."""
     return config.load(ROOT)
+
+
+DEMO_OVERLAY = ROOT / "tests" / "e2e" / "overlay-demo"
+DEMO_OUTPUT = ROOT / "build" / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_uki() -> Path:
+    """The image with the demo overlay (a small `hello` service instead of the node's daemons),
+    built by the real pipeline into build/demo/ (kernel and rootfs come from the cache)."""
+    proc = mvirt_build("--output-dir", str(DEMO_OUTPUT), "--extra-tree", str(DEMO_OVERLAY), "uki")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path.is_file()
+    return path

@@ -1,7 +1,7 @@
 """pideisn in the built image under QEMU (TCG, user-mode networking): DHCP from QEMU's
-server, the image's declared service reached from the host through a forwarded port and
-restarted after it exits, and an ACPI power-off (QMP system_powerdown) that stops services,
-syncs filesystems and lets QEMU exit by itself."""
+server, a declared service (the demo overlay's `hello`) reached from the host through a
+forwarded port and restarted after it exits, and an ACPI power-off (QMP system_powerdown)
+that stops services, syncs filesystems and lets QEMU exit by itself."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.e2e
 BOOT_TIMEOUT = 300
 
 
-def test_dhcp_service_restart_and_acpi_power_off(built_uki, tmp_path):
-    vm = Machine(ROOT, built_uki, tmp_path)
+def test_dhcp_service_restart_and_acpi_power_off(demo_uki, tmp_path):
+    vm = Machine(ROOT, demo_uki, tmp_path)
     try:
         ready = vm.wait_for("pideisn: ready (uptime", BOOT_TIMEOUT)
         # QEMU's user-mode DHCP server hands out 10.0.2.15/24 with 10.0.2.2 as the router.

@@ -29,13 +29,24 @@ def free_port() -> int:
 class Machine:
     """QEMU (TCG) booting the UKI through OVMF, console on stdout."""
 
-    def __init__(self, root: Path, uki: Path, workdir: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        uki: Path,
+        workdir: Path,
+        guest_ports: tuple[int, ...] = (GUEST_PORT,),
+        iso: Path | None = None,
+    ) -> None:
         cfg = config.load(root)
-        self.host_port = free_port()
+        # Each guest port is forwarded from an ephemeral port on the host's loopback.
+        self.ports = {port: free_port() for port in guest_ports}
+        self.host_port = self.ports[guest_ports[0]]
         self.qmp_socket = workdir / "qmp.sock"
-        machine = boot.qemu_machine(cfg, "uefi", workdir, "tcg", uki)
+        machine = boot.qemu_machine(cfg, "uefi", workdir, "tcg", uki, iso)
+        forwards = ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}"
+                            for guest, host in self.ports.items())  # fmt: skip
         machine.extra += [
-            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.host_port}-:{GUEST_PORT}",
+            "-netdev", f"user,id=net0,{forwards}",
             "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56",
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
         ]  # fmt: skip
@@ -63,6 +74,11 @@ class Machine:
         *complete, self._buffer = self._buffer.split(b"\n")
         self.lines += [line.decode(errors="replace").rstrip("\r") for line in complete]
         return True
+
+    def pump(self) -> None:
+        """Collect what the console printed so far (keeps QEMU's output pipe drained)."""
+        while self._pump(0) and self._selector.select(0):
+            pass
 
     def console(self, start: int = 0) -> str:
         """The console from line `start` on."""

@@ -39,3 +39,18 @@ def test_a_byte_that_is_not_utf8_keeps_the_other_options(tmp_path):
     path.write_bytes(b"console=ttyS0 caf\xe9 mvirt.hostname=vm1 mvirt.net.ipv6=0\n")
     options = BootOptions.from_proc(str(path))
     assert options.hostname == "vm1" and not options.ipv6
+
+
+def test_options_a_service_file_asks_for_are_not_reported_unknown():
+    options = BootOptions(["mvirt.api=tls", "mvirt.colour=red", "console=ttyS0"])
+    assert "mvirt.api=tls" in options.words
+    assert options.unknown_besides({"mvirt.api=tls"}) == ["mvirt.colour"]
+    assert options.unknown_besides(set()) == ["mvirt.api", "mvirt.colour"]
+
+
+def test_a_byte_that_is_not_utf8_keeps_the_words_services_ask_for(tmp_path):
+    path = tmp_path / "cmdline"
+    path.write_bytes(b"console=ttyS0 caf\xe9 mvirt.api=tls\n")
+    options = BootOptions.from_proc(str(path))
+    assert "mvirt.api=tls" in options.words
+    assert options.unknown_besides({"mvirt.api=tls"}) == []

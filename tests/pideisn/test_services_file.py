@@ -1,5 +1,7 @@
 """Services file parsing: defaults, dependency order and actionable errors."""
 
+from pathlib import Path
+
 import pytest
 
 from mvirt.pideisn import services_file
@@ -96,3 +98,94 @@ def test_a_probe_host_that_is_not_an_ip_literal_is_reported_for_that_service_alo
     a, b = services_file.parse(data)
     assert a.ready.problem is not None and "IP address" in a.ready.problem
     assert (b.ready.problem, b.ready.host) == (None, "::1")
+
+
+def test_ready_command_and_cmdline_arguments_are_parsed():
+    (spec,) = services_file.parse(
+        {
+            "services": {
+                "vmm": {
+                    "command": ["/usr/bin/python3", "-m", "mvirt.vmm"],
+                    "ready": {"command": ["/usr/bin/probe", "[::1]:50051"]},
+                    "cmdline_arguments": {
+                        "mvirt.api=tls": ["--tls-listen", "[::]:50051"],
+                        "mvirt.debug": ["--log-level", "debug"],
+                    },
+                }
+            }
+        }
+    )
+    assert spec.ready.command == ["/usr/bin/probe", "[::1]:50051"]
+    assert spec.ready.describe() == "command /usr/bin/probe [::1]:50051"
+    base = ["/usr/bin/python3", "-m", "mvirt.vmm"]
+    assert spec.argv(frozenset()) == base
+    # Only an exact word adds arguments: mvirt.api=plain is not mvirt.api=tls.
+    assert spec.argv(frozenset({"mvirt.api=plain", "quiet"})) == base
+    assert spec.argv(frozenset({"mvirt.debug", "mvirt.api=tls"})) == [
+        *base, "--tls-listen", "[::]:50051", "--log-level", "debug"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"ready": {"command": []}}, "ready.command must be a non-empty list"),
+        ({"ready": {"command": "probe"}}, "ready.command must be a non-empty list"),
+        ({"ready": {"command": ["p"], "tcp": 1}}, "one of tcp, file or command"),
+        ({"cmdline_arguments": ["x"]}, "'cmdline_arguments' must be a table"),
+        ({"cmdline_arguments": {"a b": ["x"]}}, "must be one command-line word"),
+        ({"cmdline_arguments": {"x": "--flag"}}, "cmdline_arguments.'x' must be a list"),
+    ],
+)
+def test_bad_ready_command_or_cmdline_arguments_are_named(body, message):
+    with pytest.raises(ServicesFileError, match=message):
+        services_file.parse({"services": {"a": {"command": ["x"], **body}}})
+
+
+def test_the_images_services_file_starts_the_node_daemons():
+    """mvirt-log, then mvirt-vmm; each probed on its own loopback listener; with
+    mvirt.api=tls each adds a TLS listener on a port its loopback listener does not hold
+    (Linux refuses [::]:P while [::1]:P listens)."""
+    path = Path(__file__).resolve().parents[2] / "mkosi.extra/etc/pideisn/services.toml"
+    log, vmm = services_file.load(str(path))
+    assert (log.name, vmm.name) == ("mvirt-log", "mvirt-vmm")
+    assert vmm.after == ["mvirt-log"]
+    for spec, api_port in ((log, 50052), (vmm, 50051)):
+        argv = spec.argv(frozenset({"mvirt.api=tls"}))
+        listen = argv[argv.index("--listen") + 1]
+        assert listen.startswith("[::1]:")
+        assert spec.ready.command is not None
+        assert "mvirt.daemon.health_probe" in spec.ready.command
+        assert listen in spec.ready.command
+        assert argv[argv.index("--tls-listen") + 1] == f"[::]:{api_port}"
+        assert not listen.endswith(f":{api_port}")
+        assert argv[argv.index("--tls-client-ca") + 1] == "/etc/mvirt/api-ca.crt"
+        assert "--tls-listen" not in spec.argv(frozenset())
+    assert (
+        vmm.command[vmm.command.index("--log-endpoint") + 1]
+        == log.command[log.command.index("--listen") + 1]
+    )
+
+
+def test_a_probe_command_that_is_not_an_absolute_path_is_refused():
+    with pytest.raises(ServicesFileError, match="must start with an absolute path"):
+        services_file.parse(
+            {"services": {"a": {"command": ["x"], "ready": {"command": ["probe", "--quiet"]}}}}
+        )
+
+
+def test_a_probe_program_that_cannot_run_is_reported_for_that_service_alone(tmp_path):
+    not_executable = tmp_path / "probe"
+    not_executable.write_text("#!/bin/sh\n")
+    data = {
+        "services": {
+            "a": {"command": ["x"], "ready": {"command": [str(tmp_path / "missing")]}},
+            "b": {"command": ["x"], "ready": {"command": [str(not_executable)]}},
+            "c": {"command": ["x"], "ready": {"command": [str(tmp_path)]}},
+            "d": {"command": ["y"], "ready": {"command": ["/bin/true"]}},
+        }
+    }
+    a, b, c, d = services_file.parse(data)
+    for spec in (a, b, c):
+        assert spec.ready.problem is not None and "not an executable file" in spec.ready.problem
+    assert (d.ready.problem, d.ready.command) == (None, ["/bin/true"])

@@ -12,7 +12,7 @@ import pytest
 from mvirt.pideisn import services_file
 from mvirt.pideisn.loop import Loop
 from mvirt.pideisn.signals import Reaper, SignalDispatcher
-from mvirt.pideisn.supervisor import EXITED, STOPPED, Supervisor
+from mvirt.pideisn.supervisor import EXITED, PROBE_INTERVAL, STOPPED, Supervisor
 
 PY = sys.executable
 
@@ -221,4 +221,131 @@ def test_a_probe_that_fails_never_raises_into_the_supervisor(runtime):
     assert loop.run_until(supervisor.all_settled, 20)
     assert supervisor.by_name["good"].ever_ready
     assert supervisor.by_name["odd"].gave_up
+    supervisor.stop_all()
+
+
+def test_ready_by_probe_command_in_a_child_process(runtime, tmp_path):
+    """The probe runs again after each failure; the service is ready once it exits 0, and
+    its dependents start only then. The probe's output is prefixed on the console."""
+    loop, _ = runtime
+    flag = tmp_path / "serving"
+    attempts = tmp_path / "attempts"
+    service = f"import time; time.sleep(0.5); open({str(flag)!r}, 'w').close(); time.sleep(60)"
+    probe = (
+        f"import os, sys; open({str(attempts)!r}, 'a').write('x'); "
+        f"ok = os.path.exists({str(flag)!r}); print('probe', ok); sys.exit(0 if ok else 1)"
+    )
+    supervisor, lines = make(
+        runtime,
+        {
+            "daemon": {"command": py(service), "ready": {"command": py(probe)}},
+            "client": {"command": py("import time; time.sleep(60)"), "after": ["daemon"]},
+        },
+    )
+    supervisor.start()
+    daemon, client = supervisor.by_name["daemon"], supervisor.by_name["client"]
+    assert loop.run_until(lambda: daemon.ever_ready, 20)
+    assert flag.exists()
+    assert len(attempts.read_text()) >= 2  # failed at least once before the flag existed
+    assert daemon.probe_pid is None
+    assert loop.run_until(lambda: client.pid is not None, 10)
+    assert loop.run_until(lambda: b"daemon (ready) | probe True\n" in lines, 5)
+    supervisor.stop_all()
+
+
+def test_a_probe_that_never_succeeds_gives_up_after_ready_timeout(runtime):
+    loop, _ = runtime
+    supervisor, _ = make(
+        runtime,
+        {
+            "daemon": {
+                "command": py("import time; time.sleep(60)"),
+                "ready": {"command": py("import sys; sys.exit(3)")},
+                "ready_timeout": 1.0,
+            }
+        },
+    )
+    supervisor.start()
+    daemon = supervisor.by_name["daemon"]
+    assert loop.run_until(supervisor.all_settled, 20)
+    assert daemon.gave_up and not daemon.ever_ready
+    supervisor.stop_all()
+    assert loop.run_until(lambda: daemon.probe_pid is None, 5)  # no probe left behind
+
+
+def test_cmdline_arguments_reach_the_service(runtime, tmp_path):
+    loop, reaper = runtime
+    out = tmp_path / "argv"
+    code = f"import sys; open({str(out)!r}, 'w').write(' '.join(sys.argv[1:]))"
+    specs = services_file.parse(
+        {
+            "services": {
+                "d": {
+                    "command": [PY, "-c", code, "--listen", "[::1]:1"],
+                    "restart": "never",
+                    "cmdline_arguments": {"mvirt.api=tls": ["--tls-listen", "[::]:1"]},
+                }
+            }
+        }
+    )
+    supervisor = Supervisor(
+        loop,
+        reaper,
+        specs,
+        base_env={"PATH": os.environ["PATH"]},
+        output=lambda _line: None,
+        cmdline_words=frozenset({"console=ttyS0", "mvirt.api=tls"}),
+    )
+    supervisor.start()
+    assert loop.run_until(lambda: supervisor.by_name["d"].state == EXITED, 20)
+    assert out.read_text() == "--listen [::1]:1 --tls-listen [::]:1"
+
+
+def test_a_probe_command_that_cannot_run_is_reported_and_the_others_still_start(
+    runtime, tmp_path, capfd
+):
+    loop, _ = runtime
+    supervisor, _lines = make(
+        runtime,
+        {
+            "bad": {
+                "command": py("import time; time.sleep(60)"),
+                "ready": {"command": [str(tmp_path / "no-such-probe")]},
+            },
+            "good": {"command": py("import time; time.sleep(60)"), "after": ["bad"]},
+        },
+    )
+    supervisor.start()
+    assert loop.run_until(supervisor.all_settled, 20)
+    bad, good = supervisor.by_name["bad"], supervisor.by_name["good"]
+    assert bad.pid is None and bad.gave_up
+    assert good.ever_ready
+    assert "bad: not started: ready.command program" in capfd.readouterr().err
+    supervisor.stop_all()
+
+
+def test_a_probe_command_that_fails_to_start_never_raises_and_is_logged_once(
+    runtime, tmp_path, capfd
+):
+    loop, reaper = runtime
+    specs = services_file.parse(
+        {
+            "services": {
+                "odd": {"command": py("import time; time.sleep(60)"), "ready_timeout": 1},
+                "good": {"command": py("import time; time.sleep(60)")},
+            }
+        }
+    )
+    # A probe the parser would report, as a caller building specs by hand could make one.
+    specs[0].ready = services_file.Readiness(command=[str(tmp_path / "gone")])
+    supervisor = Supervisor(loop, reaper, specs, base_env={"PATH": os.environ["PATH"]})
+    supervisor.start()
+    odd = supervisor.by_name["odd"]
+    assert loop.run_until(supervisor.all_settled, 20)
+    assert supervisor.by_name["good"].ever_ready
+    assert odd.gave_up and not odd.ever_ready
+    # Retried while the service is starting (two more attempts here), but reported once.
+    first_retry = odd.probe_after
+    assert loop.run_until(lambda: odd.probe_after >= first_retry + 2 * PROBE_INTERVAL, 10)
+    assert capfd.readouterr().err.count("odd: readiness probe command") == 1
     supervisor.stop_all()

@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +47,32 @@ def test_blkid_sees_the_label(tmp_path):
 
 def test_network_config_without_nics_is_valid_yaml_shape():
     assert network_config([]) == "version: 2\nethernets: {}\n"
+
+
+def test_without_libarchive_the_daemon_still_imports_and_user_data_is_a_precondition(tmp_path):
+    """The node image carries no libarchive: mvirt-vmm must start there, and a VM with user
+    data is refused with FAILED_PRECONDITION naming what is missing."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import mvirt.vmm.daemon\n"
+        "from mvirt.vmm import cloudinit\n"
+        "from mvirt.daemon.errors import FailedPreconditionError\n"
+        "try:\n"
+        "    cloudinit.write_seed(Path(sys.argv[1]), user_data='#cloud-config', vm_id='x',\n"
+        "                         hostname='x', macs=[])\n"
+        "except FailedPreconditionError as exc:\n"
+        "    print(exc)\n"
+    )
+    seed = tmp_path / "seed.iso"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(seed)],
+        env={"LIBARCHIVE": str(tmp_path / "no-libarchive.so"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("config.user_data needs libarchive")
+    assert not seed.exists() and not seed.with_suffix(".tmp").exists()

@@ -9,16 +9,18 @@ sources, tests or docs), the services, and the skeleton of mkosi.extra/.
 import base64
 import json
 import logging
+import os
 import shutil
 import stat
 import tempfile
-from collections import defaultdict
 from importlib.metadata import version
 from pathlib import Path
 
 import lz4.block
 import zstandard
 
+from mvirt_build import budget
+from mvirt_build.budget import COMPONENTS
 from mvirt_build.compare import LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC
 from mvirt_build.config import BuildConfig, initramfs_image
 from mvirt_build.cpio import Archive, Entry
@@ -42,7 +44,6 @@ INTERPRETER = "/usr/bin/python3"
 SKELETON_DIRS = {"/dev": 0o755, "/proc": 0o555, "/sys": 0o555, "/run": 0o755, "/tmp": 0o1777,
                  "/root": 0o700, "/var": 0o755, "/etc": 0o755, "/mnt": 0o755}  # fmt: skip
 DEVICES = {"/dev/console": (0o600, (5, 1)), "/dev/null": (0o666, (1, 3))}
-COMPONENTS = ("python runtime", "services", "third-party", "other")
 # The whole environment of the image's interpreter when it collects modules: nothing of the
 # host's (PYTHONPATH, PYTHONSTARTUP, ...) may change what goes into the image. The flags are
 # those of -I (isolated) except -E: that would also drop PYTHONHASHSEED=0, which keeps the
@@ -54,6 +55,9 @@ CHROOT_ENV = {
     "PYTHONHASHSEED": "0",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+# The API client CA of `mvirt-build genkey`: the daemons' --tls-client-ca in the image.
+API_CA_KEY_FILE = "keys/api-ca.crt"
+API_CA_IMAGE_PATH = "/etc/mvirt/api-ca.crt"
 
 
 def init_script(init: str) -> bytes:
@@ -86,23 +90,13 @@ def init_script(init: str) -> bytes:
     ).encode()
 
 
-def component_of(path: str) -> str:
-    """Which part of the image a path belongs to, for the size breakdown."""
-    if path.startswith(f"{SITE_DIR}/mvirt/") or path == "/init":
-        return "services"
-    if path.startswith(SITE_DIR):
-        return "third-party"
-    if path.startswith(("/usr/lib/python3", "/usr/bin/python", "/usr/lib/x86_64-linux-gnu/")):
-        return "python runtime"
-    return "other"
-
-
 class InitramfsStage(Stage):
     """Assemble and compress the initramfs."""
 
     name = "initramfs"
     # 2: /init guards the import of pideisn with a rescue loop; lz4 as a compression.
-    version = 2
+    # 3: the API client CA, extra trees, the size budget per component.
+    version = 3
     deps = ("rootfs",)
     sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
     description = "compressed cpio: /init, Python runtime, imported modules, services, skeleton"
@@ -117,14 +111,22 @@ class InitramfsStage(Stage):
             "compress level": str(cfg.compress_level),
             "compression": cfg.compression,
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
+            # By content only: the same overlay from another folder builds the same image.
+            "extra trees": " ".join(ctx.digests.tree(tree) for tree in ctx.config.extra_trees),
             "SOURCE_DATE_EPOCH": str(ctx.source_date_epoch(self.name)),
             "downloads": downloads_input(ctx),
+            "api client CA": api_ca_input(ctx),
             "zstandard": f"{version('zstandard')} (zstd {zstandard.ZSTD_VERSION})",
             "lz4": version("lz4"),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
-        return [image_path(ctx.config), listing_path(ctx.config), downloads_path(ctx.config)]
+        return [
+            image_path(ctx.config),
+            listing_path(ctx.config),
+            downloads_path(ctx.config),
+            sizes_path(ctx.config),
+        ]
 
     def summary(self, ctx: Context) -> str:
         return f"{image_path(ctx.config).stat().st_size / 2**20:.2f} MiB ({image_path(ctx.config)})"
@@ -140,13 +142,37 @@ class InitramfsStage(Stage):
         with using_tree(ctx) as tree:
             archive = assemble(ctx, tree)
         add_downloads(ctx, archive, self._downloads)
+        add_api_ca(ctx, archive)
+        for extra in ctx.config.extra_trees:  # last: an extra tree replaces what is there
+            add_tree(archive, extra)
         raw = archive.write(ctx.source_date_epoch(self.name))
         level = ctx.config.initramfs.compress_level
         compressed = compress(raw, ctx.config.initramfs.compression, level)
         atomic_write(image_path(ctx.config), compressed)
         atomic_write(listing_path(ctx.config), render_listing(archive))
-        for line in size_breakdown(archive, len(raw), len(compressed)):
+        sizes = budget.measure(((e.path, e.data) for e in archive.sorted_entries()), level)
+        budget.write_sizes(sizes_path(ctx.config), sizes)
+        for line in size_breakdown(sizes, len(raw), len(compressed)):
             log.info("initramfs  %s", line)
+
+
+def api_ca_input(ctx: Context) -> str:
+    """Stage input: the digest of keys/api-ca.crt, or "absent"."""
+    path = ctx.config.root / API_CA_KEY_FILE
+    return ctx.file_input(path) if path.is_file() else "absent"
+
+
+def add_api_ca(ctx: Context, archive: Archive) -> None:
+    """keys/api-ca.crt becomes /etc/mvirt/api-ca.crt (the only file of keys/ in the image)."""
+    path = ctx.config.root / API_CA_KEY_FILE
+    if not path.is_file():
+        log.warning(
+            "initramfs  WARNING: no %s: the image cannot accept API clients over TLS "
+            "(mvirt.api=tls); run `mvirt-build genkey` to make the API client CA",
+            API_CA_KEY_FILE,
+        )
+        return
+    archive.add(Entry(API_CA_IMAGE_PATH, "file", 0o644, path.read_bytes()))
 
 
 def image_path(config: BuildConfig) -> Path:
@@ -173,6 +199,11 @@ def compress(raw: bytes, compression: str, level: int) -> bytes:
             out += len(block).to_bytes(4, "little") + block
         return bytes(out)
     return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
+
+
+def sizes_path(config: BuildConfig) -> Path:
+    """build/initramfs.sizes.json: bytes per component (the UKI's size budget)."""
+    return config.output_dir / "initramfs.sizes.json"
 
 
 def listing_path(config: BuildConfig) -> Path:
@@ -236,6 +267,16 @@ def assemble(ctx: Context, tree: Path) -> Archive:
     return archive
 
 
+def add_tree(archive: Archive, folder: Path) -> None:
+    """Every file of `folder` at the same place in the image, replacing what is there."""
+    for host in sorted(folder.rglob("*")):
+        path = "/" + host.relative_to(folder).as_posix()
+        if host.is_symlink():
+            archive.add(Entry(path, "symlink", 0o777, target=os.readlink(host)))
+        elif host.is_file():
+            archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), host.read_bytes()))
+
+
 def render_listing(archive: Archive) -> str:
     """One line per entry: mode, size, path (and link target)."""
     lines = []
@@ -246,17 +287,13 @@ def render_listing(archive: Archive) -> str:
     return "\n".join(lines) + "\n"
 
 
-def size_breakdown(archive: Archive, raw: int, compressed: int) -> list[str]:
-    """Uncompressed size and share of each component, and the archive's total before and after
-    compression (measured once, on the archive itself: nothing is compressed again here)."""
-    sizes: dict[str, int] = defaultdict(int)
-    for e in archive.sorted_entries():
-        sizes[component_of(e.path)] += len(e.data)
-    payload = sum(sizes.values()) or 1
+def size_breakdown(sizes: dict[str, dict[str, int]], raw: int, compressed: int) -> list[str]:
+    """Uncompressed and (separately compressed, so approximate) size of each component."""
     lines = []
     for name in COMPONENTS:
-        size = sizes.get(name, 0)
-        lines.append(f"  {name:<15} {size / 2**20:7.2f} MiB ({100 * size / payload:4.1f} %)")
-    packed = f"{compressed / 2**20:6.2f} MiB compressed"
-    lines.append(f"  {'total':<15} {raw / 2**20:7.2f} MiB -> {packed}")
+        part = sizes[name]
+        lines.append(
+            f"  {name:<22} {part['raw'] / 2**20:7.2f} MiB -> {part['compressed'] / 2**20:6.2f} MiB"
+        )
+    lines.append(f"  {'total':<22} {raw / 2**20:7.2f} MiB -> {compressed / 2**20:6.2f} MiB")
     return lines

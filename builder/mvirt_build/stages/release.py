@@ -86,7 +86,8 @@ def add_downloads(ctx: Context, archive: Archive, report: fetch.FetchReport | No
         downloads_path(ctx.config).write_text(json.dumps({"fetched": [], "missing": []}) + "\n")
         return
     for item in report.fetched:
-        archive.add(Entry(item.entry.install, "file", item.entry.mode, item.path.read_bytes()))
+        data = fetch.installed_content(item)
+        archive.add(Entry(item.entry.install, "file", item.entry.mode, data))
     for entry, reason in report.missing:
         log.warning(
             "WARNING: %s is MISSING from the image (%s): %s",

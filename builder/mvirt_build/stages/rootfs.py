@@ -1,6 +1,7 @@
-"""Rootfs stage: mkosi builds a Debian bookworm tree (python3, the runtime's dependencies, the
-project's services, mkosi.extra/). The tree is kept in the cache by the digest of its inputs;
-build/rootfs.json names it, with a digest of its content and its package list."""
+"""Rootfs stage: mkosi builds a Debian bookworm tree (python3, the project's services,
+mkosi.extra/), then the wheels of the Python runtime lock (requirements/runtime.lock) are
+installed into it. The tree is kept in the cache by the digest of its inputs; build/rootfs.json
+names it, with a digest of its content and its package list."""
 
 import json
 import logging
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from mvirt_build import mkosi_config, tools
+from mvirt_build import mkosi_config, pylock, tools
 from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
@@ -28,16 +29,30 @@ class RootfsStage(Stage):
     """Build (or adopt) the Debian tree the initramfs is cut from."""
 
     name = "rootfs"
-    version = 3
+    # 4: the locked Python runtime is installed into the tree.
+    version = 4
     # What dates the tree: mkosi's configuration and the trees it copies in.
     sources = (*mkosi_config.CONVENTIONAL, "services/mvirt")
     description = "Debian bookworm tree built by mkosi from mkosi.conf and mkosi.extra/"
 
-    def inputs(self, ctx: Context) -> dict[str, str]:
+    def content_inputs(self, ctx: Context) -> dict[str, str]:
+        """What the tree is made from (the cache key of the tree)."""
         root = ctx.config.root
         image = mkosi_config.summary(root, ctx.config.cache_dir)
         found = mkosi_config.rootfs_inputs(root, image, ctx.digests.tree, ctx.file_input)
         found["tool mkosi"] = tools.identity("mkosi")
+        found["python lock"] = ctx.file_input(root / pylock.LOCK_PATH)
+        return found
+
+    def inputs(self, ctx: Context) -> dict[str, str]:
+        """The content inputs plus whether the recorded tree is still in the cache: builds
+        sharing the cache prune old trees, and a rootfs whose tree is gone is built again."""
+        found = self.content_inputs(ctx)
+        try:
+            tree = Path(str(read_record(ctx)["tree"]))
+        except BuildError:
+            return found
+        found["tree in the cache"] = "present" if (tree / "usr/bin/python3").exists() else "gone"
         return found
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -65,16 +80,31 @@ class RootfsStage(Stage):
 
     def build(self, ctx: Context) -> None:
         given = ctx.config.rootfs_tree
+        lock = ctx.config.root / pylock.LOCK_PATH
+
+        def with_python(make: Callable[[Path], None]) -> Callable[[Path], None]:
+            """`make`, then the locked Python runtime installed into the tree it made."""
+
+            def made(work: Path) -> None:
+                make(work)
+                log.info("rootfs     installing the Python runtime lock (%s)", pylock.LOCK_PATH)
+                pylock.install_into_tree(lock, work / "tree", ctx.config.cache_dir)
+
+            return made
+
         if given is not None:
             if not (given / "usr/bin/python3").exists():
                 raise BuildError(
                     f"rootfs {given} has no /usr/bin/python3", "add python3 to mkosi.conf"
                 )
-            tree, manifest = self._in_cache(ctx, lambda work: adopt(given, work))
+            tree, manifest = self._in_cache(ctx, with_python(lambda work: adopt(given, work)))
         else:
-            tree, manifest = self._in_cache(ctx, lambda work: run_mkosi(ctx, work))
+            tree, manifest = self._in_cache(ctx, with_python(lambda work: run_mkosi(ctx, work)))
         packages = read_packages(manifest)
         check_package_lock(ctx.config, packages)
+        packages += [
+            f"python:{pin.name}={pin.version}" for pin in pylock.parse_lock(lock.read_text())
+        ]
         root = ctx.config.root
         # A tree inside the checkout (a cache in .cache/ when mkosi.postoutput runs in mkosi's
         # sandbox) is named relative to it, so the record holds inside the sandbox and out.

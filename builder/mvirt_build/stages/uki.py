@@ -4,13 +4,14 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
-from mvirt_build import tools, uki
+from mvirt_build import budget, tools, uki
 from mvirt_build.config import BuildConfig, UkiConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
 from mvirt_build.manifest import manifest_path
 from mvirt_build.sign import is_signed, write_uki
 from mvirt_build.stages.initramfs import image_path as initramfs_path
+from mvirt_build.stages.initramfs import sizes_path
 from mvirt_build.stages.kernel import KernelStage
 from mvirt_build.stages.release import signing_for, signing_input, write_uki_manifest
 
@@ -95,6 +96,15 @@ class UkiStage(Stage):
             assemble, kernel_dir / "bzImage", out, unsigned, signing.key, signing.cert
         )
         write_uki_manifest(ctx, out, unsigned, KernelStage().inputs(ctx), signed)
+        log.info("uki        size by component (zstd figures per component are approximate):")
+        table = budget.uki_table(
+            len(contents[".linux"]),
+            len(contents[".initrd"]),
+            budget.read_sizes(sizes_path(ctx.config)),
+            out.stat().st_size,
+        )
+        for line in table:
+            log.info("uki        %s", line)
 
 
 def uki_path(config: BuildConfig) -> Path:

@@ -50,9 +50,11 @@ class BootOptions:
         "services_file",
         "services_timeout",
         "unknown",
+        "words",
     )
 
     def __init__(self, words: list[str]) -> None:
+        self.words = frozenset(words)
         options: dict[str, str | None] = {}
         for word in words:
             key, sep, value = word.partition("=")
@@ -67,6 +69,12 @@ class BootOptions:
         self.services_file = options.pop("mvirt.services", None) or SERVICES_FILE
         self.services_timeout = _seconds(options.pop("mvirt.services.timeout", None), 60.0)
         self.unknown = sorted(options)
+
+    def unknown_besides(self, consumed: set[str]) -> list[str]:
+        """Unknown `mvirt.*` options that no service's `cmdline_arguments` asks for
+        (`consumed` holds words such as `mvirt.api=tls`; their keys count as known)."""
+        keys = {word.partition("=")[0] for word in consumed}
+        return [name for name in self.unknown if name not in keys]
 
     @classmethod
     def from_proc(cls, path: str = "/proc/cmdline") -> BootOptions:

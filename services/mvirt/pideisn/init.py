@@ -211,12 +211,18 @@ class Init:
             specs = services_file.load(self.options.services_file)
         except ValueError as exc:
             log(f"services not started: {exc}")
+            self.report_unknown_options(set())
             return
+        self.report_unknown_options({w for spec in specs for w in spec.cmdline_arguments})
         if not specs:
             log(f"no services declared in {self.options.services_file}")
             return
         supervisor: Supervisor = supervisor_module.Supervisor(
-            self.loop, self.reaper, specs, base_env=dict(SERVICE_ENV)
+            self.loop,
+            self.reaper,
+            specs,
+            base_env=dict(SERVICE_ENV),
+            cmdline_words=self.options.words,
         )
         self.supervisor = supervisor
         supervisor.start()
@@ -226,6 +232,12 @@ class Init:
         )
         if not done:
             log(f"services not all ready after {self.options.services_timeout:.0f} s")
+
+    def report_unknown_options(self, consumed: set[str]) -> None:
+        """Log `mvirt.*` options that neither pideisn nor a service's `cmdline_arguments` use."""
+        unknown = self.options.unknown_besides(consumed)
+        if unknown:
+            log(f"unknown mvirt.* options ignored: {', '.join(unknown)}")
 
     def ready_line(self) -> str:
         """`ready (uptime 3.10 s) eth0 10.0.2.15/24 …`."""
@@ -240,8 +252,8 @@ class Init:
         options = step("kernel command line", BootOptions.from_proc)
         if isinstance(options, BootOptions):
             self.options = options
-        if self.options.unknown:
-            log(f"unknown mvirt.* options ignored: {', '.join(self.options.unknown)}")
+        # Unknown mvirt.* options are reported once the services file is read: a service's
+        # `cmdline_arguments` may ask for some of them (e.g. mvirt.api=tls).
         self.hostname_from_cmdline = self.options.hostname is not None
         step("hostname", lambda: set_hostname(self.options))
         step("network", self.start_network)
@@ -254,6 +266,8 @@ class Init:
             modules = load_services_module_logged()
         if modules is not None and self.shutdown_request is None:
             step("services", lambda: self.start_services(modules))
+        else:
+            self.report_unknown_options(set())
         if self.shutdown_request is None:
             log(self.ready_line())
             log(f"resident memory {resident_mib():.1f} MiB")

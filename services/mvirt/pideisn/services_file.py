@@ -10,15 +10,20 @@ restart_delay = 1.0            # first backoff (s), doubled per quick failure
 restart_delay_max = 30.0
 ready = { tcp = 8080 }         # or { tcp = 8080, host = "::1" } (an IP literal, no names)
                                # or { file = "/run/web.ready" }
+                               # or { command = ["/usr/bin/probe", "--quiet"] } (exit status 0)
 ready_timeout = 30.0
 stop_timeout = 5.0             # SIGTERM, then SIGKILL after this many seconds
 working_directory = "/"
+
+[services.web.cmdline_arguments]  # appended to command when the kernel command line has the word
+"web.debug" = ["--debug"]
 ```
 """
 
 from __future__ import annotations
 
 import _socket
+import os
 import tomllib
 
 # True for type checkers only: importing collections.abc would cost boot time.
@@ -38,6 +43,7 @@ _KEYS = {
     "ready_timeout",
     "stop_timeout",
     "working_directory",
+    "cmdline_arguments",
 }
 
 
@@ -46,32 +52,37 @@ class ServicesFileError(ValueError):
 
 
 class Readiness:
-    """How to tell a service is ready: a TCP port accepting, a file existing, or nothing.
+    """How to tell a service is ready: a TCP port accepting, a file existing, a probe command
+    exiting with status 0 (run in a child process, again while it fails), or nothing.
 
     `problem` says what is wrong with a probe that cannot be used; such a service is
     reported and not started, and the other services start as usual.
     """
 
-    __slots__ = ("file", "host", "port", "problem")
+    __slots__ = ("command", "file", "host", "port", "problem")
 
     def __init__(
         self,
         port: int | None = None,
         host: str = "127.0.0.1",
         file: str | None = None,
+        command: list[str] | None = None,
         problem: str | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.file = file
+        self.command = command
         self.problem = problem
 
     def describe(self) -> str:
-        """`tcp 127.0.0.1:8080`, `file /run/x` or `started`."""
+        """`tcp 127.0.0.1:8080`, `file /run/x`, `command probe args` or `started`."""
         if self.port is not None:
             return f"tcp {self.host}:{self.port}"
         if self.file is not None:
             return f"file {self.file}"
+        if self.command is not None:
+            return "command " + " ".join(self.command)
         return "started"
 
 
@@ -80,6 +91,7 @@ class ServiceSpec:
 
     __slots__ = (
         "after",
+        "cmdline_arguments",
         "command",
         "environment",
         "name",
@@ -106,6 +118,7 @@ class ServiceSpec:
         ready_timeout: float = 30.0,
         stop_timeout: float = 5.0,
         working_directory: str = "/",
+        cmdline_arguments: dict[str, list[str]] | None = None,
     ) -> None:
         self.name = name
         self.command = command
@@ -118,6 +131,16 @@ class ServiceSpec:
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.working_directory = working_directory
+        self.cmdline_arguments = cmdline_arguments or {}
+
+    def argv(self, cmdline_words: set[str] | frozenset[str]) -> list[str]:
+        """The command, plus the arguments of every `cmdline_arguments` word the kernel
+        command line contains (in the file's order)."""
+        argv = list(self.command)
+        for word, arguments in self.cmdline_arguments.items():
+            if word in cmdline_words:
+                argv.extend(arguments)
+        return argv
 
     def __repr__(self) -> str:
         return f"ServiceSpec({self.name!r}, {self.command!r})"
@@ -196,7 +219,26 @@ def _service(name: str, body: object, where: str) -> ServiceSpec:
         ready_timeout=_seconds(body, "ready_timeout", 30.0, here),
         stop_timeout=_seconds(body, "stop_timeout", 5.0, here),
         working_directory=working_directory,
+        cmdline_arguments=_cmdline_arguments(body.get("cmdline_arguments", {}), here),
     )
+
+
+def _cmdline_arguments(value: object, here: str) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise ServicesFileError(
+            f"{here}: 'cmdline_arguments' must be a table of WORD = [ARGUMENT, ...]"
+        )
+    result: dict[str, list[str]] = {}
+    for word, arguments in value.items():
+        if not word or any(c.isspace() or c == '"' for c in word):
+            raise ServicesFileError(
+                f"{here}: cmdline_arguments key {word!r} must be one command-line word "
+                '(e.g. "mvirt.api=tls")'
+            )
+        if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+            raise ServicesFileError(f"{here}: cmdline_arguments.{word!r} must be a list of strings")
+        result[word] = arguments
+    return result
 
 
 def _seconds(body: dict[str, object], key: str, default: float, here: str) -> float:
@@ -209,13 +251,34 @@ def _seconds(body: dict[str, object], key: str, default: float, here: str) -> fl
 def _readiness(value: object, here: str) -> Readiness:
     if value is None:
         return Readiness()
-    if not isinstance(value, dict) or set(value) - {"tcp", "host", "file"}:
+    if not isinstance(value, dict) or set(value) - {"tcp", "host", "file", "command"}:
         raise ServicesFileError(
-            f"{here}: 'ready' must be {{ tcp = PORT }} (optionally host = ADDRESS) "
-            "or { file = PATH }"
+            f"{here}: 'ready' must be {{ tcp = PORT }} (optionally host = ADDRESS), "
+            "{ file = PATH } or { command = [PROGRAM, ARGUMENT, ...] }"
         )
-    if "tcp" in value and "file" in value:
-        raise ServicesFileError(f"{here}: 'ready' takes either tcp or file, not both")
+    if len({"tcp", "file", "command"} & set(value)) > 1:
+        raise ServicesFileError(f"{here}: 'ready' takes one of tcp, file or command")
+    if "command" in value:
+        command = value["command"]
+        if (
+            not isinstance(command, list)
+            or not command
+            or not all(isinstance(c, str) for c in command)
+        ):
+            raise ServicesFileError(f"{here}: ready.command must be a non-empty list of strings")
+        program = command[0]
+        if not program.startswith("/"):
+            raise ServicesFileError(
+                f"{here}: ready.command must start with an absolute path (e.g. /usr/bin/python3)"
+            )
+        if not executable_file(program):
+            # Reported for this service alone (the others still start), like a probe host
+            # that is not an IP address: a probe that cannot run never makes it ready.
+            return Readiness(
+                command=command,
+                problem=f"ready.command program {program} is not an executable file",
+            )
+        return Readiness(command=command)
     if "tcp" in value:
         port = value["tcp"]
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
@@ -234,6 +297,11 @@ def _readiness(value: object, here: str) -> Readiness:
     if not isinstance(path, str) or not path.startswith("/"):
         raise ServicesFileError(f"{here}: ready.file must be an absolute path")
     return Readiness(file=path)
+
+
+def executable_file(path: str) -> bool:
+    """True when `path` is a file this process may execute (a probe program)."""
+    return os.access(path, os.X_OK) and not os.path.isdir(path)
 
 
 def ip_literal(text: str) -> bool:

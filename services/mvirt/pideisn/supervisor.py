@@ -1,5 +1,12 @@
 """Service supervision: start in dependency order, wait for readiness, restart by policy with
 backoff, prefix output onto the console, stop in reverse order (SIGTERM, then SIGKILL).
+
+TCP and file probes are readiness.Probe. A readiness probe command (`ready = { command =
+[...] }`) runs as a child process like a service, never inside PID 1: a probe may import what
+PID 1 must not (a gRPC client). PID 1 does not wait for it: its exit is reaped like any child,
+and it is run again PROBE_INTERVAL after each failure while the service is starting (past its
+ready_timeout too, so a late "ready" is still seen). A probe that cannot be started counts as
+"not ready yet" and is logged once; it never raises into the supervisor.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ STOPPING = "stopping"
 STOPPED = "stopped"
 
 READY_POLL = 0.05
+PROBE_INTERVAL = 0.5
 STABLE_AFTER = 10.0
 KILL_WAIT = 2.0
 
@@ -50,6 +58,10 @@ class Service:
         self.timer: Timer | None = None
         self.output_fd: int | None = None
         self.buffer = b""
+        self.probe_pid: int | None = None
+        self.probe_ok = False
+        self.probe_after = 0.0
+        self.probe_complained = False
 
     @property
     def name(self) -> str:
@@ -73,6 +85,7 @@ class Supervisor:
         *,
         base_env: dict[str, str] | None = None,
         output: Callable[[bytes], None] = write_raw,
+        cmdline_words: frozenset[str] = frozenset(),
     ) -> None:
         self.loop = loop
         self.reaper = reaper
@@ -80,6 +93,7 @@ class Supervisor:
         self.by_name = {s.name: s for s in self.services}
         self.base_env = base_env if base_env is not None else {"PATH": DEFAULT_PATH}
         self.output = output
+        self.cmdline_words = cmdline_words
         self.stopping = False
         self.start_order: list[Service] = []
         self._poll_timer: Timer | None = None
@@ -119,8 +133,10 @@ class Supervisor:
         now = self.loop.clock()
         if service.starts == 1:
             service.first_start = now
+        service.probe_ok = False
+        service.probe_after = 0.0
         try:
-            pid = spawn(spec.command, env, spec.working_directory, write_fd)
+            pid = spawn(spec.argv(self.cmdline_words), env, spec.working_directory, write_fd)
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
@@ -151,7 +167,7 @@ class Supervisor:
             if service.state != STARTING:
                 service.probe.close()
                 continue
-            if service.probe.ready(now):
+            if self._ready(service, now):
                 service.state = RUNNING
                 if not service.ever_ready:
                     service.ever_ready = True
@@ -167,7 +183,98 @@ class Supervisor:
         if pending and self._poll_timer is None:
             self._poll_timer = self.loop.call_later(READY_POLL, self._poll_readiness)
 
+    def _ready(self, service: Service, now: float) -> bool:
+        """One readiness check, never blocking or raising (see readiness.Probe)."""
+        ready = service.spec.ready
+        if ready.command is None:
+            return service.probe.ready(now)
+        if service.probe_ok:
+            return True
+        if service.probe_pid is None and now >= service.probe_after:
+            self._start_probe(service, now)
+        return False
+
+    def _start_probe(self, service: Service, now: float) -> None:
+        """Start the probe command in its own session; its exit status is the answer.
+
+        Anything that goes wrong counts as "not ready yet", is logged once, and is retried
+        after PROBE_INTERVAL: a probe never raises into the supervisor.
+        """
+        spec = service.spec
+        command = spec.ready.command
+        assert command is not None
+        service.probe_after = now + PROBE_INTERVAL
+        env = dict(self.base_env)
+        env.update(spec.environment)
+        try:
+            read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        except Exception as exc:
+            self._probe_failed(service, exc)
+            return
+        try:
+            pid = spawn(command, env, spec.working_directory, write_fd)
+        except Exception as exc:
+            os.close(read_fd)
+            self._probe_failed(service, exc)
+            return
+        finally:
+            os.close(write_fd)
+        service.probe_pid = pid
+        self.reaper.watch(pid, lambda status: self._probe_exited(service, pid, status))
+        try:
+            self._follow_output(f"{service.name} (ready)".encode(), read_fd)
+        except Exception as exc:
+            os.close(read_fd)
+            self._probe_failed(service, exc)
+
+    def _probe_failed(self, service: Service, exc: Exception) -> None:
+        if not service.probe_complained:
+            service.probe_complained = True
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+            log(f"{service.name}: readiness probe {service.spec.ready.describe()} failed: {what}")
+
+    def _probe_exited(self, service: Service, pid: int, status: int) -> None:
+        if service.probe_pid != pid:
+            return
+        service.probe_pid = None
+        if service.state != STARTING:
+            return
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            service.probe_ok = True
+        else:
+            service.probe_after = self.loop.clock() + PROBE_INTERVAL
+        self._poll_readiness()
+
+    def _end_probe(self, service: Service) -> None:
+        if service.probe_pid is not None:
+            _kill_group(service.probe_pid, _signal.SIGKILL)
+
     # -- output ----------------------------------------------------------------------------
+
+    def _follow_output(self, label: bytes, fd: int) -> None:
+        """Prefix the lines of a helper process (a probe) with `label` until end of file."""
+        os.set_blocking(fd, False)
+        pending = [b""]
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                if pending[0]:
+                    self.output(label + b" | " + pending[0] + b"\n")
+                self.loop.remove_reader(fd)
+                os.close(fd)
+                return
+            lines = (pending[0] + data).split(b"\n")
+            pending[0] = lines.pop()[-4096:]
+            for line in lines:
+                self.output(label + b" | " + line.rstrip(b"\r") + b"\n")
+
+        self.loop.add_reader(fd, readable)
 
     def _read_output(self, service: Service, fd: int) -> None:
         try:
@@ -203,6 +310,7 @@ class Supervisor:
             return
         service.pid = None
         service.last_status = status
+        self._end_probe(service)
         if service.state == STOPPING or self.stopping:
             service.state = STOPPED
             log(f"{service.name}: stopped ({describe_status(status)})")
@@ -240,6 +348,7 @@ class Supervisor:
         self.stopping = True
         for service in self.services:
             service.probe.close()
+            self._end_probe(service)
             if service.timer is not None:
                 service.timer.cancel()
                 service.timer = None

@@ -2,4 +2,6 @@
 
 from mvirt.vmm.daemon import main
 
-main()
+# Guarded so the image builder can import this module to collect what it needs.
+if __name__ == "__main__":
+    main()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 
-import libarchive
+from mvirt.daemon.errors import FailedPreconditionError
 
 LABEL = "cidata"
 _SECTOR = 2048
@@ -65,8 +66,25 @@ def _ucs2_padded(label: str) -> bytes:
     return label.ljust(16).encode("utf-16-be")
 
 
+def _libarchive() -> ModuleType:
+    """libarchive-c, loaded on first use: the node image carries no libarchive (its library
+    closure is larger than the rest of the image), so only VMs with user data need it."""
+    try:
+        import libarchive  # noqa: PLC0415
+
+        return libarchive
+    except (ImportError, OSError, AttributeError):
+        # libarchive-c raises AttributeError when it cannot find the C library.
+        raise FailedPreconditionError(
+            "config.user_data needs libarchive (the cloud-init seed is an ISO image it writes), "
+            "and libarchive is not installed on this host; create the VM without user data, "
+            "or install libarchive13"
+        ) from None
+
+
 def write_seed(path: Path, *, user_data: str, vm_id: str, hostname: str, macs: list[str]) -> None:
     """Write the seed image atomically (a failed write leaves no half-written file)."""
+    libarchive = _libarchive()
     files = {
         "user-data": user_data.encode(),
         "meta-data": meta_data(vm_id, hostname).encode(),
