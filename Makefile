@@ -11,7 +11,7 @@ SECUREBOOT ?=
 # without them (the build names what is missing). Set to 0 to make missing downloads fatal.
 export MVIRT_ALLOW_MISSING_DOWNLOADS ?= 1
 
-.PHONY: all uos iso kernel rootfs initramfs boot status check test lint menuconfig clean distclean bootstrap
+.PHONY: all uos iso kernel rootfs initramfs boot status check test lint menuconfig clean distclean bootstrap release docker
 
 all: uos
 
@@ -31,6 +31,14 @@ boot: bootstrap
 	@$(BUILD) boot $(if $(filter 1 yes,$(ISO)),--iso) \
 		$(if $(filter 1 yes,$(SECUREBOOT)),--secure-boot) $(BOOT_ARGS)
 
+# Host packages: wheel, sdist and .deb packages in dist/ (docs/install.md).
+release: bootstrap
+	@$(BUILD) release
+
+# The whole build (make iso) inside a Debian 12 container, as the calling user.
+docker:
+	@scripts/docker-build.sh iso
+
 status: bootstrap
 	@$(BUILD) status
 
@@ -44,7 +52,7 @@ test: bootstrap
 	@scripts/test.sh
 
 lint: bootstrap
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/hadolint Dockerfile
 
 clean:
 	@if [ -x $(BUILD) ]; then $(BUILD) clean; else rm -rf build; fi
