@@ -104,13 +104,14 @@ def generate_keys(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_atomic(out.key, key_pem, 0o600)
-    _write_atomic(out.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write_atomic(out.cert_der, cert.public_bytes(serialization.Encoding.DER), 0o644)
+    write_atomic(out.key, key_pem, 0o600)
+    write_atomic(out.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(out.cert_der, cert.public_bytes(serialization.Encoding.DER), 0o644)
     return out
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Writes `path` aside with `mode` and renames it into place (never half-written)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:

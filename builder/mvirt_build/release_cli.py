@@ -13,11 +13,19 @@ import click
 
 from mvirt_build import fetch as fetch_mod
 from mvirt_build import packages
+from mvirt_build.api_keys import generate_api_keys
 from mvirt_build.compare import diff_files
 from mvirt_build.config import find_root, source_date_epoch
 from mvirt_build.errors import BuildError
 from mvirt_build.iso import build_iso
-from mvirt_build.keys import DEFAULT_KEYS_DIR, generate_keys, resolve_signing
+from mvirt_build.keys import (
+    CERT_DER_NAME,
+    CERT_NAME,
+    DEFAULT_KEYS_DIR,
+    KEY_NAME,
+    generate_keys,
+    resolve_signing,
+)
 from mvirt_build.lockfile import load_lock, pin_entry, write_lock
 from mvirt_build.manifest import Input, build_manifest, verify_artifact, write_manifest
 from mvirt_build.secureboot import enroll_certificate, enrolled_subjects
@@ -67,15 +75,30 @@ cert_option = click.option(
 @click.option("--dir", "out_dir", type=click.Path(path_type=Path), help="Default: keys/.")
 @click.option("--common-name", default="mvirt Secure Boot", show_default=True)
 @click.option("--bits", default=2048, show_default=True, help="RSA key size (>= 2048).")
-@click.option("--force", is_flag=True, help="Replace an existing key pair.")
+@click.option("--force", is_flag=True, help="Replace existing keys instead of keeping them.")
 @user_errors
 def genkey(out_dir: Path | None, common_name: str, bits: int, force: bool) -> None:
-    """Make a Secure Boot key and self-signed certificate (PEM and DER)."""
-    out = generate_keys(
-        out_dir or repo_root() / DEFAULT_KEYS_DIR, common_name=common_name, bits=bits, force=force
+    """Make the Secure Boot key and certificate, and the API's client CA and a client
+    certificate; keys that exist are kept."""
+    out_dir = out_dir or repo_root() / DEFAULT_KEYS_DIR
+    kept = " (kept: it exists; --force replaces it)"
+    names = (KEY_NAME, CERT_NAME, CERT_DER_NAME)
+    if not force and all((out_dir / name).exists() for name in names):
+        sb_key, sb_cert, sb_der, sb_note = (*(out_dir / n for n in names), kept)
+    else:
+        made = generate_keys(out_dir, common_name=common_name, bits=bits, force=force)
+        sb_key, sb_cert, sb_der, sb_note = made.key, made.cert, made.cert_der, ""
+    api = generate_api_keys(out_dir, force=force)
+    click.echo(f"Secure Boot key:  {sb_key} (keep it secret; never commit it){sb_note}")
+    click.echo(f"  certificate:    {sb_cert} (PEM), {sb_der} (DER, for firmware enrollment)")
+    click.echo(
+        f"API client CA:    {api.ca.cert} (baked into the image), {api.ca.key} (keep it "
+        f"secret: it admits clients){'' if api.ca.created else kept}"
     )
-    click.echo(f"key:         {out.key} (keep it secret; never commit it)")
-    click.echo(f"certificate: {out.cert} (PEM), {out.cert_der} (DER, for firmware enrollment)")
+    click.echo(
+        f"API client:       {api.client.cert}, {api.client.key} (for `mvirt --tls "
+        f"{out_dir}`){'' if api.client.created else kept}"
+    )
 
 
 @click.command()

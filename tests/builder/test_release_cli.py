@@ -46,14 +46,19 @@ def invoke(*args: str, input: str | None = None):
     return result
 
 
-def test_genkey_then_refuses_to_overwrite(repo):
+def test_genkey_keeps_existing_keys_and_says_so(repo):
     first = invoke("genkey")
     assert first.exit_code == 0, first.output
     assert (repo / "keys/mvirt.key").is_file() and (repo / "keys/mvirt.der").is_file()
+    names = ("mvirt.key", "mvirt.crt", "api-ca.key", "api-ca.crt", "client.key", "client.crt")
+    before = {name: (repo / "keys" / name).read_bytes() for name in names}
     again = invoke("genkey")
-    assert again.exit_code == 1
-    assert "--force" in again.stderr
-    assert invoke("genkey", "--force").exit_code == 0
+    assert again.exit_code == 0, again.output
+    assert again.output.count("kept: it exists") == 3
+    assert {name: (repo / "keys" / name).read_bytes() for name in names} == before
+    replaced = invoke("genkey", "--force")
+    assert replaced.exit_code == 0 and "kept" not in replaced.output
+    assert all((repo / "keys" / name).read_bytes() != before[name] for name in names)
 
 
 def test_unpinned_download_fails_unless_missing_is_allowed(repo):

@@ -86,11 +86,6 @@ def test_cloud_hypervisor_backend_through_the_daemon(start_vmm, console_sessions
     ]
 
 
-def test_cloud_hypervisor_missing_binary_is_a_startup_error(start_vmm):
-    with pytest.raises(pytest.fail.Exception, match="cloud-hypervisor binary"):
-        start_vmm("--hypervisor", "cloud-hypervisor", "--ch-binary", "/nonexistent/ch")
-
-
 def test_get_system_info_describes_the_host(vmm):
     info = vmm.stub.GetSystemInfo(pb.GetSystemInfoRequest())
     assert info.total_cpus >= 1 and info.cpu.logical_cores == info.total_cpus

@@ -91,7 +91,7 @@ def logs(
     limit: int,
     follow: bool,
     fmt: str,
-    server: str,
+    server: str | None,
 ) -> None:
     """Show audit log entries, oldest first (the newest --limit of them)."""
     request = log_pb2.QueryRequest(limit=limit, follow=follow)

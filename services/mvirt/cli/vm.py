@@ -160,7 +160,7 @@ def create(
     boot: str,
     nested_virt: bool,
     fmt: str,
-    server: str,
+    server: str | None,
 ) -> None:
     """Create a VM (stopped)."""
     config = vmm_pb2.VmConfig(
@@ -189,7 +189,7 @@ def create(
 @click.command("list")
 @output_option()
 @server_option()
-def list_vms(*, fmt: str, server: str) -> None:
+def list_vms(*, fmt: str, server: str | None) -> None:
     """List VMs."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         vms = _stub(channel).ListVms(vmm_pb2.ListVmsRequest()).vms
@@ -211,7 +211,7 @@ def list_vms(*, fmt: str, server: str) -> None:
 @click.argument("vm")
 @output_option()
 @server_option()
-def get(*, vm: str, fmt: str, server: str) -> None:
+def get(*, vm: str, fmt: str, server: str | None) -> None:
     """Show one VM."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
@@ -221,7 +221,7 @@ def get(*, vm: str, fmt: str, server: str) -> None:
 @click.command()
 @click.argument("vms", nargs=-1, required=True)
 @server_option()
-def delete(*, vms: tuple[str, ...], server: str) -> None:
+def delete(*, vms: tuple[str, ...], server: str | None) -> None:
     """Delete stopped VMs."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
@@ -242,7 +242,7 @@ def _report(vm: vmm_pb2.Vm, ref: str, fmt: str) -> None:
 @click.argument("vms", nargs=-1, required=True)
 @output_option()
 @server_option()
-def start(*, vms: tuple[str, ...], fmt: str, server: str) -> None:
+def start(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
     """Start VMs."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
@@ -261,7 +261,7 @@ def start(*, vms: tuple[str, ...], fmt: str, server: str) -> None:
 )
 @output_option()
 @server_option()
-def stop(*, vms: tuple[str, ...], timeout: int, fmt: str, server: str) -> None:
+def stop(*, vms: tuple[str, ...], timeout: int, fmt: str, server: str | None) -> None:
     """Stop VMs gracefully (ACPI power button), killing them after --timeout seconds."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
@@ -274,7 +274,7 @@ def stop(*, vms: tuple[str, ...], timeout: int, fmt: str, server: str) -> None:
 @click.argument("vms", nargs=-1, required=True)
 @output_option()
 @server_option()
-def kill(*, vms: tuple[str, ...], fmt: str, server: str) -> None:
+def kill(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
     """Kill VMs at once (no guest shutdown)."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
@@ -285,7 +285,7 @@ def kill(*, vms: tuple[str, ...], fmt: str, server: str) -> None:
 @click.command("console")
 @click.argument("vm")
 @server_option()
-def console_cmd(*, vm: str, server: str) -> None:
+def console_cmd(*, vm: str, server: str | None) -> None:
     """Attach to a VM's serial console (Ctrl+a t leaves)."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
@@ -323,7 +323,7 @@ def _system_rows(info: vmm_pb2.SystemInfo) -> Iterator[tuple[str, str]]:
 @click.command()
 @output_option()
 @server_option()
-def system(*, fmt: str, server: str) -> None:
+def system(*, fmt: str, server: str | None) -> None:
     """Show the host: CPUs, memory, NUMA, disks, NICs, and what VMs have allocated."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         info = _stub(channel).GetSystemInfo(vmm_pb2.GetSystemInfoRequest())

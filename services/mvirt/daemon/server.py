@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -32,6 +33,9 @@ from mvirt.daemon.audit import AuditLogger
 from mvirt.daemon.config import DaemonConfig, build_parser, parse_config
 from mvirt.daemon.errors import ErrorMappingInterceptor, MvirtError
 from mvirt.daemon.structured_log import configure_logging
+
+if TYPE_CHECKING:
+    from mvirt.daemon.tls import ServerIdentity
 
 EXIT_STARTUP_FAILED = 1
 
@@ -90,6 +94,9 @@ def run(spec: DaemonSpec, argv: Sequence[str] | None = None) -> None:
     parser = build_parser(spec.component, spec.default_port, spec.description, spec.add_arguments)
     config = parse_config(parser, spec.component, argv)
     configure_logging(config.log_level, config.log_format)
+    # gRPC's C core prints a line for every failed TLS handshake: anyone who can reach the
+    # TLS port could flood the log. Set GRPC_VERBOSITY=INFO to see them.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         asyncio.run(serve(spec, config))
     except (StartupError, MvirtError) as exc:
@@ -110,7 +117,7 @@ def prepare_data_dir(path: Path) -> None:
         ) from None
 
 
-def check_listen_address(listen: str) -> None:
+def check_listen_address(listen: str, flag: str = "--listen") -> None:
     """Binds ``listen`` once with a plain socket, so a taken port or a foreign address gives
     a precise one-line StartupError instead of gRPC's C-level log output."""
     host, _, port = listen.rpartition(":")
@@ -121,7 +128,7 @@ def check_listen_address(listen: str) -> None:
         )
     except socket.gaierror as exc:
         raise StartupError(
-            f"cannot listen on {listen}: {exc.strerror}; pass --listen with a valid host:port"
+            f"cannot listen on {listen}: {exc.strerror}; pass {flag} with a valid host:port"
         ) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
@@ -133,7 +140,7 @@ def check_listen_address(listen: str) -> None:
         except OSError as exc:
             raise StartupError(
                 f"cannot listen on {listen}: {exc.strerror}; stop the other process or pass "
-                "--listen with a free host:port"
+                f"{flag} with a free host:port"
             ) from None
 
 
@@ -141,6 +148,7 @@ async def serve(spec: DaemonSpec, config: DaemonConfig) -> None:
     """Serves until a stop signal; raises StartupError for a start-up failure."""
     logger = logging.getLogger(f"mvirt.{spec.component}")
     prepare_data_dir(config.data_dir)
+    identity = load_tls_identity(spec.component, config)
     audit = AuditLogger(spec.component, config.log_endpoint, config.data_dir)
     ctx = DaemonContext(config=config, audit=audit, logger=logger)
     try:
@@ -156,7 +164,7 @@ async def serve(spec: DaemonSpec, config: DaemonConfig) -> None:
                 "start with an empty --data-dir"
             ) from None
         try:
-            await _serve_until_stopped(spec, ctx, service)
+            await _serve_until_stopped(spec, ctx, service, identity)
         finally:
             if service.close is not None:
                 await service.close()
@@ -165,7 +173,55 @@ async def serve(spec: DaemonSpec, config: DaemonConfig) -> None:
     logger.info("stopped")
 
 
-async def _serve_until_stopped(spec: DaemonSpec, ctx: DaemonContext, service: Service) -> None:
+def load_tls_identity(component: str, config: DaemonConfig) -> ServerIdentity | None:
+    """The node's API identity when ``--tls-listen`` is given (made on first use); prints
+    its fingerprint, the one line a user compares with what a client sees."""
+    if config.tls_listen is None:
+        return None
+    from mvirt.daemon.tls import (  # noqa: PLC0415 - only TLS daemons load cryptography
+        TlsError,
+        load_or_create_server_identity,
+    )
+
+    try:
+        identity = load_or_create_server_identity(config.tls_dir)
+    except TlsError as exc:
+        raise StartupError(str(exc)) from None
+    print(
+        f"mvirt-{component}: API certificate fingerprint {identity.fingerprint}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return identity
+
+
+def _add_tls_port(server: grpc.aio.Server, config: DaemonConfig, identity: ServerIdentity) -> None:
+    from mvirt.daemon.tls import (  # noqa: PLC0415 - only TLS daemons load cryptography
+        TlsError,
+        load_client_ca,
+        server_credentials,
+    )
+
+    assert config.tls_listen is not None and config.tls_client_ca is not None
+    try:
+        credentials = server_credentials(identity, load_client_ca(config.tls_client_ca))
+    except TlsError as exc:
+        raise StartupError(str(exc)) from None
+    check_listen_address(config.tls_listen, "--tls-listen")
+    try:
+        port = server.add_secure_port(config.tls_listen, credentials)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise StartupError(
+            f"cannot listen on {config.tls_listen}: the address is in use or not available "
+            "here; stop the other process or pass --tls-listen with a free host:port"
+        )
+
+
+async def _serve_until_stopped(
+    spec: DaemonSpec, ctx: DaemonContext, service: Service, identity: ServerIdentity | None
+) -> None:
     config = ctx.config
     # Without this, gRPC sets SO_REUSEPORT and a second daemon would silently share the port.
     server = grpc.aio.server(
@@ -192,6 +248,8 @@ async def _serve_until_stopped(spec: DaemonSpec, ctx: DaemonContext, service: Se
             f"cannot listen on {config.listen}: the address is in use or not available here; "
             "stop the other process or pass --listen with a free host:port"
         )
+    if identity is not None:
+        _add_tls_port(server, config, identity)
     await server.start()
     for name in ("", *service.names):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -201,7 +259,12 @@ async def _serve_until_stopped(spec: DaemonSpec, ctx: DaemonContext, service: Se
         loop.add_signal_handler(sig, stop.set)
     ctx.logger.info(
         "serving",
-        extra={"listen": config.listen, "data_dir": str(config.data_dir), "pid": os.getpid()},
+        extra={
+            "listen": config.listen,
+            "tls_listen": config.tls_listen,
+            "data_dir": str(config.data_dir),
+            "pid": os.getpid(),
+        },
     )
     try:
         await stop.wait()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from typing import Any
 
-from mvirt.vmm import uds_http
+from mvirt.vmm import locations, uds_http
 from mvirt.vmm.backend import (
     DiskSpec,
     Hypervisor,
@@ -30,7 +31,7 @@ from mvirt.vmm.process import cmdline_of, is_alive, kill_and_reap, spawn
 log = logging.getLogger("mvirt.vmm.cloud_hypervisor")
 
 API = "/api/v1"
-DEFAULT_FIRMWARE = "/usr/share/cloud-hypervisor/CLOUDHV.fd"
+DEFAULT_FIRMWARE = locations.CLOUDHV_FIRMWARE
 _SOCKET_TIMEOUT = 10.0
 
 
@@ -82,10 +83,29 @@ class CloudHypervisor(Hypervisor):
 
     name = "cloud-hypervisor"
 
-    def __init__(self, binary: str = "cloud-hypervisor", firmware: str = DEFAULT_FIRMWARE) -> None:
+    def __init__(
+        self,
+        binary: str = locations.CLOUD_HYPERVISOR,
+        firmware: str = DEFAULT_FIRMWARE,
+        kvm_device: str = locations.KVM_DEVICE,
+    ) -> None:
         self.binary = binary
         self.firmware = firmware
+        self.kvm_device = kvm_device
         self._sockets: dict[str, str] = {}
+
+    def check_host(self) -> None:
+        """Raises HypervisorMissingError naming what this host lacks to run VMs."""
+        if shutil.which(self.binary) is None:
+            raise HypervisorMissingError(
+                f"cloud-hypervisor binary {self.binary!r} not found; "
+                "install it or run mvirt-vmm with --hypervisor qemu"
+            )
+        if not os.access(self.kvm_device, os.R_OK | os.W_OK):
+            raise HypervisorMissingError(
+                f"KVM is not available ({self.kvm_device} is missing or not accessible) and "
+                "cloud-hypervisor needs it; run the node where KVM works or use --hypervisor qemu"
+            )
 
     async def _call(
         self, socket: str, method: str, endpoint: str, body: Any = None
@@ -111,11 +131,7 @@ class CloudHypervisor(Hypervisor):
         self, spec: VmSpec, paths: VmPaths, on_spawn: Callable[[int], None] | None = None
     ) -> int:
         """Spawn the VMM, create and boot the VM."""
-        if shutil.which(self.binary) is None:
-            raise HypervisorMissingError(
-                f"cloud-hypervisor binary {self.binary!r} not found; "
-                "install it or run mvirt-vmm with --hypervisor qemu"
-            )
+        self.check_host()
         for stale in (paths.control_socket, paths.serial_socket):
             stale.unlink(missing_ok=True)
         socket = str(paths.control_socket)

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import grpc
 
-from mvirt.daemon.server import DaemonContext, DaemonSpec, Service, StartupError, run
+from mvirt.daemon.server import DaemonContext, DaemonSpec, Service, run
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
+from mvirt.vmm import locations
 from mvirt.vmm.accel import kvm_works
 from mvirt.vmm.backend import Hypervisor
 from mvirt.vmm.cloud_hypervisor import DEFAULT_FIRMWARE, CloudHypervisor
@@ -19,6 +20,7 @@ from mvirt.vmm.qemu import OVMF_CODE, OVMF_VARS, QemuHypervisor
 from mvirt.vmm.servicer import VmServicer
 
 DEFAULT_PORT = 50051
+log = logging.getLogger("mvirt.vmm")
 SERVICE_NAME = vmm_pb2.DESCRIPTOR.services_by_name["VmService"].full_name
 
 
@@ -28,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hypervisor",
         choices=("auto", "qemu", "cloud-hypervisor"),
         default="auto",
-        help="backend for every VM; auto = cloud-hypervisor when installed and KVM works, "
-        "else QEMU",
+        help="backend for every VM; auto = cloud-hypervisor when it is installed and QEMU is "
+        "not, or both are and KVM works; else QEMU",
     )
     parser.add_argument("--qemu-binary", default="qemu-system-x86_64")
     parser.add_argument(
@@ -40,29 +42,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ovmf-code", default=OVMF_CODE, help="UEFI firmware for disk boot")
     parser.add_argument("--ovmf-vars", default=OVMF_VARS, help="UEFI variable store template")
-    parser.add_argument("--ch-binary", default="cloud-hypervisor")
     parser.add_argument(
-        "--ch-firmware", default=DEFAULT_FIRMWARE, help="cloud-hypervisor firmware for disk boot"
+        "--ch-binary",
+        default=locations.default_ch_binary(),
+        help=f"cloud-hypervisor binary (default: from PATH, else {locations.CLOUD_HYPERVISOR})",
+    )
+    parser.add_argument(
+        "--ch-firmware",
+        default=DEFAULT_FIRMWARE,
+        help="cloud-hypervisor firmware for disk boot (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--kvm-device",
+        default=locations.KVM_DEVICE,
+        help="the KVM device cloud-hypervisor needs (default: %(default)s)",
     )
 
 
+async def choose_backend(options: argparse.Namespace) -> str:
+    """``qemu`` or ``cloud-hypervisor`` for ``--hypervisor auto``.
+
+    cloud-hypervisor needs KVM, which only a QEMU probe can show works. Where
+    cloud-hypervisor is the only hypervisor (the node image), it is chosen without a probe:
+    StartVm then says what is missing if KVM is absent. Where neither is installed the
+    daemon still serves (VMs can be created and listed) and StartVm names the missing binary.
+    """
+    has_ch = shutil.which(options.ch_binary) is not None
+    has_qemu = shutil.which(options.qemu_binary) is not None
+    if has_ch and has_qemu:
+        return "cloud-hypervisor" if await kvm_works(options.qemu_binary) else "qemu"
+    return "qemu" if has_qemu else "cloud-hypervisor"
+
+
 async def choose_hypervisor(options: argparse.Namespace) -> Hypervisor:
-    """The backend the options ask for (``auto`` probes, see ``--hypervisor``)."""
+    """The backend the options ask for (``auto``: see :func:`choose_backend`)."""
     choice = options.hypervisor
     if choice == "auto":
-        has_ch = shutil.which(options.ch_binary) is not None
-        choice = "cloud-hypervisor" if has_ch and await kvm_works(options.qemu_binary) else "qemu"
+        choice = await choose_backend(options)
     if choice == "cloud-hypervisor":
         if shutil.which(options.ch_binary) is None:
-            raise StartupError(
-                f"cloud-hypervisor binary {options.ch_binary!r} not found; install it, pass "
-                "--ch-binary, or use --hypervisor qemu"
+            log.warning(
+                "cloud-hypervisor binary %r not found: VMs can be created, but StartVm fails "
+                "until it is installed",
+                options.ch_binary,
             )
-        return CloudHypervisor(options.ch_binary, options.ch_firmware)
+        return CloudHypervisor(options.ch_binary, options.ch_firmware, options.kvm_device)
     if shutil.which(options.qemu_binary) is None:
-        raise StartupError(
-            f"QEMU binary {options.qemu_binary!r} not found; install qemu-system-x86 or pass "
-            "--qemu-binary"
+        log.warning(
+            "QEMU binary %r not found: VMs can be created, but StartVm fails until it is installed",
+            options.qemu_binary,
         )
     accel = None if options.accel == "auto" else options.accel
     return QemuHypervisor(options.qemu_binary, accel, options.ovmf_code, options.ovmf_vars)

@@ -25,7 +25,6 @@ from mvirt.daemon.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
-    UnavailableError,
 )
 from mvirt.vmm import cloudinit
 from mvirt.vmm.backend import (
@@ -287,7 +286,8 @@ class VmManager:
                     vm, VmState.STOPPED, pid=None, stop_reason=f"start failed: {exc}"
                 )
                 if isinstance(exc, HypervisorMissingError):
-                    raise UnavailableError(str(exc)) from None
+                    # This host lacks something (binary, KVM, firmware): retrying cannot help.
+                    raise FailedPreconditionError(f"VM {ref!r} cannot start here: {exc}") from None
                 raise FailedPreconditionError(f"VM {ref!r} could not start: {exc}") from None
             vm = self.store.set_state(vm, VmState.RUNNING, started_at=int(time.time()), pid=pid)
             self._track(vm, pid, backlog=b"")
