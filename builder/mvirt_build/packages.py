@@ -68,7 +68,7 @@ def normalize_sdist(path: Path, epoch: int) -> None:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as dst:
         for member, data in members:
-            member.mtime = min(int(member.mtime), epoch)
+            member.mtime = epoch
             member.uid = member.gid = 0
             member.uname = member.gname = "root"
             member.mode = 0o755 if member.isdir() or member.mode & 0o111 else 0o644
