@@ -3,20 +3,29 @@
 Starts a real mvirt-log on a free loopback port with a temporary data dir and measures:
 
 - unary ingest: ``Log`` calls, ``--concurrency`` in flight (entries/s);
-- batched ingest: ``LogBatch`` of ``--batch-size`` entries while filling the store;
-- query by object at each size in ``--sizes``: ``Query(object_id, limit=100)``, median/p99;
-- the daemon's resident memory (VmRSS) at each size;
+- batched ingest: ``LogBatch`` of ``--batch-size`` entries while filling the store to each of
+  ``--sizes``;
+- the same rows written in the same run by a minimal script into plain SQLite with the
+  daemon's own schema and indexes (``mvirt.log.store.SCHEMA``) and the same durability (WAL,
+  ``synchronous=FULL``, one transaction per batch, the writer's page cache): the ratio is what
+  the service costs;
+- query by object at each size (``Query(object_id, limit=100)``; median/p99), on a quiet
+  store and while another process keeps ingesting batches;
+- the daemon's peak memory (VmHWM) and resident memory (VmRSS);
 
-and the same rows written by a minimal script into a plain indexed SQLite table (same
-durability: WAL, synchronous=FULL, one transaction per batch), so the ratio shows what the
-service costs. Run ``python benchmarks/log_bench.py --sizes 10000,50000`` for a quick run.
+and at the end it checks that every entry the daemon acknowledged is stored. ``--quick`` runs
+a small version (20,000 entries) for iterating on a busy machine. ``--profile FILE`` runs the
+daemon under cProfile (its event loop thread) and prints the top functions at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import pstats
 import random
+import signal
 import socket
 import sqlite3
 import statistics
@@ -28,10 +37,13 @@ from pathlib import Path
 
 import grpc
 
-from mvirt.log.store import DB_FILE, QueryFilter, newest_rows, row_to_entry
+from mvirt.daemon.ulid import UlidGenerator
+from mvirt.log.store import DB_FILE, SCHEMA, WRITER_CACHE_KIB
 from mvirt.proto import log_pb2, log_pb2_grpc
 
 OBJECTS = 10_000
+INGEST_TURN = 10_000
+SEP = "\n"
 
 
 def free_port() -> int:
@@ -50,11 +62,32 @@ def make_entry(i: int, rng: random.Random) -> log_pb2.LogEntry:
     )
 
 
-def rss_mib(pid: int) -> float:
+def memory_mib(pid: int) -> dict[str, float]:
+    """VmHWM (peak) and VmRSS (now) of ``pid`` in MiB."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time ``pid`` has used, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_entry(daemon_s: float, client_s: float, entries: int) -> str:
+    """CPU microseconds per entry of the daemon and of this (client) process."""
+    return (
+        f"CPU/entry: daemon {daemon_s / entries * 1e6:.0f} us, "
+        f"client {client_s / entries * 1e6:.0f} us"
+    )
+
+
+def cpu_now(pid: int) -> tuple[float, float]:
+    return cpu_seconds(pid), cpu_seconds(os.getpid())
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -62,27 +95,29 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def unary_ingest(target: str, count: int, concurrency: int) -> float:
+async def unary_ingest(target: str, count: int, concurrency: int) -> tuple[float, list[str]]:
     rng = random.Random(1)
     entries = [make_entry(i, rng) for i in range(count)]
+    acked: list[str] = []
     async with grpc.aio.insecure_channel(target) as channel:
         stub = log_pb2_grpc.LogServiceStub(channel)
         queue = iter(entries)
 
         async def worker() -> None:
             for entry in queue:
-                await stub.Log(log_pb2.LogRequest(entry=entry))
+                acked.append((await stub.Log(log_pb2.LogRequest(entry=entry))).id)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return count / (time.perf_counter() - start)
+        return count / (time.perf_counter() - start), acked
 
 
-async def batched_ingest(target: str, start_i: int, count: int, batch: int, inflight: int) -> float:
+async def batched_ingest(
+    target: str, start_i: int, count: int, batch: int, inflight: int
+) -> tuple[float, list[str]]:
     rng = random.Random(start_i)
-    async with grpc.aio.insecure_channel(
-        target, options=[("grpc.max_send_message_length", 64 << 20)]
-    ) as channel:
+    acked: list[str] = []
+    async with grpc.aio.insecure_channel(target) as channel:
         stub = log_pb2_grpc.LogServiceStub(channel)
         batches = iter(range(start_i, start_i + count, batch))
 
@@ -92,11 +127,11 @@ async def batched_ingest(target: str, start_i: int, count: int, batch: int, infl
                 req = log_pb2.LogBatchRequest(
                     entries=[make_entry(first + j, rng) for j in range(n)]
                 )
-                await stub.LogBatch(req)
+                acked.extend((await stub.LogBatch(req)).ids)
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(inflight)))
-        return count / (time.perf_counter() - began)
+        return count / (time.perf_counter() - began), acked
 
 
 def query_latencies(target: str, queries: int, limit: int, paged: bool = False) -> list[float]:
@@ -116,36 +151,17 @@ def query_latencies(target: str, queries: int, limit: int, paged: bool = False) 
     return times
 
 
-def store_query_latencies(db_path: Path, queries: int, limit: int) -> list[float]:
-    """The daemon's own query and row conversion, in this process without gRPC: shows how
-    much of the service's query latency is storage and how much is the RPC stream."""
-    rng = random.Random(7)
-    times = []
-    db = sqlite3.connect(db_path)
-    try:
-        for _ in range(queries):
-            flt = QueryFilter(object_id=f"vm-{rng.randrange(OBJECTS)}")
-            began = time.perf_counter()
-            [row_to_entry(r) for r in newest_rows(db, flt, limit, 1 << 62)]
-            times.append((time.perf_counter() - began) * 1000)
-    finally:
-        db.close()
-    return times
-
-
 class PlainSqlite:
-    """The baseline: the same rows in an indexed SQLite table, no service around it."""
+    """The baseline: the daemon's schema, indexes and durability, without the service."""
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(
-            "CREATE TABLE entries (seq INTEGER PRIMARY KEY, id TEXT, ts INTEGER, level INTEGER,"
-            " component TEXT, message TEXT);"
-            "CREATE TABLE refs (object_id TEXT, ts INTEGER, seq INTEGER);"
-            "CREATE INDEX refs_by_object ON refs (object_id, ts);"
-        )
+        self.db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        self.db.executescript(SCHEMA)
+        self.ids = UlidGenerator()
+        self.seq = 0
 
     def insert(self, start_i: int, count: int, batch: int) -> float:
         rng = random.Random(start_i)
@@ -153,17 +169,28 @@ class PlainSqlite:
         for first in range(start_i, start_i + count, batch):
             n = min(batch, start_i + count - first)
             entries = [make_entry(first + j, rng) for j in range(n)]
-            self.db.execute("BEGIN")
-            for k, e in enumerate(entries):
-                ts = time.time_ns()
-                cur = self.db.execute(
-                    "INSERT INTO entries (id, ts, level, component, message) VALUES (?,?,?,?,?)",
-                    (str(first + k), ts, e.level, e.component, e.message),
+            now = time.time_ns()
+            rows: list[tuple[int, str, int, int, str, str, str, int]] = []
+            refs: list[tuple[str, int, int]] = []
+            for e in entries:
+                self.seq += 1
+                related = list(dict.fromkeys(e.related_object_ids))
+                rows.append(
+                    (
+                        self.seq,
+                        self.ids.new(),
+                        now,
+                        e.level,
+                        e.component,
+                        e.message,
+                        SEP.join(related),
+                        now,
+                    )
                 )
-                self.db.executemany(
-                    "INSERT INTO refs VALUES (?,?,?)",
-                    [(o, ts, cur.lastrowid) for o in e.related_object_ids],
-                )
+                refs.extend((o, now, self.seq) for o in related)
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT INTO refs VALUES (?, ?, ?)", refs)
             self.db.execute("COMMIT")
         return count / (time.perf_counter() - began)
 
@@ -172,51 +199,110 @@ class PlainSqlite:
         times = []
         for _ in range(queries):
             began = time.perf_counter()
-            self.db.execute(
-                "SELECT e.* FROM refs r JOIN entries e ON e.seq = r.seq WHERE r.object_id = ? "
-                "ORDER BY r.ts DESC LIMIT ?",
+            rows = self.db.execute(
+                "SELECT e.seq, e.id, e.ts, e.level, e.component, e.message, e.related "
+                "FROM refs r JOIN entries e ON e.seq = r.seq WHERE r.object_id = ? "
+                "ORDER BY r.ts DESC, r.seq DESC LIMIT ?",
                 (f"vm-{rng.randrange(OBJECTS)}", limit),
             ).fetchall()
+            rows.reverse()
             times.append((time.perf_counter() - began) * 1000)
         return times
+
+
+def ingest_with_followers(
+    target: str, start_i: int, count: int, followers: int, by_component: bool
+) -> float:
+    """Batched ingest rate while ``followers`` idle follow queries are open (each on an
+    object, or on a component, that the new entries do not match)."""
+    with grpc.insecure_channel(target) as channel:
+        stub = log_pb2_grpc.LogServiceStub(channel)
+        streams = []
+        for i in range(followers):
+            request = log_pb2.QueryRequest(follow=True)
+            if by_component:
+                request.component = f"idle-{i}"
+            else:
+                request.object_id = f"idle-{i}"
+            streams.append(stub.Query(request))
+        try:
+            # Every follow query is registered once the daemon has answered a later call.
+            list(stub.Query(log_pb2.QueryRequest(limit=1)))
+            rate, _ = asyncio.run(batched_ingest(target, start_i, count, 1000, 4))
+        finally:
+            for stream in streams:
+                stream.cancel()
+    return rate
 
 
 def latency(times_ms: list[float]) -> str:
     return f"median {statistics.median(times_ms):.2f} ms, p99 {percentile(times_ms, 99):.2f} ms"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def background_ingest(target: str, start_i: int, count: int, ids_file: Path) -> subprocess.Popen:
+    """Another process that ingests ``count`` entries in batches of 1,000 and writes the
+    acknowledged ids to ``ids_file``."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, __file__, "--ingest-into", target),
+            *("--ingest-start", str(start_i), "--ingest-count", str(count)),
+            *("--ingest-ids", str(ids_file)),
+        ],
+    )
+
+
+def ingest_main(args: argparse.Namespace) -> None:
+    _, acked = asyncio.run(
+        batched_ingest(args.ingest_into, args.ingest_start, args.ingest_count, 1000, 2)
+    )
+    Path(args.ingest_ids).write_text("\n".join(acked))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="store sizes to measure at")
+    parser.add_argument("--quick", action="store_true", help="a small run: 20,000 entries")
     parser.add_argument("--unary", type=int, default=20_000, help="unary Log calls to time")
     parser.add_argument("--concurrency", type=int, default=64, help="unary calls in flight")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--inflight", type=int, default=4, help="batches in flight")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--query-limit", type=int, default=100, help="Query.limit")
+    parser.add_argument("--profile", type=Path, help="run the daemon under cProfile into FILE")
+    parser.add_argument(
+        "--followers", type=int, default=200, help="idle follow queries for the fan-out check"
+    )
+    for name in ("--ingest-into", "--ingest-start", "--ingest-count", "--ingest-ids"):
+        parser.add_argument(name, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.ingest_start is not None:
+        args.ingest_start, args.ingest_count = int(args.ingest_start), int(args.ingest_count)
+    if args.quick:
+        args.sizes, args.unary, args.queries = "20000", 5000, 200
+    return args
 
+
+def main() -> None:
+    args = parse_args()
+    if args.ingest_into:
+        ingest_main(args)
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
     rows: list[tuple[str, str, str, str]] = []
 
     def add(row: tuple[str, str, str, str]) -> None:
         rows.append(row)
         print(" | ".join(c for c in row if c), file=sys.stderr, flush=True)  # progress
 
+    acked: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         target = f"127.0.0.1:{port}"
+        profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
         daemon = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "mvirt.log",
-                "--listen",
-                target,
-                "--data-dir",
-                f"{tmp}/log",
-                "--log-level",
-                "warning",
+                *(sys.executable, *profile, "-m", "mvirt.log", "--listen", target),
+                *("--data-dir", f"{tmp}/log", "--log-level", "warning"),
             ],
         )
         try:
@@ -224,53 +310,112 @@ def main() -> None:
             while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
                 assert time.monotonic() < deadline, "mvirt-log did not start"
                 time.sleep(0.05)
-            unary = asyncio.run(unary_ingest(target, args.unary, args.concurrency))
-            add(("ingest, unary Log", f"{unary:,.0f} entries/s", "", ">= 5,000"))
+            before = cpu_now(daemon.pid)
+            unary, ids = asyncio.run(unary_ingest(target, args.unary, args.concurrency))
+            acked.update(ids)
+            add(("ingest, unary Log", f"{unary:,.0f} entries/s", "", ">= 10,000"))
+            after = cpu_now(daemon.pid)
+            cpu = cpu_per_entry(after[0] - before[0], after[1] - before[1], args.unary)
+            add(("  " + cpu, "", "", ""))
             baseline = PlainSqlite(Path(tmp) / "plain.sqlite3")
+            baseline.insert(10**9, args.unary, args.batch_size)  # same starting size
             stored = args.unary
-            plain_stored = 0
             for size in sizes:
-                rate = asyncio.run(
-                    batched_ingest(target, stored, size - stored, args.batch_size, args.inflight)
-                )
+                # The service and the baseline take turns, a chunk each, so that both see
+                # the same load on a shared machine.
+                spent = plain_spent = 0.0
+                cpu_total = [0.0, 0.0]
+                for first in range(stored, size, INGEST_TURN):
+                    n = min(INGEST_TURN, size - first)
+                    turn = cpu_now(daemon.pid)
+                    chunk_rate, ids = asyncio.run(
+                        batched_ingest(target, first, n, args.batch_size, args.inflight)
+                    )
+                    after = cpu_now(daemon.pid)
+                    cpu_total = [cpu_total[k] + after[k] - turn[k] for k in range(2)]
+                    acked.update(ids)
+                    spent += n / chunk_rate
+                    plain_spent += n / baseline.insert(first, n, args.batch_size)
+                rate, plain_rate = (size - stored) / spent, (size - stored) / plain_spent
+                cpu = cpu_per_entry(cpu_total[0], cpu_total[1], size - stored)
                 stored = size
-                plain_rate = baseline.insert(plain_stored, size - plain_stored, args.batch_size)
-                plain_stored = size
                 add(
                     (
                         f"ingest, LogBatch x{args.batch_size} (to {size:,})",
-                        f"{rate:,.0f} entries/s",
-                        f"{plain_rate:,.0f} entries/s ({plain_rate / rate:.1f}x)",
-                        ">= 50,000",
+                        f"{rate:,.0f} entries/s ({rate / plain_rate:.2f}x plain)",
+                        f"{plain_rate:,.0f} entries/s",
+                        ">= 0.9x plain",
                     )
                 )
-                lat = query_latencies(target, args.queries, args.query_limit)
-                pages = query_latencies(target, args.queries, args.query_limit, paged=True)
-                own = store_query_latencies(
-                    Path(tmp) / "log" / DB_FILE, args.queries, args.query_limit
-                )
+                add(("  " + cpu, "", "", ""))
+                quiet = query_latencies(target, args.queries, args.query_limit)
                 plain = baseline.query_latencies(args.queries, args.query_limit)
                 add(
                     (
                         f"query by object, limit {args.query_limit}, at {size:,}",
-                        latency(lat),
+                        latency(quiet),
                         latency(plain),
+                        "",
+                    )
+                )
+                ids_file = Path(tmp) / f"ingest-{size}.ids"
+                extra = max(args.queries * 20, 20_000)
+                ingest = background_ingest(target, 2 * 10**9 + size, extra, ids_file)
+                try:
+                    busy = query_latencies(target, args.queries, args.query_limit)
+                    paged = query_latencies(target, args.queries, args.query_limit, paged=True)
+                finally:
+                    ingest.wait()
+                acked.update(ids_file.read_text().split())
+                stored += extra
+                add(
+                    (
+                        f"  the same while another process ingests (to {stored:,})",
+                        latency(busy),
+                        "",
                         "p99 <= 20 ms at 1M",
                     )
                 )
-                add((f"  same query with QueryPages, at {size:,}", latency(pages), "", ""))
-                add((f"  same query in the store, no gRPC, at {size:,}", latency(own), "", ""))
+                add(("  the same with QueryPages, while ingesting", latency(paged), "", ""))
+                mem = memory_mib(daemon.pid)
                 add(
                     (
-                        f"daemon RSS at {size:,}",
-                        f"{rss_mib(daemon.pid):.0f} MiB",
+                        f"daemon memory at {stored:,}",
+                        f"peak {mem['VmHWM']:.0f} MiB, now {mem['VmRSS']:.0f} MiB",
                         "",
-                        "<= 150 MiB at 1M",
+                        "",
                     )
                 )
+            fan_out = min(20_000, sizes[0])
+            # Follow fan-out: ingest with no follower, then with idle followers of objects
+            # and of components (filters the new entries do not match).
+            quiet_rate, ids = asyncio.run(batched_ingest(target, 3 * 10**9, fan_out, 1000, 4))
+            acked.update(ids)
+            for by_component in (False, True):
+                rate = ingest_with_followers(
+                    target, 4 * 10**9 + by_component * 10**8, fan_out, args.followers, by_component
+                )
+                kind = "components" if by_component else "objects"
+                add(
+                    (
+                        f"ingest with {args.followers} idle followers of {kind}",
+                        f"{rate:,.0f} entries/s ({rate / quiet_rate:.2f}x without)",
+                        "",
+                        "",
+                    )
+                )
+            mem = memory_mib(daemon.pid)
+            add(("  daemon memory after the followers", f"peak {mem['VmHWM']:.0f} MiB", "", ""))
         finally:
-            daemon.terminate()
-            daemon.wait(60)
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(120)
+        db = sqlite3.connect(Path(tmp) / "log" / DB_FILE)
+        try:
+            in_store = {row[0] for row in db.execute("SELECT id FROM entries")}
+        finally:
+            db.close()
+        missing = len(acked - in_store)
+        add(("acknowledged entries stored", f"{len(acked) - missing:,} of {len(acked):,}", "", ""))
 
     widths = [
         max(len(r[i]) for r in [*rows, ("what", "mvirt-log", "plain SQLite", "target")])
@@ -279,6 +424,11 @@ def main() -> None:
     header = ("what", "mvirt-log", "plain SQLite", "target")
     for row in (header, tuple("-" * w for w in widths), *rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    if args.profile:
+        print(f"\ndaemon profile (event loop thread), top 25 by own time: {args.profile}")
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)
+    if missing:
+        sys.exit(f"{missing} acknowledged entries are not in the store")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mvirt.vmm", "--listen", f"127.0.0.1:{self.port}",
              "--data-dir", str(self.data_dir), "--log-endpoint", "", "--log-level", "warning",
+             "--image-root", str(root.parent),  # the disks live next to the daemons' folders
              *args],
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -17,7 +17,7 @@ as_root() {
 # for boots, the signing and ISO tools, and the peers the tests talk to.
 PACKAGES=(
   apt bubblewrap cpio debian-archive-keyring dpkg-dev zstd
-  build-essential bc bison flex libelf-dev libssl-dev linux-source-6.1 ncurses-dev
+  build-essential bc bison flex libelf-dev libssl-dev linux-source-6.1 libncurses-dev
   python3 python3-venv python3-dev libarchive13
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi
   sbsigntool xorriso mtools dosfstools fdisk

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mvirt.daemon import log_limits as limits
 from mvirt.daemon.audit import AuditLogger
-from mvirt.log import limits
 from mvirt.proto import log_pb2, log_pb2_grpc
 from tests.conftest import DaemonProcess, free_port
 
@@ -158,22 +158,3 @@ def test_daemon_audit_entries_reach_mvirt_log(tmp_path: Path) -> None:
         for d in (sample, log):
             if d.proc and d.proc.poll() is None:
                 d.kill()
-
-
-def test_spool_is_bounded_and_says_what_it_dropped(tmp_path: Path, caplog) -> None:
-    async def scenario() -> int:
-        audit = AuditLogger(
-            "vmm", f"127.0.0.1:{free_port()}", tmp_path, max_spool_entries=10, **FAST_RETRY
-        )
-        await audit.start()
-        for i in range(15):
-            audit.log(log_pb2.AUDIT, f"e{i}", ["vm-1"])
-        await wait_for(lambda: audit.spooled == 10 and audit.pending == 10)
-        spooled = audit.spooled
-        await audit.close()
-        return spooled
-
-    with caplog.at_level(logging.INFO):
-        assert asyncio.run(scenario()) == 10
-    (full,) = [r for r in caplog.records if "spool full" in r.getMessage()]
-    assert len(full.ids) == 5

@@ -104,6 +104,40 @@ def test_batch_returns_ids_in_request_order_and_retry_does_not_duplicate(stub) -
     assert [e.id for e in query(stub, object_id="vm-b")] == ids
 
 
+def test_same_id_with_different_content_is_already_exists(stub) -> None:
+    first = entry("original", "vm-id", ts=1000)
+    first.id = new_ulid()
+    stub.Log(log_pb2.LogRequest(entry=first))
+    changed = entry("changed", "vm-id", ts=1000)
+    changed.id = first.id
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Log(log_pb2.LogRequest(entry=changed))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert f"entry.id {first.id} is stored already with different content" in err.value.details()
+    other = entry("other", "vm-id")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.LogBatch(log_pb2.LogBatchRequest(entries=[other, changed]))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert f"entries[1].id {first.id}" in err.value.details()
+    # The same id twice in one batch with different content: refused as well.
+    twin = entry("twin", "vm-id")
+    twin.id = new_ulid()
+    twin_changed = entry("twin changed", "vm-id")
+    twin_changed.id = twin.id
+    with pytest.raises(grpc.RpcError) as err:
+        stub.LogBatch(log_pb2.LogBatchRequest(entries=[twin, twin_changed]))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    # Nothing of the refused calls was stored; an exact retry is still fine.
+    assert [e.message for e in query(stub, object_id="vm-id")] == ["original"]
+    assert stub.Log(log_pb2.LogRequest(entry=first)).id == first.id
+    # A retry of an entry sent without a timestamp (server time) matches whatever time it got.
+    untimed = entry("untimed", "vm-id")
+    untimed.id = new_ulid()
+    stub.Log(log_pb2.LogRequest(entry=untimed))
+    assert stub.Log(log_pb2.LogRequest(entry=untimed)).id == untimed.id
+    assert [e.message for e in query(stub, object_id="vm-id")] == ["original", "untimed"]
+
+
 def test_follow_streams_history_then_new_entries(stub) -> None:
     stub.Log(log_pb2.LogRequest(entry=entry("before", "vm-f")))
     stream = stub.Query(log_pb2.QueryRequest(object_id="vm-f", follow=True), timeout=20)
@@ -204,3 +238,13 @@ def test_query_pages_follow_sends_new_entries(stub) -> None:
     stub.Log(log_pb2.LogRequest(entry=entry("later", "vm-g")))
     assert [e.message for e in next(pages).entries] == ["later"]
     pages.cancel()
+
+
+def test_query_pages_of_large_entries_fit_a_default_client(stub) -> None:
+    big = [entry(f"{i:04} " + "x" * 16_000, "vm-big-pages") for i in range(600)]
+    for i in range(0, 600, 200):
+        stub.LogBatch(log_pb2.LogBatchRequest(entries=big[i : i + 200]), timeout=60)
+    # 600 entries of 16 KB: about 10 MB, more than a client takes in one message by default.
+    pages = list(stub.QueryPages(log_pb2.QueryRequest(object_id="vm-big-pages"), timeout=60))
+    assert len(pages) > 1
+    assert [e.message[:4] for p in pages for e in p.entries] == [f"{i:04}" for i in range(600)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
-from mvirt.log import limits
+from mvirt.daemon import log_limits as limits
 from mvirt.proto import log_pb2, log_pb2_grpc
 from tests.conftest import DaemonProcess
 
@@ -121,3 +123,37 @@ def test_undecodable_request_bytes_are_rejected_and_daemon_survives(daemon, stub
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "could not be decoded" in err.value.details()
     assert_still_serving(stub)
+
+
+def test_request_size_limit_is_invalid_argument_naming_the_limit(stub) -> None:
+    entry_bytes = good(message="x" * 15_000).ByteSize()
+    fits = limits.MAX_REQUEST_BYTES // (entry_bytes + 8)
+    marker = "vm-size"
+    just_under = [good(message="x" * 15_000, related_object_ids=[marker]) for _ in range(fits)]
+    assert len(stub.LogBatch(log_pb2.LogBatchRequest(entries=just_under), timeout=60).ids) == fits
+    over = [good(message="x" * 15_000, related_object_ids=[marker]) for _ in range(fits + 20)]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.LogBatch(log_pb2.LogBatchRequest(entries=over), timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"the limit is {limits.MAX_REQUEST_BYTES} bytes" in err.value.details()
+    # Far beyond the limit, gRPC refuses the request before reading it.
+    huge = [good(message="x" * 15_000) for _ in range(2 * fits + 100)]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.LogBatch(log_pb2.LogBatchRequest(entries=huge), timeout=60)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert len(list(stub.Query(log_pb2.QueryRequest(object_id=marker), timeout=30))) == fits
+    assert_still_serving(stub)
+
+
+def test_documented_limits_are_the_enforced_ones() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "log.md").read_text()
+    for value in (
+        limits.MAX_MESSAGE_BYTES,
+        limits.MAX_RELATED_IDS,
+        limits.MAX_BATCH_ENTRIES,
+        limits.MAX_REQUEST_BYTES,
+        limits.MAX_RECEIVE_BYTES,
+        limits.MAX_CONCURRENT_RPCS,
+        limits.MAX_FOLLOWERS,
+    ):
+        assert f"{value:,}" in doc, f"docs/log.md does not state the limit {value:,}"

@@ -21,6 +21,20 @@ from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 from tests.conftest import DaemonProcess
 
 FAKE_CH = Path(__file__).with_name("fake_cloud_hypervisor.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def image_root_args() -> list[str]:
+    """``--image-root`` for where tests keep VM files: /tmp, the build dir (kernels, UKI, with
+    links resolved: the build may link into a cache) and the dirs of MVIRT_TEST_* files."""
+    roots = {"/tmp", str(REPO / "build")}
+    for name in ("MVIRT_TEST_KERNEL", "MVIRT_TEST_UKI"):
+        if os.environ.get(name):
+            roots.add(os.path.dirname(os.path.realpath(os.environ[name])))
+    for candidate in ("build/bzImage", "build/kernel/bzImage", "build/mvirt-uos.efi"):
+        if (REPO / candidate).exists():
+            roots.add(os.path.dirname(os.path.realpath(REPO / candidate)))
+    return [arg for root in sorted(roots) for arg in ("--image-root", root)]
 
 
 def short_tmpdir(prefix: str) -> Path:
@@ -72,6 +86,8 @@ def start_vmm() -> Iterator[object]:
             dirs.append(data_dir.parent)
         if not any(a.startswith("--accel") or a.startswith("--hypervisor") for a in args):
             args = ("--accel", "tcg", *args)
+        if not any(a.startswith("--image-root") for a in args):
+            args = (*image_root_args(), *args)
         # No mvirt-log in these tests: audit entries go to the daemon's spool and local log.
         daemon = DaemonProcess("mvirt.vmm", data_dir, None, *args)
         daemon.start()

@@ -5,13 +5,15 @@ It serves the REST endpoints the backend uses on ``--api-socket path=...``, appe
 request it receives (method, path, JSON body) to ``requests.jsonl`` in its working directory,
 and behaves like the VMM where the tests look: after ``vm.boot`` it listens on the configured
 serial socket and greets each client; ``vm.power-button`` makes it exit as a guest that powers
-off would. It never runs a guest.
+off would. It never runs a guest. With a file ``exit-before-answer`` in its working directory,
+it exits right after accepting ``vm.add-disk`` and the answer arrives after the exit.
 """
 
 import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 STATE: dict = {"config": None, "state": "Created", "devices": []}
@@ -40,11 +42,25 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     status, answer = await route(method, path.removeprefix("/api/v1/"), body)
     payload = b"" if answer is None else json.dumps(answer).encode()
     reason = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found"}[status]
-    writer.write(
+    answer_bytes = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(payload)}\r\n"
         f"Content-Type: application/json\r\n\r\n".encode()
         + payload
     )
+    if method == "PUT" and path.endswith("vm.add-disk") and Path("exit-before-answer").exists():
+        # The guest powers off right after the VMM agreed to a hot-plug, and the caller
+        # notices the exit before it reads the answer: the VMM process exits at once, a
+        # forked child that keeps the connection delivers the answer a moment later.
+        fd = writer.get_extra_info("socket").fileno()
+        if os.fork() != 0:
+            os._exit(0)
+        try:  # the child runs no event loop: it only answers and leaves
+            os.set_blocking(fd, True)
+            time.sleep(0.5)
+            os.write(fd, answer_bytes)
+        finally:
+            os._exit(0)
+    writer.write(answer_bytes)
     await writer.drain()
     writer.close()
     if method == "PUT" and path.endswith("vm.power-button"):

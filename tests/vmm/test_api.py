@@ -130,7 +130,11 @@ def test_malformed_requests_get_precise_codes_and_leave_no_trace(vmm, tmp_path):
             invalid,
             "config.kernel is required",
         ),
-        (pb.CreateVmRequest(config=config(kernel="/nonexistent")), invalid, "does not exist"),
+        (
+            pb.CreateVmRequest(config=config(kernel=str(tmp_path / "nonexistent"))),
+            invalid,
+            "does not exist",
+        ),
         (pb.CreateVmRequest(config=config(kernel="relative")), invalid, "absolute"),
         (pb.CreateVmRequest(config=config(kernel=str(unreadable_dir))), invalid, "regular file"),
         (pb.CreateVmRequest(config=config(initramfs="/nope")), invalid, "config.initramfs"),

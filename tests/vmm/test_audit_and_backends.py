@@ -130,3 +130,48 @@ def test_daemon_killed_during_start_leaves_no_unmanaged_hypervisor(
     while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not is_alive(pid)
+
+
+def test_failed_starts_are_audited(start_log_daemon, start_vmm, tmp_path):
+    log_daemon = start_log_daemon()
+    vmm = start_vmm("--log-endpoint", log_daemon.endpoint)
+    kernel = tmp_path / "garbage"
+    kernel.write_text("not a kernel\n")
+    vm = vmm.stub.CreateVm(
+        pb.CreateVmRequest(
+            name="broken", config=pb.VmConfig(vcpus=1, memory_mb=64, kernel=str(kernel))
+        )
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        vmm.stub.StartVm(pb.StartVmRequest(id=vm.id))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    messages = query(log_daemon, vm.id, 2)
+    assert messages[0] == "VM broken created"
+    assert messages[1].startswith("VM broken start failed: QEMU exited during start")
+    assert len(messages) == 2
+
+
+def test_a_hotplug_answered_after_the_vm_exited_keeps_the_newer_state(start_vmm, tmp_path):
+    vmm = start_vmm("--hypervisor", "cloud-hypervisor", "--ch-binary", str(FAKE_CH))
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * 1024 * 1024)
+    extra = tmp_path / "extra.img"
+    extra.write_bytes(b"\0" * 1024 * 1024)
+    vm = vmm.stub.CreateVm(
+        pb.CreateVmRequest(
+            config=pb.VmConfig(
+                vcpus=1, memory_mb=64, boot_mode=pb.BOOT_MODE_DISK,
+                disks=[pb.DiskConfig(path=str(disk))],
+            )
+        )
+    )  # fmt: skip
+    vmm.stub.StartVm(pb.StartVmRequest(id=vm.id))
+    (vmm.data_dir / "vms" / vm.id / "exit-before-answer").touch()
+    vmm.stub.AttachDisk(pb.AttachDiskRequest(vm_id=vm.id, disk=pb.DiskConfig(path=str(extra))))
+    after = vmm.stub.GetVm(pb.GetVmRequest(id=vm.id))
+    # The exit was recorded first; the hot-plug the VMM agreed to is kept for the next start.
+    assert after.state == pb.VM_STATE_STOPPED and after.stop_reason == "guest powered off"
+    assert [d.path for d in after.config.disks] == [str(disk), str(extra)]
+    (vmm.data_dir / "vms" / vm.id / "exit-before-answer").unlink()
+    assert vmm.stub.StartVm(pb.StartVmRequest(id=vm.id)).state == pb.VM_STATE_RUNNING
+    assert vmm.stub.KillVm(pb.KillVmRequest(id=vm.id)).state == pb.VM_STATE_STOPPED

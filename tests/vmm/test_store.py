@@ -79,3 +79,24 @@ def test_old_schema_is_migrated_keeping_rows(tmp_path):
     vm = store.get_by_name("legacy")
     assert vm is not None and vm.stop_reason is None and vm.config == CONFIG
     store.close()
+
+
+def test_state_and_config_writes_do_not_undo_each_other(tmp_path):
+    """A hot-plug that waited for the hypervisor while the VM exited must not bring back the
+    old state, and a state change made from an old record must not undo a hot-plug."""
+    store = VmStore(tmp_path / "vmm.db")
+    store.insert(record("a", None))
+    before = store.get("a")
+    assert before is not None
+    running = store.set_state(before, VmState.RUNNING, pid=42)
+    plugged = CONFIG.with_disks((*CONFIG.disks, DiskSpec("/d2")))
+    # The VM exits (monitor, fresh record) while a hot-plug still holds the RUNNING record.
+    store.set_state(running, VmState.STOPPED, pid=None, stop_reason="guest powered off")
+    after_plug = store.set_config(running.id, plugged)
+    assert after_plug is not None
+    assert (after_plug.state, after_plug.pid, after_plug.config) == (VmState.STOPPED, None, plugged)
+    # A state change from a record read before the hot-plug keeps the new config.
+    store.set_state(running, VmState.STARTING)
+    final = store.get("a")
+    assert final is not None and final.config == plugged and final.state == VmState.STARTING
+    store.close()

@@ -35,3 +35,10 @@ def test_collect_matches_the_host():
     assert info.memory.available_bytes <= info.memory.total_bytes
     assert [nic.name for nic in info.nics] == sorted(os.listdir("/sys/class/net"))
     assert len(info.cpu.cores) == info.cpu.logical_cores
+
+
+def test_collect_without_sysfs_answers_with_what_there_is(tmp_path):
+    # A host whose /sys is not mounted (a chroot, some containers): no disks or NICs, no error.
+    info = asyncio.run(SystemInfoCollector(sys_root=tmp_path).collect(0, 0))
+    assert list(info.disks) == [] and list(info.nics) == []
+    assert info.total_cpus == os.cpu_count()

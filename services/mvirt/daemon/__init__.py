@@ -10,6 +10,7 @@ from mvirt.daemon.errors import (
     InvalidArgumentError,
     MvirtError,
     NotFoundError,
+    ResourceExhaustedError,
     UnavailableError,
 )
 from mvirt.daemon.server import DaemonContext, DaemonSpec, Service, StartupError, run
@@ -23,6 +24,7 @@ __all__ = [
     "InvalidArgumentError",
     "MvirtError",
     "NotFoundError",
+    "ResourceExhaustedError",
     "Service",
     "StartupError",
     "UnavailableError",

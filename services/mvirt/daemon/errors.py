@@ -55,6 +55,13 @@ class UnavailableError(MvirtError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ResourceExhaustedError(MvirtError):
+    """A bounded resource is full (too many viewers or follow streams, a client too slow to
+    keep up); retry later."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 _log = logging.getLogger("mvirt.daemon.errors")
 
 

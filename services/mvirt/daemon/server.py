@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from mvirt.daemon.tls import ServerIdentity
 
 EXIT_STARTUP_FAILED = 1
+LOCK_FILE = "daemon.lock"
 
 
 class StartupError(Exception):
@@ -87,6 +90,10 @@ class DaemonSpec:
     description: str
     create: Callable[[DaemonContext], Awaitable[Service]]
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    server_options: Sequence[tuple[str, int]] = ()
+    """Extra gRPC server options (e.g. ``grpc.max_receive_message_length``)."""
+    maximum_concurrent_rpcs: int | None = None
+    """Calls served at once; beyond it gRPC answers RESOURCE_EXHAUSTED (None: no limit)."""
 
 
 def run(spec: DaemonSpec, argv: Sequence[str] | None = None) -> None:
@@ -115,6 +122,25 @@ def prepare_data_dir(path: Path) -> None:
         raise StartupError(
             f"data dir {path} is not usable ({reason}); pass --data-dir with a writable directory"
         ) from None
+
+
+def lock_data_dir(path: Path, component: str) -> int:
+    """Takes the data dir's lock (held until the process ends) and returns its descriptor, or
+    raises StartupError naming the daemon that holds it: two daemons on one data dir would
+    both adopt, kill and write the same VMs and files."""
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StartupError(
+            f"data dir {path} is in use by another mvirt-{component} (pid {holder}); stop it "
+            "or pass another --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def check_listen_address(listen: str, flag: str = "--listen") -> None:
@@ -148,7 +174,21 @@ async def serve(spec: DaemonSpec, config: DaemonConfig) -> None:
     """Serves until a stop signal; raises StartupError for a start-up failure."""
     logger = logging.getLogger(f"mvirt.{spec.component}")
     prepare_data_dir(config.data_dir)
-    identity = load_tls_identity(spec.component, config)
+    lock = lock_data_dir(config.data_dir, spec.component)
+    try:
+        identity = load_tls_identity(spec.component, config)
+        await _serve_locked(spec, config, logger, identity)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(lock)
+
+
+async def _serve_locked(
+    spec: DaemonSpec,
+    config: DaemonConfig,
+    logger: logging.Logger,
+    identity: ServerIdentity | None,
+) -> None:
     audit = AuditLogger(spec.component, config.log_endpoint, config.data_dir)
     ctx = DaemonContext(config=config, audit=audit, logger=logger)
     try:
@@ -225,7 +265,9 @@ async def _serve_until_stopped(
     config = ctx.config
     # Without this, gRPC sets SO_REUSEPORT and a second daemon would silently share the port.
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()], options=[("grpc.so_reuseport", 0)]
+        interceptors=[ErrorMappingInterceptor()],
+        options=[("grpc.so_reuseport", 0), *spec.server_options],
+        maximum_concurrent_rpcs=spec.maximum_concurrent_rpcs,
     )
     service.register(server)
     health = health_aio.HealthServicer()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from mvirt.daemon import log_limits as limits
 from mvirt.daemon.server import DaemonContext, DaemonSpec, Service, run
 from mvirt.log.retention import RetentionPolicy, parse_duration, parse_size, run_retention
 from mvirt.log.servicer import LogServicer
@@ -78,6 +79,8 @@ SPEC = DaemonSpec(
     description="mvirt-log: the central audit log, indexed by every related object id",
     create=create,
     add_arguments=add_arguments,
+    server_options=[("grpc.max_receive_message_length", limits.MAX_RECEIVE_BYTES)],
+    maximum_concurrent_rpcs=limits.MAX_CONCURRENT_RPCS,
 )
 
 

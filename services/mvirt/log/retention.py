@@ -1,4 +1,5 @@
-"""Background retention: deletes the oldest entries beyond a maximum age and/or size.
+"""Background retention: deletes the entries that arrived first, beyond a maximum age (since
+arrival) and/or size (database pages in use plus the write-ahead log).
 
 Deletion runs in chunks on the store's writer thread, between group commits, so ingest keeps
 flowing while old data goes.
@@ -47,18 +48,24 @@ class RetentionPolicy:
 
 
 async def enforce_once(store: LogStore, policy: RetentionPolicy) -> int:
-    """Deletes what the policy no longer allows; returns the number of entries deleted."""
+    """Deletes what the policy no longer allows; returns the number of entries deleted.
+
+    Age is counted from when an entry arrived, not from its (client-given) timestamp. Size
+    counts the write-ahead log too: it is checkpointed and truncated before measuring, so
+    rows already deleted are not counted twice."""
     deleted = 0
     if policy.max_age_s is not None:
         cutoff = time.time_ns() - int(policy.max_age_s * 1e9)
-        while n := await store.delete_oldest(before_ns=cutoff):
+        while n := await store.delete_oldest(arrived_before_ns=cutoff):
             deleted += n
     if policy.max_bytes is not None:
+        await store.checkpoint()
         while await store.used_bytes() > policy.max_bytes:
             n = await store.delete_oldest()
             if n == 0:
                 break
             deleted += n
+            await store.checkpoint()
     return deleted
 
 

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 
+from mvirt.daemon import log_limits as limits
 from mvirt.daemon.errors import InvalidArgumentError, UnavailableError
 from mvirt.daemon.server import DaemonContext
 from mvirt.daemon.version import package_version
-from mvirt.log import limits
 from mvirt.log.store import LogStore, QueryFilter, Row, row_to_entry
 from mvirt.proto import log_pb2, log_pb2_grpc
 
+PAGE_BYTES = 1024 * 1024
+"""A QueryPages message holds up to 1,000 entries and about this many bytes."""
 
-def _prepared(entry: log_pb2.LogEntry, field: str, now_ns: int) -> log_pb2.LogEntry:
+
+def _checked(entry: log_pb2.LogEntry, field: str) -> log_pb2.LogEntry:
     limits.check_entry(entry, field)
-    if entry.timestamp_ns == 0:
-        entry.timestamp_ns = now_ns
     return entry
 
 
@@ -58,16 +59,18 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         self, request: log_pb2.LogRequest, context: grpc.aio.ServicerContext
     ) -> log_pb2.LogResponse:
         """Stores one entry; returns its id once it is durable."""
+        limits.check_request_size(request.ByteSize())
         if not request.HasField("entry"):
             raise InvalidArgumentError("entry is missing")
-        entry = _prepared(request.entry, "entry", time.time_ns())
-        ids = await self._append([entry])
+        entry = _checked(request.entry, "entry")
+        ids = await self._append([entry], single=True)
         return log_pb2.LogResponse(id=ids[0])
 
     async def LogBatch(  # noqa: N802
         self, request: log_pb2.LogBatchRequest, context: grpc.aio.ServicerContext
     ) -> log_pb2.LogBatchResponse:
         """Stores many entries in one commit; returns their ids in request order."""
+        limits.check_request_size(request.ByteSize())
         count = len(request.entries)
         if count == 0:
             raise InvalidArgumentError("entries is empty")
@@ -75,13 +78,12 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
             raise InvalidArgumentError(
                 f"entries has {count} entries; the limit is {limits.MAX_BATCH_ENTRIES} per call"
             )
-        now = time.time_ns()
-        entries = [_prepared(e, f"entries[{i}]", now) for i, e in enumerate(request.entries)]
+        entries = [_checked(e, f"entries[{i}]") for i, e in enumerate(request.entries)]
         return log_pb2.LogBatchResponse(ids=await self._append(entries))
 
-    async def _append(self, entries: list[log_pb2.LogEntry]) -> list[str]:
+    async def _append(self, entries: list[log_pb2.LogEntry], single: bool = False) -> list[str]:
         try:
-            return await self._store.append(entries)
+            return await self._store.append(entries, single=single)
         except sqlite3.Error as exc:
             # e.g. disk full or I/O error: nothing was stored, the client may retry later.
             raise UnavailableError(
@@ -92,18 +94,35 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[log_pb2.LogEntry]:
         """Streams matching entries (docs/log.md: order, limit, follow)."""
-        async for page in self._pages(request):
-            for row in page:
-                yield row_to_entry(row)
+        # aclosing: when the client goes away, the store's generator (and its follower
+        # registration) is closed right here, not later by the garbage collector.
+        async with contextlib.aclosing(self._pages(request)) as pages:
+            async for page in pages:
+                for row in page:
+                    yield row_to_entry(row)
 
     async def QueryPages(  # noqa: N802
         self, request: log_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[log_pb2.LogEntryPage]:
         """Streams the same entries as Query, in the same order, many per message."""
-        async for page in self._pages(request):
-            yield log_pb2.LogEntryPage(entries=[row_to_entry(row) for row in page])
+        async with contextlib.aclosing(self._pages(request)) as pages:
+            async for rows in pages:
+                page = log_pb2.LogEntryPage()
+                size = 0
+                for row in rows:
+                    entry = row_to_entry(row)
+                    entry_size = entry.ByteSize()
+                    if page.entries and size + entry_size > PAGE_BYTES:
+                        # Stay far below every client's receive limit (gRPC's default is 4 MiB).
+                        yield page
+                        page = log_pb2.LogEntryPage()
+                        size = 0
+                    page.entries.append(entry)
+                    size += entry_size + 6
+                if page.entries:
+                    yield page
 
-    def _pages(self, request: log_pb2.QueryRequest) -> AsyncIterator[list[Row]]:
+    def _pages(self, request: log_pb2.QueryRequest) -> AsyncGenerator[list[Row], None]:
         return self._store.query(
             query_filter(request), request.limit, request.follow, self._ctx.stopping
         )

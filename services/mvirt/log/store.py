@@ -8,7 +8,8 @@ All writes go through one writer thread. Appends that arrive while a commit is r
 gathered into the next transaction (group commit), and a caller's append returns only after
 its transaction is committed with ``synchronous=FULL``: an acknowledged entry survives a crash
 of the process or the machine. Reads use their own connections and never wait for writes.
-Retention deletes run on the same writer thread in small chunks, between commits.
+Retention deletes run on the same writer thread in small chunks, between commits. Each
+committed group of rows is handed once to the open follow queries (``mvirt.log.follow``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mvirt.daemon import log_limits as limits
+from mvirt.daemon.errors import AlreadyExistsError
 from mvirt.daemon.ulid import UlidGenerator
+from mvirt.log.follow import Follower, Followers
 from mvirt.proto import log_pb2
 
 DB_FILE = "log.sqlite3"
@@ -32,8 +37,13 @@ PAGE_ROWS = 1000
 MAX_GROUP_ENTRIES = 20_000
 RETENTION_CHUNK = 2000
 WRITER_CACHE_KIB = 64 * 1024
+FOLLOW_BACKLOG_ROWS = 10_000
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
+"""``journal_size_limit``: the WAL file is cut back to this size after a checkpoint."""
 
-_SCHEMA = """
+SCHEMA = """
+-- The tables and indexes; benchmarks/log_bench.py builds its plain-SQLite baseline from this.
+
 CREATE TABLE IF NOT EXISTS entries (
   seq INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
@@ -41,7 +51,8 @@ CREATE TABLE IF NOT EXISTS entries (
   level INTEGER NOT NULL,
   component TEXT NOT NULL,
   message TEXT NOT NULL,
-  related TEXT NOT NULL
+  related TEXT NOT NULL,
+  arrived INTEGER
 );
 CREATE INDEX IF NOT EXISTS entries_by_time ON entries (ts, seq);
 CREATE TABLE IF NOT EXISTS refs (
@@ -91,17 +102,28 @@ def row_to_entry(row: Row) -> log_pb2.LogEntry:
 
 
 class _Append:
-    def __init__(self, entries: list[log_pb2.LogEntry], future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, entries: list[log_pb2.LogEntry], future: asyncio.Future[Any], single: bool
+    ) -> None:
         self.entries = entries
         self.future = future
+        self.single = single
+
+    def field(self, index: int) -> str:
+        """How the request names entry ``index`` (``entry`` of Log, ``entries[i]`` of a batch)."""
+        return "entry" if self.single else f"entries[{index}]"
 
 
 class _Job:
     def __init__(
-        self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        future: asyncio.Future[Any],
+        transaction: bool = True,
     ) -> None:
         self.fn = fn
         self.future = future
+        self.transaction = transaction
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
@@ -132,9 +154,14 @@ class LogStore:
         # Inserts into the inverted index land at random places (object ids are not
         # ordered); a larger page cache for the writer keeps the hot pages in memory.
         self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+        if "arrived" not in columns:
+            # Stores from before arrival times: their rows count as arrived at their timestamp.
+            self._db.execute("ALTER TABLE entries ADD COLUMN arrived INTEGER")
+        self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self.last_seq = self._max_seq()
-        self._committed = asyncio.Event()
+        self.followers = Followers(limits.MAX_FOLLOWERS, FOLLOW_BACKLOG_ROWS)
         self._writer = threading.Thread(target=self._write_forever, name="log-writer", daemon=True)
         self._writer.start()
 
@@ -157,14 +184,17 @@ class LogStore:
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def append(self, entries: list[log_pb2.LogEntry]) -> list[str]:
-        """Stores ``entries`` (validated, timestamps set) and returns their ids once durable.
+    async def append(self, entries: list[log_pb2.LogEntry], *, single: bool = False) -> list[str]:
+        """Stores ``entries`` (validated) and returns their ids once durable.
 
-        Entries without an id get a new ULID; an entry whose id is stored already is not
-        stored again (so a client may retry a batch safely).
+        Entries without an id get a new ULID, a timestamp of 0 becomes the time of storing.
+        An entry whose id is stored already with the same content is not stored again (so a
+        client may retry a batch safely); with different content the call fails with
+        AlreadyExistsError and stores nothing. ``single``: the entries came from ``Log``
+        (error messages say ``entry`` instead of ``entries[i]``).
         """
         future: asyncio.Future[list[str]] = self._loop.create_future()
-        self._jobs.put(_Append(entries, future))
+        self._jobs.put(_Append(entries, future, single))
         return await future
 
     async def run_job(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -214,40 +244,33 @@ class LogStore:
 
     def _commit_group(self, group: list[_Append]) -> None:
         db = self._db
+        now = time.time_ns()
         try:
-            existing = self._stored_ids([e.id for item in group for e in item.entries if e.id])
+            stored = self._stored([e.id for item in group for e in item.entries if e.id])
             # The writer thread is the only writer, so it numbers rows itself and can insert
             # whole groups with executemany.
             seq = self.last_seq
-            entry_rows: list[tuple[int, str, int, int, str, str, str]] = []
+            entry_rows: list[Row] = []
             ref_rows: list[tuple[str, int, int]] = []
-            results: list[list[str]] = []
+            outcomes: list[tuple[asyncio.Future[Any], Any]] = []
             for item in group:
-                ids = []
-                for entry in item.entries:
-                    entry_id = entry.id or self._ids.new()
-                    ids.append(entry_id)
-                    if entry_id in existing:
-                        continue  # stored before: a retried delivery
-                    existing.add(entry_id)
-                    seq += 1
-                    related = list(dict.fromkeys(entry.related_object_ids))
-                    ts = entry.timestamp_ns
-                    entry_rows.append(
-                        (
-                            seq,
-                            entry_id,
-                            ts,
-                            entry.level,
-                            entry.component,
-                            entry.message,
-                            _SEP.join(related),
-                        )
-                    )
-                    ref_rows.extend((oid, ts, seq) for oid in related)
-                results.append(ids)
+                try:
+                    ids, rows, refs, seq_after = self._rows_of(item, stored, seq, now)
+                except AlreadyExistsError as exc:
+                    outcomes.append((item.future, exc))  # only this call fails
+                    continue
+                seq = seq_after
+                entry_rows += rows
+                ref_rows += refs
+                for row in rows:
+                    stored[row[1]] = row[2:]
+                outcomes.append((item.future, ids))
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entry_rows)
+            db.executemany(
+                "INSERT INTO entries (seq, id, ts, level, component, message, related, arrived) "
+                f"VALUES (?, ?, ?, ?, ?, ?, ?, {int(now)})",
+                entry_rows,
+            )
             db.executemany("INSERT INTO refs (object_id, ts, seq) VALUES (?, ?, ?)", ref_rows)
             db.execute("COMMIT")
         except Exception as exc:
@@ -257,23 +280,65 @@ class LogStore:
             self._reply([(item.future, exc) for item in group])
             return
         self.last_seq = seq
-        self._loop.call_soon_threadsafe(self._committed.set)
-        self._reply([(item.future, ids) for item, ids in zip(group, results, strict=True)])
+        if self.followers.count and entry_rows:
+            # One hand-over per commit, however many followers there are.
+            self._loop.call_soon_threadsafe(self.followers.publish, entry_rows)
+        self._reply(outcomes)
 
-    def _stored_ids(self, ids: list[str]) -> set[str]:
-        """Which of ``ids`` are stored already."""
-        found: set[str] = set()
+    def _rows_of(
+        self, item: _Append, stored: dict[str, tuple[Any, ...]], seq: int, now: int
+    ) -> tuple[list[str], list[Row], list[tuple[str, int, int]], int]:
+        """The ids, new rows and index rows of one append call, numbered after ``seq``.
+
+        An id stored already (or earlier in the same call) with the same content is a retry
+        and is skipped; with different content the call fails with AlreadyExistsError."""
+        ids: list[str] = []
+        rows: list[Row] = []
+        refs: list[tuple[str, int, int]] = []
+        mine: dict[str, tuple[Any, ...]] = {}
+        for i, entry in enumerate(item.entries):
+            entry_id = entry.id or self._ids.new()
+            ids.append(entry_id)
+            related = _SEP.join(dict.fromkeys(entry.related_object_ids))
+            ts = entry.timestamp_ns or now
+            content = (ts, entry.level, entry.component, entry.message, related)
+            before = mine.get(entry_id) or stored.get(entry_id)
+            if before is not None:
+                # A timestamp of 0 means "now": a retry of such an entry matches any time.
+                same_time = entry.timestamp_ns == 0 or before[0] == ts
+                if not same_time or before[1:] != content[1:]:
+                    raise AlreadyExistsError(
+                        f"{item.field(i)}.id {entry_id} is stored already with different content",
+                        hint="a retry must send the same entry; a new entry needs a new id "
+                        "(or none, and the server assigns one)",
+                    )
+                continue  # stored before: a retried delivery
+            mine[entry_id] = content
+            seq += 1
+            rows.append((seq, entry_id, *content))
+            refs.extend((oid, ts, seq) for oid in dict.fromkeys(entry.related_object_ids))
+        return ids, rows, refs, seq
+
+    def _stored(self, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored content (ts, level, component, message, related) of those of ``ids``
+        that are stored already."""
+        found: dict[str, tuple[Any, ...]] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self._db.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)
-            )
+            for row in self._db.execute(
+                "SELECT id, ts, level, component, message, related FROM entries "
+                f"WHERE id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = tuple(row[1:])
         return found
 
     def _run_job(self, job: _Job) -> None:
         try:
+            if not job.transaction:
+                self._reply([(job.future, job.fn(self._db))])
+                return
             self._db.execute("BEGIN IMMEDIATE")
             result = job.fn(self._db)
             self._db.execute("COMMIT")
@@ -307,51 +372,77 @@ class LogStore:
         limit: int,
         follow: bool,
         stopping: asyncio.Event | None = None,
-    ) -> AsyncIterator[list[Row]]:
+    ) -> AsyncGenerator[list[Row], None]:
         """Yields pages of matching rows in the documented order (see docs/log.md).
 
         History: the newest ``limit`` matches (all when 0), oldest first, ordered by
         (timestamp, arrival). With ``follow``, then every later arrival that matches, in
-        arrival order, until the caller stops iterating or ``stopping`` is set.
+        arrival order, until the caller stops iterating or ``stopping`` is set. A follow
+        beyond the follower limit raises ResourceExhaustedError before anything is sent.
         """
-        high = self.last_seq
+        # Register before taking the history's high-water mark: every row stored after it is
+        # then either in the follower's backlog or found by the catch-up query.
+        follower = self.followers.add(flt) if follow else None
+        try:
+            high = self.last_seq
+            async for page in self._history(flt, limit, high):
+                yield page
+            if follower is not None:
+                async for page in self._follow(follower, high, stopping):
+                    yield page
+        finally:
+            if follower is not None:
+                self.followers.remove(follower)
+
+    async def _history(self, flt: QueryFilter, limit: int, high: int) -> AsyncIterator[list[Row]]:
         if 0 < limit <= PAGE_ROWS:
             rows = await self.read(lambda db: newest_rows(db, flt, limit, high))
             if rows:
                 yield rows
-        else:
-            after = None
-            if limit > 0:
-                after = await self.read(lambda db: _page_start(db, flt, limit, high))
-            while True:
-                page: list[Row] = await self.read(
-                    partial(_page, flt=flt, after=after, high_seq=high)
-                )
-                if not page:
-                    break
-                yield page
-                after = (page[-1][2], page[-1][0])
-        if not follow:
             return
-        seen = high
+        after = None
+        if limit > 0:
+            after = await self.read(lambda db: _page_start(db, flt, limit, high))
+        while True:
+            page: list[Row] = await self.read(partial(_page, flt=flt, after=after, high_seq=high))
+            if not page:
+                return
+            yield page
+            after = (page[-1][2], page[-1][0])
+
+    async def _follow(
+        self, follower: Follower, seen: int, stopping: asyncio.Event | None
+    ) -> AsyncIterator[list[Row]]:
+        """New matching rows after key ``seen``, in arrival order."""
+        flt = follower.flt
         while stopping is None or not stopping.is_set():
-            if self.last_seq <= seen:
-                self._committed.clear()
-                if self.last_seq <= seen:
-                    await _first_of(self._committed, stopping)
+            if follower.overflowed:
+                # Fell too far behind: read what was missed from the database instead.
+                follower.restart()
+                high = self.last_seq
+                while seen < high:
+                    page: list[Row] = await self.read(
+                        partial(_arrived_after, flt=flt, seq=seen, high_seq=high)
+                    )
+                    if not page:
+                        break
+                    seen = page[-1][0]
+                    yield page
+                seen = max(seen, high)
                 continue
-            new_rows: list[Row] = await self.read(partial(_since, seq=seen))
-            if not new_rows:
+            rows = [row for row in follower.take() if row[0] > seen]
+            if not rows:
+                await _first_of(follower.ready, stopping)
                 continue
-            seen = new_rows[-1][0]
-            matching = [r for r in new_rows if flt.matches(r)]
-            if matching:
-                yield matching
+            for i in range(0, len(rows), PAGE_ROWS):
+                yield rows[i : i + PAGE_ROWS]
+            seen = rows[-1][0]
 
     # --- retention --------------------------------------------------------------------------
 
     async def used_bytes(self) -> int:
-        """Bytes of the database in use (free pages excluded)."""
+        """Bytes the store takes on disk: the database's pages in use (free pages excluded)
+        plus the write-ahead log file."""
 
         def measure(db: sqlite3.Connection) -> int:
             pages = db.execute("PRAGMA page_count").fetchone()[0]
@@ -359,20 +450,43 @@ class LogStore:
             size = db.execute("PRAGMA page_size").fetchone()[0]
             return int((pages - free) * size)
 
-        return int(await self.read(measure))
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            wal_bytes = wal.stat().st_size
+        except FileNotFoundError:
+            wal_bytes = 0
+        return int(await self.read(measure)) + wal_bytes
 
-    async def delete_oldest(self, before_ns: int | None = None) -> int:
-        """Deletes up to one chunk of the oldest entries (only older than ``before_ns`` if
-        given); returns how many were deleted."""
+    async def checkpoint(self) -> None:
+        """Copies the write-ahead log into the database and truncates it (on the writer
+        thread, between commits)."""
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._jobs.put(_Job(run, future, transaction=False))
+        await future
+
+    async def delete_oldest(self, arrived_before_ns: int | None = None) -> int:
+        """Deletes up to one chunk of the entries that arrived first (only those that arrived
+        before ``arrived_before_ns`` if given); returns how many were deleted.
+
+        Arrival, not the client's timestamp, decides: an entry a client dated 1970 or 2200
+        is kept as long as any other."""
 
         def delete(db: sqlite3.Connection) -> int:
-            sql = "SELECT seq, ts, related FROM entries"
-            args: tuple[int, ...] = ()
-            if before_ns is not None:
-                sql += " WHERE ts < ?"
-                args = (before_ns,)
-            rows = db.execute(f"{sql} ORDER BY ts, seq LIMIT {RETENTION_CHUNK}", args).fetchall()
-            refs = [(oid, ts, seq) for seq, ts, rel in rows if rel for oid in rel.split(_SEP)]
+            rows = db.execute(
+                "SELECT seq, ts, related, coalesce(arrived, ts) FROM entries "
+                f"ORDER BY seq LIMIT {RETENTION_CHUNK}"
+            ).fetchall()
+            if arrived_before_ns is not None:
+                # Arrival order is seq order: stop at the first entry young enough to keep.
+                keep = next(
+                    (i for i, row in enumerate(rows) if row[3] >= arrived_before_ns), len(rows)
+                )
+                rows = rows[:keep]
+            refs = [(oid, ts, seq) for seq, ts, rel, _ in rows if rel for oid in rel.split(_SEP)]
             db.executemany("DELETE FROM refs WHERE object_id=? AND ts=? AND seq=?", refs)
             db.executemany("DELETE FROM entries WHERE seq=?", [(r[0],) for r in rows])
             return len(rows)
@@ -458,8 +572,23 @@ def _page(
     ).fetchall()
 
 
-def _since(db: sqlite3.Connection, seq: int) -> list[Row]:
-    return db.execute(
-        f"SELECT {_COLUMNS} FROM entries e WHERE e.seq > ? ORDER BY e.seq LIMIT {PAGE_ROWS}",
-        (seq,),
-    ).fetchall()
+def _arrived_after(db: sqlite3.Connection, flt: QueryFilter, seq: int, high_seq: int) -> list[Row]:
+    """Up to PAGE_ROWS matches stored after key ``seq`` (through ``high_seq``), in arrival
+    order; the filter runs in SQL (the inverted index when an object id is given)."""
+    args: list[Any]
+    if flt.object_id is not None:
+        sql = (
+            f"SELECT {_COLUMNS} FROM refs r JOIN entries e ON e.seq = r.seq "
+            "WHERE r.object_id = ? AND r.seq > ? AND r.seq <= ? AND r.ts BETWEEN ? AND ?"
+        )
+        args = [flt.object_id, seq, high_seq, flt.start_ns, flt.end_ns]
+    else:
+        sql = (
+            f"SELECT {_COLUMNS} FROM entries e "
+            "WHERE e.seq > ? AND e.seq <= ? AND e.ts BETWEEN ? AND ?"
+        )
+        args = [seq, high_seq, flt.start_ns, flt.end_ns]
+    if flt.component is not None:
+        sql += " AND e.component = ?"
+        args.append(flt.component)
+    return db.execute(f"{sql} ORDER BY e.seq LIMIT {PAGE_ROWS}", args).fetchall()

@@ -33,6 +33,7 @@ log = logging.getLogger("mvirt.vmm.cloud_hypervisor")
 API = "/api/v1"
 DEFAULT_FIRMWARE = locations.CLOUDHV_FIRMWARE
 _SOCKET_TIMEOUT = 10.0
+CONTROL_TIMEOUT = 10.0
 
 
 def _disk_config(disk: DiskSpec) -> dict[str, Any]:
@@ -88,10 +89,13 @@ class CloudHypervisor(Hypervisor):
         binary: str = locations.CLOUD_HYPERVISOR,
         firmware: str = DEFAULT_FIRMWARE,
         kvm_device: str = locations.KVM_DEVICE,
+        control_timeout: float = CONTROL_TIMEOUT,
     ) -> None:
         self.binary = binary
         self.firmware = firmware
         self.kvm_device = kvm_device
+        # Every API call is bounded (connect and answer): see QemuHypervisor.
+        self.control_timeout = control_timeout
         self._sockets: dict[str, str] = {}
 
     def check_host(self) -> None:
@@ -111,7 +115,9 @@ class CloudHypervisor(Hypervisor):
         self, socket: str, method: str, endpoint: str, body: Any = None
     ) -> uds_http.Response:
         try:
-            response = await uds_http.request(socket, method, f"{API}/{endpoint}", body)
+            response = await uds_http.request(
+                socket, method, f"{API}/{endpoint}", body, timeout=self.control_timeout
+            )
         except uds_http.HttpError as exc:
             raise HypervisorError(f"cloud-hypervisor API unreachable: {exc}") from exc
         if response.status >= 300:

@@ -14,6 +14,8 @@ import logging
 from collections import deque
 from pathlib import Path
 
+from mvirt.vmm.serial_log import LogRotator
+
 log = logging.getLogger("mvirt.vmm.console")
 
 SCROLLBACK_BYTES = 64 * 1024
@@ -43,8 +45,11 @@ class Viewer:
 class ConsoleHub:
     """Bridges one VM's serial socket to any number of viewers."""
 
-    def __init__(self, socket_path: Path, backlog: bytes = b"") -> None:
+    def __init__(
+        self, socket_path: Path, backlog: bytes = b"", rotator: LogRotator | None = None
+    ) -> None:
         self.socket_path = socket_path
+        self._rotator = rotator
         self._scrollback: deque[bytes] = deque()
         self._scrollback_size = 0
         self._remember(backlog[-SCROLLBACK_BYTES:])
@@ -88,6 +93,8 @@ class ConsoleHub:
         try:
             while chunk := await reader.read(_CHUNK):
                 self._remember(chunk)
+                if self._rotator is not None:
+                    self._rotator.wrote(len(chunk))
                 for viewer in list(self._viewers):
                     viewer.push(chunk)
         except OSError as exc:
@@ -99,6 +106,11 @@ class ConsoleHub:
         for viewer in list(self._viewers):
             viewer.push(None)
         self._viewers.clear()
+
+    @property
+    def viewer_count(self) -> int:
+        """Viewers attached now."""
+        return len(self._viewers)
 
     def attach(self) -> Viewer:
         """A new viewer, primed with the scrollback."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import shutil
 
+SHARED_FILES = "/usr/share/mvirt"
+"""The image's read-only boot files (firmware): VMs may boot from them (a default image root)."""
 CLOUD_HYPERVISOR = "/usr/bin/cloud-hypervisor"
 """The cloud-hypervisor binary (static release build)."""
-CLOUDHV_FIRMWARE = "/usr/share/mvirt/CLOUDHV.fd"
+CLOUDHV_FIRMWARE = f"{SHARED_FILES}/CLOUDHV.fd"
 """UEFI firmware for cloud-hypervisor (Debian's cloudhv-efi-x86-64): disk boot."""
-HYPERVISOR_FW = "/usr/share/mvirt/hypervisor-fw"
+HYPERVISOR_FW = f"{SHARED_FILES}/hypervisor-fw"
 """rust-hypervisor-firmware, the alternative firmware for cloud-hypervisor."""
 API_CLIENT_CA = "/etc/mvirt/api-ca.crt"
 """The CA the node's daemons admit API clients by (``--tls-client-ca``)."""

@@ -111,3 +111,5 @@ class VmRecord:
     started_at: int | None = None
     pid: int | None = None
     stop_reason: str | None = None
+    hypervisor: str | None = None
+    """Name of the backend that runs (or last ran) the VM; None before its first start."""

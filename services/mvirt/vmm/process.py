@@ -119,6 +119,19 @@ async def kill_and_reap(pid: int, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def end_child(pid: int) -> None:
+    """Kill and reap a child of this daemon unless it was reaped already.
+
+    An unreaped child's pid cannot be reused, so only then is the signal certain to reach it.
+    """
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return  # collected already (or never ours): do not signal a pid that may be reused
+    if waited == 0:
+        await kill_and_reap(pid)
+
+
 class ProcessWatch:
     """Waits for a process to exit via a pidfd; reaps it when it is our child.
 

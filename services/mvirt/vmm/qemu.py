@@ -38,6 +38,14 @@ OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 _CONNECT_TIMEOUT = 10.0
 _UNPLUG_TIMEOUT = 10.0
+CONTROL_TIMEOUT = 10.0
+
+
+def opt(value: str) -> str:
+    """``value`` escaped for a QEMU option string (``key=value,key=value``): QEMU reads a
+    doubled comma as a literal one, so a value cannot end itself and start another option.
+    Request data is also held to strict alphabets before it gets here (validation.py)."""
+    return value.replace(",", ",,")
 
 
 def _blockdev(disk: DiskSpec, node: str) -> dict[str, Any]:
@@ -63,10 +71,10 @@ def _nic_args(nic: NicSpec) -> list[str]:
     args: list[str] = []
     if nic.vhost_socket:
         chardev = nic.device_id + "-chr"
-        args += ["-chardev", f"socket,id={chardev},path={nic.vhost_socket}"]
+        args += ["-chardev", f"socket,id={chardev},path={opt(nic.vhost_socket)}"]
         args += ["-netdev", f"vhost-user,id={netdev},chardev={chardev}"]
     else:
-        args += ["-netdev", f"tap,id={netdev},ifname={nic.tap},script=no,downscript=no"]
+        args += ["-netdev", f"tap,id={netdev},ifname={opt(nic.tap or '')},script=no,downscript=no"]
     args += ["-device", f"virtio-net-pci,netdev={netdev},mac={nic.mac},id={nic.device_id}"]
     return args
 
@@ -88,10 +96,10 @@ def build_argv(
         "-m", f"{spec.memory_mb}M",
         "-object", f"memory-backend-memfd,id=mem0,size={spec.memory_mb}M,share=on",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-qmp", f"unix:{paths.control_socket},server=on,wait=off",
+        "-qmp", f"unix:{opt(str(paths.control_socket))},server=on,wait=off",
         "-chardev",
-        f"socket,id=serial0,path={paths.serial_socket},server=on,wait=off,"
-        f"logfile={paths.serial_log},logappend=on",
+        f"socket,id=serial0,path={opt(str(paths.serial_socket))},server=on,wait=off,"
+        f"logfile={opt(str(paths.serial_log))},logappend=on",
         "-serial", "chardev:serial0",
         "-device", "virtio-rng-pci",
     ]  # fmt: skip
@@ -103,8 +111,8 @@ def build_argv(
         if spec.cmdline:
             argv += ["-append", spec.cmdline]
     else:
-        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={ovmf_code}"]
-        argv += ["-drive", f"if=pflash,format=raw,unit=1,file={paths.efi_vars}"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={opt(ovmf_code)}"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=1,file={opt(str(paths.efi_vars))}"]
     for index, disk in enumerate(spec.disks):
         argv += _disk_args(disk, bootindex=index if not spec.boot_kernel and index == 0 else None)
     if spec.seed_iso:
@@ -132,8 +140,12 @@ class QemuHypervisor(Hypervisor):
         accel: str | None = None,
         ovmf_code: str = OVMF_CODE,
         ovmf_vars: str = OVMF_VARS,
+        control_timeout: float = CONTROL_TIMEOUT,
     ) -> None:
         self.binary = binary
+        # Every QMP exchange is bounded: a QEMU that stopped answering (stopped, hung, or not
+        # QEMU at all) must not hang a call, a shutdown or the daemon's recovery.
+        self.control_timeout = control_timeout
         self.accel = AcceleratorChoice(binary, accel)
         self.ovmf_code = ovmf_code
         self.ovmf_vars = ovmf_vars
@@ -163,15 +175,15 @@ class QemuHypervisor(Hypervisor):
         if on_spawn is not None:
             on_spawn(pid)
         try:
-            await self._connect(spec.id, paths, pid)
+            await self._connect(spec.id, paths, pid, max(_CONNECT_TIMEOUT, self.control_timeout))
         except HypervisorError:
             await kill_and_reap(pid)
             raise
         return pid
 
-    async def _connect(self, vm_id: str, paths: VmPaths, pid: int) -> None:
+    async def _connect(self, vm_id: str, paths: VmPaths, pid: int, timeout: float) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + _CONNECT_TIMEOUT
+        deadline = loop.time() + timeout
         while True:
             if not is_alive(pid):
                 # Give the log a moment to be flushed by the exiting process.
@@ -181,15 +193,20 @@ class QemuHypervisor(Hypervisor):
             if paths.control_socket.exists():
                 client = QMPClient(f"vm-{vm_id}")
                 try:
-                    await client.connect(str(paths.control_socket))
-                except (QMPError, OSError):
-                    with contextlib.suppress(QMPError, OSError, EOFError):
-                        await client.disconnect()
+                    # The greeting must come in time: a stopped QEMU accepts but never greets.
+                    await asyncio.wait_for(
+                        client.connect(str(paths.control_socket)),
+                        max(0.05, deadline - loop.time()),
+                    )
+                except (QMPError, OSError, TimeoutError):
+                    await self._disconnect(client)
                 else:
                     self._qmp[vm_id] = client
                     return
             if loop.time() > deadline:
-                raise HypervisorError(f"QMP socket of QEMU (pid {pid}) did not answer in time")
+                raise HypervisorError(
+                    f"QMP socket of QEMU (pid {pid}) did not answer within {timeout:g} s"
+                )
             await asyncio.sleep(0.01)
 
     async def adopt(self, spec: VmSpec, paths: VmPaths, pid: int) -> bool:
@@ -197,7 +214,7 @@ class QemuHypervisor(Hypervisor):
         if not owns_process(pid, paths, cmdline_of(pid)):
             return False
         try:
-            await self._connect(spec.id, paths, pid)
+            await self._connect(spec.id, paths, pid, self.control_timeout)
         except HypervisorError as exc:
             log.warning("cannot adopt VM %s (pid %d): %s", spec.id, pid, exc)
             return False
@@ -211,7 +228,13 @@ class QemuHypervisor(Hypervisor):
 
     async def _execute(self, vm_id: str, cmd: str, args: dict[str, Any] | None = None) -> object:
         try:
-            return await self._client(vm_id).execute(cmd, args)
+            return await asyncio.wait_for(
+                self._client(vm_id).execute(cmd, args), self.control_timeout
+            )
+        except TimeoutError:
+            raise HypervisorError(
+                f"QEMU did not answer {cmd} within {self.control_timeout:g} s"
+            ) from None
         except ExecuteError as exc:
             raise HypervisorError(f"QEMU refused {cmd}: {exc.error.error.desc}") from exc
         except QMPError as exc:
@@ -311,6 +334,9 @@ class QemuHypervisor(Hypervisor):
         """Close the QMP connection of a VM."""
         client = self._qmp.pop(vm_id, None)
         if client is not None:
-            # After QEMU died, disconnect() re-raises what its reader saw (EOFError, resets).
-            with contextlib.suppress(QMPError, OSError, EOFError):
-                await client.disconnect()
+            await self._disconnect(client)
+
+    async def _disconnect(self, client: QMPClient) -> None:
+        # After QEMU died, disconnect() re-raises what its reader saw (EOFError, resets).
+        with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
+            await asyncio.wait_for(client.disconnect(), self.control_timeout)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from mvirt.daemon.errors import InvalidArgumentError
+from mvirt.daemon.errors import InvalidArgumentError, ResourceExhaustedError
 from mvirt.daemon.version import package_version
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 from mvirt.vmm.backend import DiskSpec
@@ -19,7 +19,7 @@ from mvirt.vmm.convert import (
     system_info_to_proto,
     vm_to_proto,
 )
-from mvirt.vmm.manager import VmManager
+from mvirt.vmm.manager import WATCH_QUEUE, VmManager
 from mvirt.vmm.sysinfo import SystemInfoCollector
 from mvirt.vmm.validation import check_nic
 
@@ -177,13 +177,18 @@ class VmServicer(vmm_pb2_grpc.VmServiceServicer):
         vm_id = request.vm_id if request.HasField("vm_id") and request.vm_id else None
         if vm_id is not None:
             vm_id = self.manager.get(vm_id).id
-        queue = self.manager.subscribe()
+        subscription = self.manager.subscribe()
         stopping = asyncio.create_task(self.stopping.wait())
         try:
             # Headers go out once subscribed: a client that waits for them misses no event.
             await context.send_initial_metadata(())
             while True:
-                next_event = asyncio.create_task(queue.get())
+                if subscription.overflowed:
+                    raise ResourceExhaustedError(
+                        f"this watcher fell more than {WATCH_QUEUE} events behind and was "
+                        "dropped; list the VMs again and start a new WatchVms"
+                    )
+                next_event = asyncio.create_task(subscription.queue.get())
                 await asyncio.wait({next_event, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not next_event.done():
                     next_event.cancel()
@@ -195,4 +200,4 @@ class VmServicer(vmm_pb2_grpc.VmServiceServicer):
                     yield event_to_proto(event)
         finally:
             stopping.cancel()
-            self.manager.unsubscribe(queue)
+            self.manager.unsubscribe(subscription)

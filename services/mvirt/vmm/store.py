@@ -29,6 +29,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE vms ADD COLUMN stop_reason TEXT;
     """,
+    # The backend that runs (or last ran) the VM: a daemon restarted with another
+    # --hypervisor still drives the VMs of the first one with their own backend.
+    """
+    ALTER TABLE vms ADD COLUMN hypervisor TEXT;
+    """,
 )
 
 
@@ -72,7 +77,7 @@ class VmStore:
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> VmRecord:
-        vm_id, name, state, config, created_at, started_at, pid, stop_reason = row
+        vm_id, name, state, config, created_at, started_at, pid, stop_reason, hypervisor = row
         return VmRecord(
             id=str(vm_id),
             name=None if name is None else str(name),
@@ -82,15 +87,16 @@ class VmStore:
             started_at=None if started_at is None else int(started_at),
             pid=None if pid is None else int(pid),
             stop_reason=None if stop_reason is None else str(stop_reason),
+            hypervisor=None if hypervisor is None else str(hypervisor),
         )
 
-    _COLUMNS = "id, name, state, config, created_at, started_at, pid, stop_reason"
+    _COLUMNS = "id, name, state, config, created_at, started_at, pid, stop_reason, hypervisor"
 
     def insert(self, vm: VmRecord) -> None:
         """Store a new VM; raises :class:`NameTakenError` when the name is in use."""
         try:
             self._db.execute(
-                f"INSERT INTO vms ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO vms ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     vm.id,
                     vm.name,
@@ -100,23 +106,33 @@ class VmStore:
                     vm.started_at,
                     vm.pid,
                     vm.stop_reason,
+                    vm.hypervisor,
                 ),
             )
         except sqlite3.IntegrityError as exc:
             raise NameTakenError(vm.name or "") from exc
 
-    def update(self, vm: VmRecord) -> None:
-        """Write back every mutable column of ``vm``."""
-        self._db.execute(
-            "UPDATE vms SET state=?, config=?, started_at=?, pid=?, stop_reason=? WHERE id=?",
-            (int(vm.state), vm.config.to_json(), vm.started_at, vm.pid, vm.stop_reason, vm.id),
-        )
-
     def set_state(self, vm: VmRecord, state: VmState, **changes: object) -> VmRecord:
-        """Persist a state change (plus other fields) and return the new record."""
+        """Persist a state change (plus pid, started_at, stop_reason, hypervisor) and return the
+        new record.
+
+        The config column is not written: a caller holding an old record cannot undo a
+        hot-plug that happened meanwhile.
+        """
+        if "config" in changes:
+            raise ValueError("set_state does not write the config; use set_config")
         new = replace(vm, state=state, **changes)  # type: ignore[arg-type]
-        self.update(new)
+        self._db.execute(
+            "UPDATE vms SET state=?, started_at=?, pid=?, stop_reason=?, hypervisor=? WHERE id=?",
+            (int(new.state), new.started_at, new.pid, new.stop_reason, new.hypervisor, new.id),
+        )
         return new
+
+    def set_config(self, vm_id: str, config: VmConfig) -> VmRecord | None:
+        """Persist a new config only (state, pid and reason stay as stored) and return the
+        VM as it is stored now, or None when it was deleted meanwhile."""
+        self._db.execute("UPDATE vms SET config=? WHERE id=?", (config.to_json(), vm_id))
+        return self.get(vm_id)
 
     def delete(self, vm_id: str) -> None:
         """Remove a VM."""

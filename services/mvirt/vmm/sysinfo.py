@@ -180,6 +180,15 @@ def _proc_stat_times() -> dict[int, tuple[int, int]]:
     return times
 
 
+def _entries(folder: Path) -> list[Path]:
+    """The sorted entries of a /sys folder; none where it is absent (a container or chroot
+    without sysfs answers with what it has instead of failing the whole call)."""
+    try:
+        return sorted(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 class SystemInfoCollector:
     """Collects :class:`SystemInfo`; keeps the last /proc/stat sample for per-core usage."""
 
@@ -281,7 +290,7 @@ class SystemInfoCollector:
 
     def _disks(self) -> list[DiskInfo]:
         disks: list[DiskInfo] = []
-        for dev in sorted((self._sys / "block").iterdir()):
+        for dev in _entries(self._sys / "block"):
             if dev.name.startswith(("loop", "ram", "zram", "dm-", "sr")):
                 continue
             disks.append(
@@ -312,7 +321,7 @@ class SystemInfoCollector:
     async def _nics(self) -> list[NicInfo]:
         addresses = await self._addresses()
         nics: list[NicInfo] = []
-        for dev in sorted((self._sys / "class/net").iterdir()):
+        for dev in _entries(self._sys / "class/net"):
             speed = _int(_read(dev / "speed", "-1"), -1)
             driver_link = dev / "device/driver"
             v4, v6 = addresses.get(dev.name, ([], []))
