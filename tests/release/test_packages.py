@@ -155,6 +155,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
 
 
 def _log_entry(port: int, message: str) -> None:
