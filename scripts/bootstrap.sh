@@ -21,7 +21,7 @@ PACKAGES=(
   python3 python3-venv python3-dev libarchive13
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi
   sbsigntool xorriso mtools dosfstools fdisk
-  busybox-static dnsmasq-base isc-dhcp-server iproute2 nftables zfs-fuse
+  busybox-static dnsmasq-base isc-dhcp-server isc-dhcp-client iproute2 nftables zfs-fuse xz-utils
   dh-virtualenv debhelper lintian debootstrap
   git make
 )

@@ -6,7 +6,9 @@ from __future__ import annotations
 import click
 
 from mvirt.cli.logs import logs
+from mvirt.cli.net import COMMANDS as NET_COMMANDS
 from mvirt.cli.rpc import group_endpoint_options, tls_options
+from mvirt.cli.storage import COMMANDS as STORAGE_COMMANDS
 from mvirt.cli.vm import COMMANDS as VM_COMMANDS
 from mvirt.daemon.version import package_version
 
@@ -24,7 +26,7 @@ def cli() -> None:
 
 
 cli.add_command(logs)
-for command in VM_COMMANDS:
+for command in (*VM_COMMANDS, *STORAGE_COMMANDS, *NET_COMMANDS):
     cli.add_command(command)
 
 

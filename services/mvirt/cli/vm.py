@@ -17,6 +17,7 @@ from rich.table import Table
 from mvirt.cli.console import run_console
 from mvirt.cli.output import Decorator, console, output_option, print_json_line, print_table
 from mvirt.cli.rpc import connect, endpoint_option
+from mvirt.cli.storage import ZFS_SERVER_DEFAULT, volume_disk
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 
 VMM_SERVER_DEFAULT = "http://[::1]:50051"
@@ -138,12 +139,15 @@ def parse_disk(value: str) -> vmm_pb2.DiskConfig:
 @click.option("--cmdline", help="kernel command line (kernel boot)")
 @click.option("--memory", type=click.IntRange(1), default=512, show_default=True, help="MiB")
 @click.option("--cpus", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--disk", "disks", multiple=True, metavar="PATH[:ro]", help="repeatable")
+@click.option("--disk", "disks", multiple=True, metavar="PATH|VOLUME[:ro]", help="repeatable")
 @click.option("--nic", "nics", multiple=True, metavar="tap=NAME|vhost=SOCK[,mac=MAC]")
 @click.option("--user-data", type=click.File("r"), help="cloud-init user-data file")
 @click.option("--boot", type=click.Choice(("auto", "kernel", "disk")), default="auto",
               show_default=True, help="auto: kernel when --kernel is given, else disk")  # fmt: skip
 @click.option("--nested-virt", is_flag=True, help="expose virtualisation to the guest")
+@click.option("--zfs-server", envvar="MVIRT_ZFS_SERVER", default=ZFS_SERVER_DEFAULT,
+              show_default=True,
+              help="mvirt-zfs address for --disk VOLUME (env MVIRT_ZFS_SERVER)")  # fmt: skip
 @output_option()
 @server_option()
 def create(
@@ -159,14 +163,15 @@ def create(
     user_data: Any,
     boot: str,
     nested_virt: bool,
+    zfs_server: str,
     fmt: str,
     server: str | None,
 ) -> None:
-    """Create a VM (stopped)."""
+    """Create a VM (stopped). --disk takes a path or the name of an mvirt-zfs volume."""
     config = vmm_pb2.VmConfig(
         vcpus=cpus,
         memory_mb=memory,
-        disks=[parse_disk(d) for d in disks],
+        disks=[parse_disk(volume_disk(d, zfs_server)) for d in disks],
         nics=[parse_nic(n) for n in nics],
         nested_virt=nested_virt,
         boot_mode={"auto": 0, "disk": 1, "kernel": 2}[boot],  # type: ignore[arg-type]

@@ -1,0 +1,5 @@
+"""``python -m mvirt.net`` runs the daemon."""
+
+from mvirt.net.daemon import main
+
+main()
