@@ -31,7 +31,7 @@ from mvirt_build.run import output, run
 log = logging.getLogger("mvirt_build.packages")
 
 # The hash-locked runtime dependencies, installed into the packages' virtualenv.
-RUNTIME_LOCK = Path("requirements/runtime.txt")
+RUNTIME_LOCK = Path("requirements/runtime.lock")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from tests.conftest import free_port
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-PACKAGES = ("mvirt-common", "mvirt", "mvirt-log", "mvirt-vmm")
+PACKAGES = ("mvirt-common", "mvirt", "mvirt-log", "mvirt-vmm", "mvirt-zfs", "mvirt-net")
 
 
 def _sha256(path: Path) -> str:
@@ -51,9 +51,10 @@ def test_make_docker_without_an_engine_says_so_in_one_line():
     proc = subprocess.run(
         ["make", "-s", "docker"], cwd=ROOT, capture_output=True, text=True, check=False
     )
-    if shutil.which("docker") and subprocess.run(
-        ["docker", "info"], capture_output=True, check=False
-    ).returncode == 0:
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+    ):
         pytest.skip("a Docker engine answers here: make docker would really build")
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
@@ -120,6 +121,10 @@ def chroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chroot]:
         timeout=1200,
     )
     shutil.copy("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    # As in any chroot: packages must not start services (zfs-fuse's init script would).
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
     subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
     subprocess.run(["mount", "-t", "sysfs", "sysfs", str(root / "sys")], check=True)
     try:
@@ -182,6 +187,47 @@ def _start_log(box: Chroot) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
+def _net_answers_in_its_own_namespace(box: Chroot) -> None:
+    """mvirt-net configures the network it runs in: start it in a namespace made here, and ask
+    its health service from inside that namespace with the installed runtime."""
+    namespace = f"mvrel{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    inside = ["ip", "netns", "exec", namespace, "chroot", str(box.root)]
+    daemon = None
+    try:
+        subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
+        daemon = subprocess.Popen(
+            [*inside, "/usr/sbin/mvirt-net", "--listen", "[::1]:50054", "--log-endpoint", ""],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        check = (
+            "import grpc, sys, time\n"
+            "from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g\n"
+            "stub = g.HealthStub(grpc.insecure_channel('[::1]:50054'))\n"
+            "end = time.monotonic() + 60\n"
+            "while time.monotonic() < end:\n"
+            "    try:\n"
+            "        if stub.Check(h.HealthCheckRequest(), timeout=2).status == 1: sys.exit(0)\n"
+            "    except grpc.RpcError: pass\n"
+            "    time.sleep(0.2)\n"
+            "sys.exit(1)\n"
+        )
+        proc = subprocess.run(
+            [*inside, "/opt/venvs/mvirt/bin/python", "-c", check],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert daemon.poll() is None
+    finally:
+        if daemon is not None:
+            _stop(daemon)
+        subprocess.run(["ip", "netns", "delete", namespace], check=False)
+
+
 def _bump(debs: list[Path], version: str, out: Path) -> list[Path]:
     """The same packages under a newer version: what an upgrade installs."""
     bumped = []
@@ -208,14 +254,22 @@ def _bump(debs: list[Path], version: str, out: Path) -> list[Path]:
 def test_packages_install_run_upgrade_and_purge_cleanly(debs, chroot, tmp_path):
     root = chroot.root
     chroot.install(debs)
-    for unit in ("mvirt-log", "mvirt-vmm"):
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    for unit in ("mvirt-log", "mvirt-vmm", "mvirt-net", "mvirt-zfs"):
         text = (root / "lib/systemd/system" / f"{unit}.service").read_text()
-        assert "NoNewPrivileges=yes" in text and "ProtectSystem=strict" in text
+        assert "NoNewPrivileges=yes" in text and "CapabilityBoundingSet=" in text
         assert f"StateDirectory=mvirt/{unit.removeprefix('mvirt-')}" in text
-        # Enabled by the package, as Debian enables a service it installs.
-        wants = root / "etc/systemd/system/multi-user.target.wants" / f"{unit}.service"
-        assert wants.is_symlink()
-    assert (root / "etc/mvirt/log.env").is_file() and (root / "etc/mvirt/vmm.env").is_file()
+        assert (root / f"etc/mvirt/{unit.removeprefix('mvirt-')}.env").is_file()
+    # Enabled by their packages, as Debian enables a service it installs; mvirt-zfs only once
+    # a pool is configured.
+    assert {p.name for p in wants.iterdir() if p.name.startswith("mvirt-")} == {
+        "mvirt-log.service",
+        "mvirt-vmm.service",
+        "mvirt-net.service",
+    }
+    # Every daemon's entry point runs from its installed path.
+    for daemon in ("mvirt-log", "mvirt-vmm", "mvirt-zfs", "mvirt-net"):
+        assert "--data-dir" in chroot.run(f"/usr/sbin/{daemon}", "--help")
 
     # The daemons start from the installed paths and answer; the client talks to them.
     log, log_port = _start_log(chroot)
@@ -233,6 +287,8 @@ def test_packages_install_run_upgrade_and_purge_cleanly(debs, chroot, tmp_path):
         _stop(vmm)
         _stop(log)
 
+    _net_answers_in_its_own_namespace(chroot)
+
     # Upgrade: the state survives and the daemon still starts.
     chroot.install(_bump(debs, "0.1.0+upgrade1", tmp_path))
     assert "0.1.0+upgrade1" in chroot.run("dpkg-query", "-W", "-f=${Version}", "mvirt-log")
@@ -248,6 +304,7 @@ def test_packages_install_run_upgrade_and_purge_cleanly(debs, chroot, tmp_path):
     assert not (root / "etc/mvirt").exists()
     assert not (root / "var/lib/mvirt").exists()
     assert not list((root / "etc/systemd/system").rglob("mvirt-*"))
+    assert not list((root / "lib/systemd/system").glob("mvirt-*"))
 
     # Unless asked to keep the state.
     chroot.install(debs)
