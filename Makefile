@@ -9,7 +9,7 @@ ISO ?=
 SECUREBOOT ?=
 # Settings live in mvirt-build.conf (read by mvirt-build whether run by make or by hand), not here.
 
-.PHONY: all uos iso kernel rootfs initramfs boot status check test lint lock menuconfig clean distclean bootstrap
+.PHONY: all uos iso kernel rootfs initramfs boot status check test lint lock menuconfig clean distclean bootstrap release docker
 
 all: uos
 
@@ -28,6 +28,14 @@ kernel rootfs initramfs: bootstrap
 boot: bootstrap
 	@$(BUILD) boot $(if $(filter 1 yes,$(ISO)),--iso) \
 		$(if $(filter 1 yes,$(SECUREBOOT)),--secure-boot) $(BOOT_ARGS)
+
+# Host packages: wheel, sdist and .deb packages in dist/ (docs/install.md).
+release: bootstrap
+	@$(BUILD) release
+
+# The whole build (make iso) inside a Debian 12 container, as the calling user.
+docker:
+	@scripts/docker-build.sh iso
 
 status: bootstrap
 	@$(BUILD) status
@@ -50,7 +58,7 @@ lock: bootstrap
 		--allow-unsafe --output-file requirements/runtime.lock pyproject.toml
 
 lint: bootstrap
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/hadolint Dockerfile
 
 clean:
 	@if [ -x $(BUILD) ]; then $(BUILD) clean; else rm -rf build; fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing mvirt needs on Debian 12, then a virtualenv at .venv with
 # the project installed. Idempotent: a second run only checks and returns in about a second.
-# Works as root or through sudo. Set MVIRT_BOOTSTRAP_FORCE=1 to redo every step.
+# Works as root or through sudo. Set MVIRT_BOOTSTRAP_FORCE=1 to redo every step, and
+# MVIRT_BOOTSTRAP_SYSTEM_ONLY=1 to install the Debian packages only (the Dockerfile does).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,17 +22,21 @@ PACKAGES=(
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi
   sbsigntool xorriso mtools dosfstools fdisk
   busybox-static dnsmasq-base isc-dhcp-server isc-dhcp-client iproute2 nftables zfs-fuse xz-utils
+  dh-virtualenv debhelper lintian debootstrap
   git make
 )
 BACKPORTS_PACKAGES=(mkosi)
 
 stamp_dir=${XDG_CACHE_HOME:-$HOME/.cache}/mvirt
 stamp=$stamp_dir/bootstrap.stamp
-want=$(sha256sum "$0" pyproject.toml requirements/runtime.lock | sha256sum | cut -c1-16)
+system_only=${MVIRT_BOOTSTRAP_SYSTEM_ONLY:-0}
 
-if [ "${MVIRT_BOOTSTRAP_FORCE:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-  && [ -x .venv/bin/mvirt-build ]; then
-  exit 0
+if [ "$system_only" != 1 ]; then
+  want=$(sha256sum "$0" pyproject.toml requirements/runtime.lock | sha256sum | cut -c1-16)
+  if [ "${MVIRT_BOOTSTRAP_FORCE:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+    && [ -x .venv/bin/mvirt-build ]; then
+    exit 0
+  fi
 fi
 
 missing=()
@@ -58,6 +63,11 @@ SRC
   fi
   as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports \
     "${BACKPORTS_PACKAGES[@]}" >/dev/null
+fi
+
+if [ "$system_only" = 1 ]; then
+  echo "bootstrap: Debian packages installed"
+  exit 0
 fi
 
 # The virtualenv uses Debian's interpreter so that it matches the one the image carries.

@@ -8,6 +8,7 @@ scripts/bootstrap.sh
 export MVIRT_ALLOW_MISSING_DOWNLOADS="${MVIRT_ALLOW_MISSING_DOWNLOADS:-1}"
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
+.venv/bin/hadolint Dockerfile
 .venv/bin/mypy
 .venv/bin/mvirt-build uki
 exec .venv/bin/pytest "$@"

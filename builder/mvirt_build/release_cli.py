@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from mvirt_build import fetch as fetch_mod
+from mvirt_build import packages
 from mvirt_build.api_keys import generate_api_keys
 from mvirt_build.config import (
     ALLOW_MISSING_ENV,
@@ -318,7 +319,28 @@ def compare(first: Path, second: Path) -> None:
     click.echo(f"{first} and {second} are identical")
 
 
-COMMANDS = (genkey, sign, fetch_cmd, lock, verify, secureboot_vars, compare)
+@click.command("release")
+@click.option(
+    "--dist",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the packages go (emptied first). Default: dist/.",
+)
+@click.option("--no-deb", is_flag=True, help="Only the wheel and the sdist.")
+@user_errors
+def release_cmd(dist: Path | None, no_deb: bool) -> None:
+    """Wheel, sdist and Debian packages of the checkout's tracked files, into dist/.
+
+    The wheel and the sdist are the same bytes from the same commit; the .deb packages
+    (mvirt-common, mvirt, mvirt-log, mvirt-vmm, ...) are built with dpkg-buildpackage from
+    debian/ and must pass lintian without errors.
+    """
+    root = repo_root()
+    made = packages.release(root, dist or root / "dist", source_date_epoch(root), debs=not no_deb)
+    for path in [made.wheel, made.sdist, *made.debs]:
+        click.echo(path)
+
+
+COMMANDS = (genkey, sign, fetch_cmd, lock, verify, secureboot_vars, compare, release_cmd)
 
 
 def register(group: click.Group) -> None:
