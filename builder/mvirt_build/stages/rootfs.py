@@ -45,15 +45,9 @@ class RootfsStage(Stage):
         return found
 
     def inputs(self, ctx: Context) -> dict[str, str]:
-        """The content inputs plus whether the recorded tree is still in the cache: builds
-        sharing the cache prune old trees, and a rootfs whose tree is gone is built again."""
-        found = self.content_inputs(ctx)
-        try:
-            tree = Path(str(read_record(ctx)["tree"]))
-        except BuildError:
-            return found
-        found["tree in the cache"] = "present" if (tree / "usr/bin/python3").exists() else "gone"
-        return found
+        # A tree pruned from the cache makes the stage stale through output_problems(); it is
+        # not an input, since the stage's own record (its output) names the tree.
+        return self.content_inputs(ctx)
 
     def outputs(self, ctx: Context) -> list[Path]:
         return [record_path(ctx.config)]
