@@ -14,19 +14,20 @@ from google.protobuf.json_format import MessageToDict
 from rich.markup import escape
 from rich.table import Table
 
-from mvirt.cli.console import run_console
-from mvirt.cli.output import Decorator, console, output_option, print_json_line, print_table
-from mvirt.cli.rpc import connect, endpoint_option
+from mvirt.cli.exit_codes import not_found
+from mvirt.cli.output import Decorator, console, output_option, print_json_line, print_table, safe
+from mvirt.cli.rpc import client_options, connect, daemon_option
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 
-VMM_SERVER_DEFAULT = "http://[::1]:50051"
 FLAG = "--server"
+FOREVER = 366 * 86400.0
+"""The deadline of a call asked to wait without limit (`stop --timeout 0`)."""
 COLUMNS = ("ID", "NAME", "STATE", "CPUS", "MEMORY", "BOOT", "SINCE / LAST STOP")
 
 
 def server_option() -> Decorator:
     """``--server`` for mvirt-vmm (env MVIRT_SERVER)."""
-    return endpoint_option(FLAG, "MVIRT_SERVER", VMM_SERVER_DEFAULT, "mvirt-vmm")
+    return daemon_option(FLAG)
 
 
 def _stub(channel: grpc.Channel) -> vmm_pb2_grpc.VmServiceStub:
@@ -41,7 +42,7 @@ def resolve(stub: vmm_pb2_grpc.VmServiceStub, ref: str) -> str:
             return vm.id
     named = [vm for vm in vms if vm.HasField("name") and vm.name == ref]
     if not named:
-        raise click.ClickException(f"no VM is named {ref!r} or has that id; see `mvirt list`")
+        raise not_found(f"no VM is named {ref!r} or has that id; see `mvirt list`")
     return named[0].id
 
 
@@ -227,7 +228,7 @@ def delete(*, vms: tuple[str, ...], server: str | None) -> None:
         stub = _stub(channel)
         for ref in vms:
             stub.DeleteVm(vmm_pb2.DeleteVmRequest(id=resolve(stub, ref)))
-            click.echo(f"deleted {ref}")
+            click.echo(f"deleted {safe(ref)}")
 
 
 def _report(vm: vmm_pb2.Vm, ref: str, fmt: str) -> None:
@@ -267,7 +268,10 @@ def stop(*, vms: tuple[str, ...], timeout: int, fmt: str, server: str | None) ->
         stub = _stub(channel)
         for ref in vms:
             request = vmm_pb2.StopVmRequest(id=resolve(stub, ref), timeout_seconds=timeout)
-            _report(stub.StopVm(request), ref, fmt)
+            # The call waits for the guest: allow that on top of the usual deadline.
+            deadline = client_options().resolved_deadline()
+            wait = timeout + deadline if timeout else FOREVER
+            _report(stub.StopVm(request, timeout=wait), ref, fmt)
 
 
 @click.command()
@@ -289,6 +293,8 @@ def console_cmd(*, vm: str, server: str | None) -> None:
     """Attach to a VM's serial console (Ctrl+a t leaves)."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
+        from mvirt.cli.console import run_console  # noqa: PLC0415 - terminal code: console only
+
         run_console(stub, resolve(stub, vm))
 
 
