@@ -14,6 +14,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.markup import escape
 from rich.table import Table
 
+from mvirt.cli.completion import complete_vms
 from mvirt.cli.exit_codes import not_found
 from mvirt.cli.output import Decorator, console, output_option, print_json_line, print_table, safe
 from mvirt.cli.rpc import client_options, connect, daemon_option
@@ -209,7 +210,7 @@ def list_vms(*, fmt: str, server: str | None) -> None:
 
 
 @click.command()
-@click.argument("vm")
+@click.argument("vm", shell_complete=complete_vms)
 @output_option()
 @server_option()
 def get(*, vm: str, fmt: str, server: str | None) -> None:
@@ -220,7 +221,7 @@ def get(*, vm: str, fmt: str, server: str | None) -> None:
 
 
 @click.command()
-@click.argument("vms", nargs=-1, required=True)
+@click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
 @server_option()
 def delete(*, vms: tuple[str, ...], server: str | None) -> None:
     """Delete stopped VMs."""
@@ -240,7 +241,7 @@ def _report(vm: vmm_pb2.Vm, ref: str, fmt: str) -> None:
 
 
 @click.command()
-@click.argument("vms", nargs=-1, required=True)
+@click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
 @output_option()
 @server_option()
 def start(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
@@ -252,7 +253,7 @@ def start(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
 
 
 @click.command()
-@click.argument("vms", nargs=-1, required=True)
+@click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
 @click.option(
     "--timeout",
     type=click.IntRange(0),
@@ -275,7 +276,7 @@ def stop(*, vms: tuple[str, ...], timeout: int, fmt: str, server: str | None) ->
 
 
 @click.command()
-@click.argument("vms", nargs=-1, required=True)
+@click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
 @output_option()
 @server_option()
 def kill(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
@@ -287,7 +288,7 @@ def kill(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
 
 
 @click.command("console")
-@click.argument("vm")
+@click.argument("vm", shell_complete=complete_vms)
 @server_option()
 def console_cmd(*, vm: str, server: str | None) -> None:
     """Attach to a VM's serial console (Ctrl+a t leaves)."""
