@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "system": ("mvirt.cli.vm", "system"),
     "logs": ("mvirt.cli.logs", "logs"),
     "completion": ("mvirt.cli.completion", "completion"),
+    "tui": ("mvirt.cli.tui.command", "tui"),
 }
 """Command name -> (module, attribute)."""
 
@@ -50,18 +51,28 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="mvirt", prog_name="mvirt")
 @tls_options(with_env=True)
 @group_endpoint_options()
 @deadline_option()
-def cli() -> None:
-    """Manage mvirt VMs, storage and networks, and read the audit log.
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Manage mvirt VMs, storage and networks, and read the audit log. With no command:
+    the TUI.
 
     Daemons on this machine are reached over loopback; a node elsewhere over mutual TLS
     with --tls DIR (client.crt and client.key from `mvirt-build genkey`). Defaults for every
     option may be set in ~/.config/mvirt/config.toml (see docs/cli.md).
     """
+    if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
+        tui = cli.get_command(ctx, "tui")
+        assert tui is not None
+        ctx.invoke(tui)
 
 
 def main(argv: list[str] | None = None) -> None:

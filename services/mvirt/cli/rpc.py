@@ -41,6 +41,7 @@ __all__ = [
     "daemon_option",
     "endpoint_option",
     "group_endpoint_options",
+    "open_channel",
     "resolve_endpoint",
     "rpc_error",
     "tls_options",
@@ -91,11 +92,10 @@ class DeadlineInterceptor(grpc.UnaryUnaryClientInterceptor):
         return continuation(details, request)
 
 
-@contextlib.contextmanager
-def connect(endpoint: str | None, flag: str, service: str) -> Iterator[grpc.Channel]:
-    """A channel to ``service`` at ``endpoint`` (given by option ``flag``), over mutual TLS
+def open_channel(endpoint: str | None, flag: str, service: str) -> tuple[str, grpc.Channel]:
+    """The ``host:port`` of ``service`` (option ``flag``) and a channel to it, over mutual TLS
     when ``--tls`` (or the config file's ``tls``) is given, with the deadline on every
-    request/response call; gRPC and TLS errors inside the block become one-line errors."""
+    request/response call. Needs the click context; the channel may outlive it."""
     try:
         target = grpc_target(resolve_endpoint(endpoint, flag))
     except ValueError as exc:
@@ -110,9 +110,18 @@ def connect(endpoint: str | None, flag: str, service: str) -> Iterator[grpc.Chan
         channel = grpc.insecure_channel(target)
     else:
         channel = tls_channel(target, options, flag, service)
+    deadline = DeadlineInterceptor(options.resolved_deadline())
+    return target, grpc.intercept_channel(channel, deadline)  # closing it closes `channel`
+
+
+@contextlib.contextmanager
+def connect(endpoint: str | None, flag: str, service: str) -> Iterator[grpc.Channel]:
+    """A channel as :func:`open_channel` makes it, closed at the end of the block; gRPC and
+    TLS errors inside the block become one-line errors with the exit code of their kind."""
+    target, channel = open_channel(endpoint, flag, service)
     with channel:
         try:
-            yield grpc.intercept_channel(channel, DeadlineInterceptor(options.resolved_deadline()))
+            yield channel
         except grpc.RpcError as exc:
             raise rpc_error(exc, target, flag, service) from None
 

@@ -79,11 +79,8 @@ def vm_row(vm: vmm_pb2.Vm) -> tuple[str, ...]:
     )
 
 
-def show_vm(vm: vmm_pb2.Vm, fmt: str) -> None:
-    """Print one VM as JSON or a key/value table."""
-    if fmt == "json":
-        print_json_line(vm_json(vm))
-        return
+def vm_fields(vm: vmm_pb2.Vm) -> list[tuple[str, str]]:
+    """A VM as (field, value) rows, as ``mvirt get`` and the TUI's detail show it."""
     config = vm.config
     rows = [
         ("id", vm.id),
@@ -108,7 +105,15 @@ def show_vm(vm: vmm_pb2.Vm, fmt: str) -> None:
         rows.append(("nic", f"{nic.mac} via {via}"))
     if config.HasField("user_data"):
         rows.append(("cloud-init", f"{len(config.user_data)} bytes of user-data"))
-    print_table(("FIELD", "VALUE"), ((k, escape(v)) for k, v in rows))
+    return rows
+
+
+def show_vm(vm: vmm_pb2.Vm, fmt: str) -> None:
+    """Print one VM as JSON or a key/value table."""
+    if fmt == "json":
+        print_json_line(vm_json(vm))
+        return
+    print_table(("FIELD", "VALUE"), ((k, escape(v)) for k, v in vm_fields(vm)))
 
 
 def parse_nic(value: str) -> vmm_pb2.NicConfig:
@@ -299,7 +304,8 @@ def console_cmd(*, vm: str, server: str | None) -> None:
         run_console(stub, resolve(stub, vm))
 
 
-def _system_rows(info: vmm_pb2.SystemInfo) -> Iterator[tuple[str, str]]:
+def system_rows(info: vmm_pb2.SystemInfo) -> Iterator[tuple[str, str]]:
+    """The host as (field, value) rows, as ``mvirt system`` and the TUI show it."""
     yield "host", f"{info.host.hostname} (kernel {info.host.kernel_version})"
     yield "cpu", f"{info.cpu.model} ({info.cpu.vendor})"
     yield (
@@ -337,7 +343,7 @@ def system(*, fmt: str, server: str | None) -> None:
     if fmt == "json":
         print_json_line(MessageToDict(info, preserving_proto_field_name=True))
     else:
-        print_table(("", ""), ((k, escape(v)) for k, v in _system_rows(info)))
+        print_table(("", ""), ((k, escape(v)) for k, v in system_rows(info)))
 
 
 COMMANDS = (create, list_vms, get, delete, start, stop, kill, console_cmd, system)

@@ -1,0 +1,14 @@
+"""``mvirt tui`` (also ``mvirt`` with no command)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+def tui() -> None:
+    """Open the TUI: VMs, Storage, Network, Logs and System views (? lists the keys)."""
+    from mvirt.cli.tui.app import MvirtApp  # noqa: PLC0415 - textual loads only for the TUI
+    from mvirt.cli.tui.daemons import link_daemons  # noqa: PLC0415
+
+    MvirtApp(link_daemons()).run()
