@@ -21,7 +21,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi
   sbsigntool xorriso mtools dosfstools fdisk
   busybox-static dnsmasq-base isc-dhcp-server iproute2 nftables zfs-fuse
-  git make
+  git make tmux
 )
 BACKPORTS_PACKAGES=(mkosi)
 

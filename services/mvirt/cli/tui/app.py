@@ -26,8 +26,13 @@ from mvirt.cli.tui.system_view import SystemView
 from mvirt.cli.tui.vms_view import VmsView
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 
-TABS = (("vms", "VMs"), ("storage", "Storage"), ("network", "Network"), ("logs", "Logs"),
-        ("system", "System"))  # fmt: skip
+TABS = (
+    ("vms", "VMs"),
+    ("storage", "Storage"),
+    ("network", "Network"),
+    ("logs", "Logs"),
+    ("system", "System"),
+)
 
 
 class MvirtApp(App[None]):
@@ -39,9 +44,11 @@ class MvirtApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
         Binding("r", "reload", "Reload"),
-        *(Binding(str(n), f"show_tab('{tab}')", title, show=False)
-          for n, (tab, title) in enumerate(TABS, start=1)),
-    ]  # fmt: skip
+        *(
+            Binding(str(n), f"show_tab('{tab}')", title, show=False)
+            for n, (tab, title) in enumerate(TABS, start=1)
+        ),
+    ]
 
     def __init__(self, links: dict[str, DaemonLink]) -> None:
         super().__init__()
@@ -146,8 +153,9 @@ class MvirtApp(App[None]):
         if vm is None or channel is None:
             return
         if vm.state != vmm_pb2.VM_STATE_RUNNING:
-            self.notify(f"{safe(vm.name or vm.id)} is not running: start it with s",
-                        severity="warning")  # fmt: skip
+            self.notify(
+                f"{safe(vm.name or vm.id)} is not running: start it with s", severity="warning"
+            )
             return
         self.push_screen(ConsoleScreen(channel, vm.id, vm.name or vm.id))
 

@@ -30,8 +30,7 @@ class DaemonView(Vertical):
         self.reachable: bool | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"connecting to {self.link.service} at {self.link.address}",
-                     classes="status")  # fmt: skip
+        yield Static(f"connecting to {self.link.service} at {self.link.address}", classes="status")
         yield from self.compose_body()
 
     def compose_body(self) -> ComposeResult:

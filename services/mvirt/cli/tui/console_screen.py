@@ -45,6 +45,9 @@ def key_bytes(event: events.Key) -> bytes:
     """What a key sends to the guest, as a terminal would."""
     if event.key in _KEYS:
         return _KEYS[event.key]
+    modifier, _, letter = event.key.rpartition("+")
+    if modifier == "ctrl" and len(letter) == 1 and "a" <= letter <= "z":
+        return bytes([ord(letter) - ord("a") + 1])  # Ctrl+a is 0x01, as on a terminal
     if event.character:
         return event.character.encode()
     return b""

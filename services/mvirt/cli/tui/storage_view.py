@@ -62,14 +62,16 @@ class StorageView(DaemonView):
         templates = self.query_one("#templates", DataTable)
         templates.clear()
         for t in data.templates:
-            templates.add_row(safe(t.name), size(t.size_bytes), str(t.clone_count),
-                              safe(t.created_at))  # fmt: skip
+            templates.add_row(
+                safe(t.name), size(t.size_bytes), str(t.clone_count), safe(t.created_at)
+            )
         volumes = self.query_one("#volumes", DataTable)
         volumes.clear()
         for v in data.volumes:
             snapshots = ", ".join(safe(s.name) for s in v.snapshots) or "-"
-            volumes.add_row(safe(v.name), size(v.volsize_bytes), size(v.used_bytes), snapshots,
-                            safe(v.path))  # fmt: skip
+            volumes.add_row(
+                safe(v.name), size(v.volsize_bytes), size(v.used_bytes), snapshots, safe(v.path)
+            )
         jobs = self.query_one("#jobs", DataTable)
         jobs.clear()
         for j in data.jobs:
