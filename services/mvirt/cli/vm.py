@@ -14,8 +14,17 @@ from google.protobuf.json_format import MessageToDict
 from rich.markup import escape
 from rich.table import Table
 
-from mvirt.cli.completion import complete_vms
-from mvirt.cli.exit_codes import not_found
+from mvirt.cli.completion import complete_networks, complete_templates, complete_vms
+from mvirt.cli.exit_codes import CliError, ExitCode, not_found
+from mvirt.cli.options import usage_error
+from mvirt.cli.orchestrate import (
+    Orchestration,
+    audit_log,
+    clone_volume,
+    create_nic,
+    parse_size,
+    remove_vm_resources,
+)
 from mvirt.cli.output import Decorator, console, output_option, print_json_line, print_table, safe
 from mvirt.cli.rpc import client_options, connect, daemon_option
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
@@ -148,9 +157,27 @@ def parse_disk(value: str) -> vmm_pb2.DiskConfig:
 @click.option("--disk", "disks", multiple=True, metavar="PATH[:ro]", help="repeatable")
 @click.option("--nic", "nics", multiple=True, metavar="tap=NAME|vhost=SOCK[,mac=MAC]")
 @click.option("--user-data", type=click.File("r"), help="cloud-init user-data file")
-@click.option("--boot", type=click.Choice(("auto", "kernel", "disk")), default="auto",
-              show_default=True, help="auto: kernel when --kernel is given, else disk")  # fmt: skip
+@click.option(
+    "--boot",
+    type=click.Choice(("auto", "kernel", "disk")),
+    default="auto",
+    show_default=True,
+    help="auto: kernel when --kernel is given, else disk",
+)
 @click.option("--nested-virt", is_flag=True, help="expose virtualisation to the guest")
+@click.option(
+    "--template",
+    metavar="TEMPLATE",
+    shell_complete=complete_templates,
+    help="clone the root disk NAME-root from TEMPLATE (mvirt-zfs, --zfs-server)",
+)
+@click.option("--disk-size", metavar="SIZE", help="size of the cloned root disk (20G)")
+@click.option(
+    "--network",
+    metavar="NETWORK",
+    shell_complete=complete_networks,
+    help="add a NIC NAME-nic0 on NETWORK (mvirt-net, --net-server)",
+)
 @output_option()
 @server_option()
 def create(
@@ -166,10 +193,24 @@ def create(
     user_data: Any,
     boot: str,
     nested_virt: bool,
+    template: str | None,
+    disk_size: str | None,
+    network: str | None,
     fmt: str,
     server: str | None,
 ) -> None:
-    """Create a VM (stopped)."""
+    """Create a VM (stopped).
+
+    With --template and --network the root volume and the NIC are made first, named after
+    the VM; if any step fails, the steps before it are undone.
+    """
+    if (template or network) and not name:
+        raise usage_error(
+            "--template and --network name the volume and NIC after the VM: give NAME"
+        )
+    if disk_size and not template:
+        raise usage_error("--disk-size sizes the volume cloned with --template: give --template")
+    size = parse_size(disk_size) if disk_size else None
     config = vmm_pb2.VmConfig(
         vcpus=cpus,
         memory_mb=memory,
@@ -189,8 +230,32 @@ def create(
     request = vmm_pb2.CreateVmRequest(config=config)
     if name:
         request.name = name
-    with connect(server, FLAG, "mvirt-vmm") as channel:
-        show_vm(_stub(channel).CreateVm(request), fmt)
+    if not (template or network):
+        with connect(server, FLAG, "mvirt-vmm") as channel:
+            show_vm(_stub(channel).CreateVm(request), fmt)
+        return
+    assert name is not None
+    with audit_log() as audit:
+        run = Orchestration(name, audit)
+        try:
+            if template:
+                root = clone_volume(run, template, size)
+                boot_first = [root, *request.config.disks]  # the clone is the boot disk
+                del request.config.disks[:]
+                request.config.disks.extend(boot_first)
+            if network:
+                request.config.nics.append(create_nic(run, network))
+            with connect(server, FLAG, "mvirt-vmm") as channel:
+                vm = _stub(channel).CreateVm(request)
+        except (click.ClickException, KeyboardInterrupt) as exc:
+            cause = exc.format_message() if isinstance(exc, click.ClickException) else "Ctrl-C"
+            left = run.rollback(cause.split(":")[0])
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            outcome = "; ".join(left) if left else "the steps before it were undone"
+            raise CliError(f"{cause} ({outcome})", ExitCode(exc.exit_code)) from None
+        run.done(f"created VM {name} ({vm.id})", None, vm.id)
+    show_vm(vm, fmt)
 
 
 @click.command("list")
@@ -227,14 +292,26 @@ def get(*, vm: str, fmt: str, server: str | None) -> None:
 
 @click.command()
 @click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
+@click.option(
+    "--with-volumes", is_flag=True, help="also delete the volumes behind the VM's disks (mvirt-zfs)"
+)
+@click.option(
+    "--with-nics", is_flag=True, help="also delete the NICs behind the VM's NICs (mvirt-net)"
+)
 @server_option()
-def delete(*, vms: tuple[str, ...], server: str | None) -> None:
-    """Delete stopped VMs."""
+def delete(
+    *, vms: tuple[str, ...], with_volumes: bool, with_nics: bool, server: str | None
+) -> None:
+    """Delete stopped VMs (and, if asked, the volumes and NICs create made for them)."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
         for ref in vms:
-            stub.DeleteVm(vmm_pb2.DeleteVmRequest(id=resolve(stub, ref)))
+            vm = stub.GetVm(vmm_pb2.GetVmRequest(id=resolve(stub, ref)))
+            stub.DeleteVm(vmm_pb2.DeleteVmRequest(id=vm.id))
             click.echo(f"deleted {safe(ref)}")
+            if with_volumes or with_nics:
+                for removed in remove_vm_resources(vm, with_volumes, with_nics):
+                    click.echo(f"deleted {removed}")
 
 
 def _report(vm: vmm_pb2.Vm, ref: str, fmt: str) -> None:
