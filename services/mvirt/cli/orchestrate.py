@@ -26,7 +26,16 @@ import grpc
 from mvirt.cli.exit_codes import CliError, ExitCode
 from mvirt.cli.output import safe
 from mvirt.cli.rpc import connect, open_channel
-from mvirt.proto import log_pb2, log_pb2_grpc, net_pb2, net_pb2_grpc, vmm_pb2, zfs_pb2, zfs_pb2_grpc
+from mvirt.proto import (
+    log_pb2,
+    log_pb2_grpc,
+    net_pb2,
+    net_pb2_grpc,
+    vmm_pb2,
+    vmm_pb2_grpc,
+    zfs_pb2,
+    zfs_pb2_grpc,
+)
 
 COMPONENT = "cli"
 _SIZE = re.compile(r"^(\d+)([KMGT]?)(i?B)?$", re.IGNORECASE)
@@ -217,3 +226,36 @@ def remove_vm_resources(vm: vmm_pb2.Vm, volumes: bool, nics: bool) -> list[str]:
 
         _net_call(delete_nics)()
     return removed
+
+
+def create(
+    request: vmm_pb2.CreateVmRequest,
+    template: str | None,
+    size: int | None,
+    network: str | None,
+    server: str | None,
+) -> vmm_pb2.Vm:
+    """The volume, the NIC, then the VM ``request`` names (with both); on a failure, what was
+    made is undone and the error says so."""
+    name = request.name
+    with audit_log() as audit:
+        run = Orchestration(name, audit)
+        try:
+            if template:
+                root = clone_volume(run, template, size)
+                boot_first = [root, *request.config.disks]  # the clone is the boot disk
+                del request.config.disks[:]
+                request.config.disks.extend(boot_first)
+            if network:
+                request.config.nics.append(create_nic(run, network))
+            with connect(server, "--server", "mvirt-vmm") as channel:
+                vm: vmm_pb2.Vm = vmm_pb2_grpc.VmServiceStub(channel).CreateVm(request)
+        except (click.ClickException, KeyboardInterrupt) as exc:
+            cause = exc.format_message() if isinstance(exc, click.ClickException) else "Ctrl-C"
+            left = run.rollback(cause.split(":")[0])
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            outcome = "; ".join(left) if left else "the steps before it were undone"
+            raise CliError(f"{cause} ({outcome})", ExitCode(exc.exit_code)) from None
+        run.done(f"created VM {name} ({vm.id})", None, vm.id)
+    return vm

@@ -8,20 +8,24 @@ log message carrying an escape sequence cannot retitle, recolour or rewrite the 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from mvirt.cli.options import FORMATS, Decorator, output_option
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "FORMATS",
     "Decorator",
     "console",
     "output_option",
+    "print_columns",
     "print_json_line",
     "print_table",
     "safe",
@@ -38,24 +42,58 @@ def safe(text: str) -> str:
     return text.translate(_SAFE_TEXT)
 
 
-class SafeConsole(Console):
-    """A rich console that prints strings through :func:`safe` (markup still applies)."""
+@cache
+def _safe_console_class() -> type[Console]:
+    from rich.console import Console  # noqa: PLC0415 - rich loads only when printing with it
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:
-        super().print(*(safe(o) if isinstance(o, str) else o for o in objects), **kwargs)
+    class SafeConsole(Console):
+        """A rich console that prints strings through :func:`safe` (markup still applies)."""
+
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            super().print(*(safe(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+    return SafeConsole
 
 
 def console() -> Console:
-    """The console commands print to (stdout; no colour when it is not a terminal)."""
-    return SafeConsole(highlight=False, soft_wrap=False)
+    """The console commands print to (stdout; no colour when it is not a terminal); strings
+    it prints go through :func:`safe`."""
+    return _safe_console_class()(highlight=False, soft_wrap=False)
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """Prints ``rows`` as one rich table (cells may hold rich markup)."""
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(*columns, box=None, header_style="bold", pad_edge=False)
     for row in rows:
         table.add_row(*(safe(cell) for cell in row))
     console().print(table)
+
+
+def print_columns(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Prints plain cells (no markup) in aligned columns, header bold on a terminal.
+
+    For long listings: as fast for 1,000 rows as for 10 (a rich table measures every cell
+    several times), and nothing is ever shortened or wrapped, so ids can be copied."""
+    from rich.cells import cell_len  # noqa: PLC0415 - small; only listings need it
+
+    cells = [[safe(cell) for cell in row] for row in rows]
+    widths = [cell_len(column) for column in columns]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], cell_len(cell))
+
+    def line(row: Sequence[str]) -> str:
+        padded = (
+            cell + " " * (width - cell_len(cell)) for cell, width in zip(row, widths, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    header = line(columns)
+    if sys.stdout.isatty():
+        header = f"\x1b[1m{header}\x1b[0m"
+    click.echo("\n".join([header, *(line(row) for row in cells)]))
 
 
 def print_json_line(obj: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ the command, the environment, the config file, the default.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +100,8 @@ def load_config(path: Path | None = None) -> Config:
         return Config({}, path)
     except (OSError, UnicodeDecodeError) as exc:
         raise _config_error(path, f"cannot be read ({exc})") from None
+    import tomllib  # noqa: PLC0415 - only when there is a file to read
+
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -10,22 +10,19 @@ from typing import Any
 
 import click
 import grpc
-from google.protobuf.json_format import MessageToDict
-from rich.markup import escape
-from rich.table import Table
 
 from mvirt.cli.completion import complete_networks, complete_templates, complete_vms
-from mvirt.cli.exit_codes import CliError, ExitCode, not_found
+from mvirt.cli.exit_codes import not_found
 from mvirt.cli.options import usage_error
-from mvirt.cli.orchestrate import (
-    Orchestration,
-    audit_log,
-    clone_volume,
-    create_nic,
-    parse_size,
-    remove_vm_resources,
+from mvirt.cli.output import (
+    Decorator,
+    console,
+    output_option,
+    print_columns,
+    print_json_line,
+    print_table,
+    safe,
 )
-from mvirt.cli.output import Decorator, console, output_option, print_json_line, print_table, safe
 from mvirt.cli.rpc import client_options, connect, daemon_option
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 
@@ -56,6 +53,20 @@ def resolve(stub: vmm_pb2_grpc.VmServiceStub, ref: str) -> str:
     return named[0].id
 
 
+def escape(text: str) -> str:
+    """``text`` with rich markup escaped (rich loads only when something is printed so)."""
+    from rich.markup import escape as markup_escape  # noqa: PLC0415 - keeps `list` light
+
+    return markup_escape(text)
+
+
+def message_dict(message: Any) -> dict[str, Any]:
+    """The JSON form of a message (proto field names, enums by name)."""
+    from google.protobuf.json_format import MessageToDict  # noqa: PLC0415 - json only
+
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
 def state_name(state: int) -> str:
     """``RUNNING`` for ``VM_STATE_RUNNING``."""
     return vmm_pb2.VmState.Name(state).removeprefix("VM_STATE_")
@@ -63,7 +74,7 @@ def state_name(state: int) -> str:
 
 def vm_json(vm: vmm_pb2.Vm) -> dict[str, Any]:
     """The JSON form of a VM (proto field names, enums by name)."""
-    return MessageToDict(vm, preserving_proto_field_name=True)
+    return message_dict(vm)
 
 
 def _when(seconds: int) -> str:
@@ -71,7 +82,7 @@ def _when(seconds: int) -> str:
 
 
 def vm_row(vm: vmm_pb2.Vm) -> tuple[str, ...]:
-    """The table cells of a VM."""
+    """The cells of a VM in ``mvirt list`` (plain text, no markup)."""
     if vm.state == vmm_pb2.VM_STATE_RUNNING and vm.HasField("started_at"):
         since = f"up since {_when(vm.started_at)}"
     else:
@@ -79,12 +90,12 @@ def vm_row(vm: vmm_pb2.Vm) -> tuple[str, ...]:
     boot = "kernel" if vm.config.boot_mode == vmm_pb2.BOOT_MODE_KERNEL else "disk"
     return (
         vm.id,
-        escape(vm.name) if vm.HasField("name") else "-",
+        vm.name if vm.HasField("name") else "-",
         state_name(vm.state),
         str(vm.config.vcpus),
         f"{vm.config.memory_mb} MiB",
         boot,
-        escape(since),
+        since,
     )
 
 
@@ -210,7 +221,10 @@ def create(
         )
     if disk_size and not template:
         raise usage_error("--disk-size sizes the volume cloned with --template: give --template")
-    size = parse_size(disk_size) if disk_size else None
+    if template or network:
+        from mvirt.cli import orchestrate  # noqa: PLC0415 - only orchestrated creates need it
+
+        size = orchestrate.parse_size(disk_size) if disk_size else None
     config = vmm_pb2.VmConfig(
         vcpus=cpus,
         memory_mb=memory,
@@ -235,26 +249,7 @@ def create(
             show_vm(_stub(channel).CreateVm(request), fmt)
         return
     assert name is not None
-    with audit_log() as audit:
-        run = Orchestration(name, audit)
-        try:
-            if template:
-                root = clone_volume(run, template, size)
-                boot_first = [root, *request.config.disks]  # the clone is the boot disk
-                del request.config.disks[:]
-                request.config.disks.extend(boot_first)
-            if network:
-                request.config.nics.append(create_nic(run, network))
-            with connect(server, FLAG, "mvirt-vmm") as channel:
-                vm = _stub(channel).CreateVm(request)
-        except (click.ClickException, KeyboardInterrupt) as exc:
-            cause = exc.format_message() if isinstance(exc, click.ClickException) else "Ctrl-C"
-            left = run.rollback(cause.split(":")[0])
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            outcome = "; ".join(left) if left else "the steps before it were undone"
-            raise CliError(f"{cause} ({outcome})", ExitCode(exc.exit_code)) from None
-        run.done(f"created VM {name} ({vm.id})", None, vm.id)
+    vm = orchestrate.create(request, template, size, network, server)
     show_vm(vm, fmt)
 
 
@@ -269,14 +264,7 @@ def list_vms(*, fmt: str, server: str | None) -> None:
         for vm in vms:
             print_json_line(vm_json(vm))
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in COLUMNS:
-        # Ids are what scripts and people copy: never shorten them; the reason may wrap.
-        wrap = column == COLUMNS[-1]
-        table.add_column(column, no_wrap=not wrap, min_width=36 if column == "ID" else None)
-    for vm in vms:
-        table.add_row(*vm_row(vm))
-    console().print(table)
+    print_columns(COLUMNS, (vm_row(vm) for vm in vms))
 
 
 @click.command()
@@ -310,6 +298,8 @@ def delete(
             stub.DeleteVm(vmm_pb2.DeleteVmRequest(id=vm.id))
             click.echo(f"deleted {safe(ref)}")
             if with_volumes or with_nics:
+                from mvirt.cli.orchestrate import remove_vm_resources  # noqa: PLC0415
+
                 for removed in remove_vm_resources(vm, with_volumes, with_nics):
                     click.echo(f"deleted {removed}")
 
@@ -418,7 +408,7 @@ def system(*, fmt: str, server: str | None) -> None:
     with connect(server, FLAG, "mvirt-vmm") as channel:
         info = _stub(channel).GetSystemInfo(vmm_pb2.GetSystemInfoRequest())
     if fmt == "json":
-        print_json_line(MessageToDict(info, preserving_proto_field_name=True))
+        print_json_line(message_dict(info))
     else:
         print_table(("", ""), ((k, escape(v)) for k, v in system_rows(info)))
 
