@@ -6,6 +6,9 @@ tests can see what a create left behind."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent import futures
@@ -57,6 +60,10 @@ class FakeZfs(zfs_pb2_grpc.ZfsServiceServicer):
     def ListVolumes(self, request: Any, context: Any) -> Any:  # noqa: N802
         return zfs_pb2.ListVolumesResponse(volumes=list(self.volumes.values()))
 
+    def ListTemplates(self, request: Any, context: Any) -> Any:  # noqa: N802
+        templates = [zfs_pb2.Template(name=name) for name in self.templates]
+        return zfs_pb2.ListTemplatesResponse(templates=templates)
+
 
 class FakeNet(net_pb2_grpc.NetServiceServicer):
     """Networks and NICs in memory; NICs are TAP-backed."""
@@ -87,6 +94,10 @@ class FakeNet(net_pb2_grpc.NetServiceServicer):
 
     def ListNics(self, request: Any, context: Any) -> Any:  # noqa: N802
         return net_pb2.ListNicsResponse(nics=list(self.nics.values()))
+
+    def ListNetworks(self, request: Any, context: Any) -> Any:  # noqa: N802
+        networks = [net_pb2.Network(id=i, name=name) for name, i in self.networks.items()]
+        return net_pb2.ListNetworksResponse(networks=networks)
 
 
 def fake_server(add: Any, servicer: Any) -> tuple[grpc.Server, str]:
@@ -287,3 +298,26 @@ def test_parse_size():
     for bad in ("0", "-1G", "1.5G", "20X", ""):
         with pytest.raises(Exception, match="is not a size"):
             parse_size(bad)
+
+
+def test_template_and_network_names_complete_from_their_daemons(node):
+    def complete(words: str) -> list[str]:
+        env = {
+            **os.environ,
+            **node.env,
+            "_MVIRT_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split(" ")) - 1),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "mvirt.cli"],
+            env=env,
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0 and not result.stderr, result.stderr
+        return result.stdout.decode().split()
+
+    assert complete("mvirt create web --template deb") == ["plain,debian12"]
+    assert complete("mvirt create web --network ") == ["plain,prod"]

@@ -165,7 +165,7 @@ def group_endpoint_options() -> Decorator:
     """The endpoint options of every daemon, for the command group."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for endpoint in ENDPOINTS.values():
+        for endpoint in reversed(ENDPOINTS.values()):  # click lists the last applied first
 
             def setter(options: ClientOptions, value: str, flag: str = endpoint.flag) -> None:
                 options.endpoints[flag] = value
@@ -212,8 +212,8 @@ def output_option() -> Decorator:
         type=click.Choice(FORMATS),
         envvar=OUTPUT_ENV,
         default=_default_output,
-        show_default="table",
-        help=f"table for reading, json for scripts (one JSON object per line; env {OUTPUT_ENV})",
+        help="table for reading, json for scripts (one JSON object per line); default table, "
+        f"or env {OUTPUT_ENV}, or the config file's output",
     )
 
 
