@@ -34,6 +34,7 @@ class FakeZfs(zfs_pb2_grpc.ZfsServiceServicer):
         self.folder = folder
         self.templates = {"debian12"}
         self.volumes: dict[str, zfs_pb2.Volume] = {}
+        self.refuse_deletes = False
 
     def CloneFromTemplate(self, request: Any, context: Any) -> Any:  # noqa: N802
         if request.template_name not in self.templates:
@@ -52,6 +53,8 @@ class FakeZfs(zfs_pb2_grpc.ZfsServiceServicer):
         return volume
 
     def DeleteVolume(self, request: Any, context: Any) -> Any:  # noqa: N802
+        if self.refuse_deletes:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "volume is busy")
         if request.name not in self.volumes:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no volume {request.name!r}")
         Path(self.volumes.pop(request.name).path).unlink()
@@ -321,3 +324,14 @@ def test_template_and_network_names_complete_from_their_daemons(node):
 
     assert complete("mvirt create web --template deb") == ["plain,debian12"]
     assert complete("mvirt create web --network ") == ["plain,prod"]
+
+
+def test_an_undo_that_fails_names_what_is_left_and_how_to_remove_it(node):
+    node.zfs.refuse_deletes = True
+    result = mvirt(node, "create", "web", "--template", "debian12", "--network", "nowhere")
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    assert result.output.strip().endswith("(volume web-root is left: mvirt volume delete web-root)")
+    assert list(node.zfs.volumes) == ["web-root"]
+    entries = _all_cli_entries(node)
+    undo = "create web: could not undo: volume web-root (FAILED_PRECONDITION: volume is busy)"
+    assert undo in entries, entries
