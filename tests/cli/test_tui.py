@@ -153,8 +153,14 @@ async def test_a_stopped_daemon_is_named_in_its_view_and_the_others_keep_working
         assert not app.query_one("#vm-table").display
         assert status(app, "storage-view") == "mvirt-zfs not reachable at 127.0.0.1:9"
         assert logs.reachable is True and status(app, "logs-view").startswith("mvirt-log at")
-        await pilot.press("c")  # an action on a daemon that is down says so, opens nothing
+        await pilot.press("c")  # the VM keys do nothing while mvirt-vmm is down
         assert not isinstance(app.screen, CreateVmModal)
+
+        vmm_server.daemon.start()  # back at the same address: the view and its keys return
+        await wait_until(pilot, lambda: app.query_one(VmsView).reachable is True)
+        assert status(app, "vms-view") == f"mvirt-vmm at {address}"
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CreateVmModal))
 
 
 def test_console_output_is_text_without_terminal_control():

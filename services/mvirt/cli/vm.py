@@ -221,10 +221,11 @@ def create(
         )
     if disk_size and not template:
         raise usage_error("--disk-size sizes the volume cloned with --template: give --template")
-    if template or network:
-        from mvirt.cli import orchestrate  # noqa: PLC0415 - only orchestrated creates need it
+    size = None
+    if disk_size:
+        from mvirt.cli.orchestrate import parse_size  # noqa: PLC0415 - loads on use
 
-        size = orchestrate.parse_size(disk_size) if disk_size else None
+        size = parse_size(disk_size)
     config = vmm_pb2.VmConfig(
         vcpus=cpus,
         memory_mb=memory,
@@ -248,8 +249,9 @@ def create(
         with connect(server, FLAG, "mvirt-vmm") as channel:
             show_vm(_stub(channel).CreateVm(request), fmt)
         return
-    assert name is not None
-    vm = orchestrate.create(request, template, size, network, server)
+    from mvirt.cli.orchestrate import create as create_with_resources  # noqa: PLC0415
+
+    vm = create_with_resources(request, template, size, network, server)
     show_vm(vm, fmt)
 
 

@@ -39,6 +39,7 @@ class MvirtApp(App[None]):
     """``mvirt`` with no command."""
 
     TITLE = "mvirt"
+    AUTO_FOCUS = None  # the shown view takes the focus when its daemon answers
     CSS_PATH = Path(__file__).with_name("mvirt.tcss")
     BINDINGS = [
         Binding("q", "quit", "Quit"),
@@ -68,8 +69,10 @@ class MvirtApp(App[None]):
                     yield views[tab]
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one("#vm-table").focus()
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """The keys of the view being shown apply, never those of a hidden one."""
+        if event.pane.id == event.tabbed_content.active:  # not a late event of an older switch
+            event.pane.query_one(DaemonView).take_focus()
 
     def on_unmount(self) -> None:
         for link in self.links.values():
@@ -82,6 +85,7 @@ class MvirtApp(App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        self.query_one(f"#{tab}", TabPane).query_one(DaemonView).take_focus()
 
     def action_help(self) -> None:
         self.push_screen(HelpModal())

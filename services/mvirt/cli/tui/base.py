@@ -13,7 +13,7 @@ import grpc
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.widgets import Static, TabbedContent
 
 from mvirt.cli.tui.daemons import DaemonLink
 
@@ -70,15 +70,35 @@ class DaemonView(Vertical):
             pass  # the app is shutting down
 
     def show_down(self, why: str) -> None:
-        """Says ``why`` in the status line and hides the body."""
+        """Says ``why`` in the status line and hides the body; the body gives up the focus
+        (so the footer lists only the keys that still work)."""
         self.reachable = False
         self.add_class("down")
         self.query_one(".status", Static).update(why)
+        focused = self.app.focused
+        if focused is not None and self in focused.ancestors:
+            self.app.set_focus(None)
 
     def show_up(self, data: Any) -> None:
-        """Shows ``data`` and the body."""
+        """Shows ``data`` and the body; the body takes the focus back if nothing has it."""
         if self.reachable is not True:
             self.query_one(".status", Static).update(f"{self.link.service} at {self.link.address}")
         self.reachable = True
         self.remove_class("down")
         self.show(data)
+        if self.app.focused is None and self.in_active_tab():
+            self.take_focus()
+
+    def take_focus(self) -> None:
+        """Focuses the body (its keys apply), or nothing while the daemon is down."""
+        if self.reachable:
+            self.app.set_focus(self.query("DataTable, Log").first())  # now, not deferred
+        else:
+            self.app.set_focus(None)
+
+    def in_active_tab(self) -> bool:
+        """Whether this view is on the tab being shown."""
+        for ancestor in self.ancestors:
+            if isinstance(ancestor, TabbedContent):
+                return ancestor.active == (self.parent.id if self.parent else None)
+        return True
