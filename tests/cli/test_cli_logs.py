@@ -109,7 +109,7 @@ def test_server_from_environment(seeded) -> None:
 def test_unreachable_server_is_a_one_line_error() -> None:
     port = free_port()
     result = mvirt("logs", "--log-server", f"127.0.0.1:{port}")
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     assert result.output.strip().splitlines() == [
         f"Error: UNAVAILABLE: cannot reach 127.0.0.1:{port}; "
         "is mvirt-log running? (check the address with --log-server)"

@@ -115,7 +115,7 @@ def test_a_changed_fingerprint_is_refused_naming_the_file(node, keys, home):
     home.parent.mkdir(parents=True)
     home.write_text(f"# mine\n{node.vmm_tls} SHA256:{'ab' * 32}\n")
     result = mvirt("--tls", str(keys), "list", "--server", node.vmm_tls)
-    assert result.exit_code == 1
+    assert result.exit_code == 6
     assert "CHANGED" in result.output and f"{home} line 2" in result.output
     assert node.fingerprint in result.output and "Traceback" not in result.output
     assert home.read_text().count("\n") == 2  # untouched
@@ -124,7 +124,7 @@ def test_a_changed_fingerprint_is_refused_naming_the_file(node, keys, home):
 def test_wrong_pinned_fingerprint_is_refused(node, keys, home):
     wrong = "SHA256:" + "00" * 32
     result = mvirt("--tls", str(keys), "--tls-fingerprint", wrong, "list", "--server", node.vmm_tls)
-    assert result.exit_code == 1
+    assert result.exit_code == 6
     assert f"presents certificate {node.fingerprint}, not {wrong}" in result.output
     right = mvirt(
         "--tls", str(keys), "--tls-fingerprint", node.fingerprint.upper().replace("SHA256:", ""),
@@ -136,7 +136,7 @@ def test_wrong_pinned_fingerprint_is_refused(node, keys, home):
 def test_certificate_from_another_ca_is_refused_by_the_server(node, home, tmp_path):
     stranger = make_authority(tmp_path / "other", "other CA").issue_client(tmp_path / "x")
     result = mvirt("--tls", str(stranger), "list", "--server", node.vmm_tls)
-    assert result.exit_code == 1
+    assert result.exit_code == 6
     assert "does not accept our client certificate" in result.output
     assert "Traceback" not in result.output
 
@@ -174,10 +174,10 @@ def test_a_fingerprint_without_tls_is_refused_not_ignored(node, home):
 
 def test_tls_to_a_plaintext_or_closed_port_is_one_line(node, keys, home):
     plaintext = mvirt("--tls", str(keys), "list", "--server", node.vmm.daemon.endpoint)
-    assert plaintext.exit_code == 1
+    assert plaintext.exit_code == 5
     assert "no TLS handshake" in plaintext.output and "Traceback" not in plaintext.output
     closed = mvirt("--tls", str(keys), "list", "--server", f"127.0.0.1:{free_port()}")
-    assert closed.exit_code == 1
+    assert closed.exit_code == 5
     assert "UNAVAILABLE: cannot reach" in closed.output and "Traceback" not in closed.output
 
 
@@ -199,6 +199,6 @@ def test_trust_on_first_use_then_a_reinstalled_node_is_detected(
     assert first.terminate() == 0
     node(tmp_path / "identity-2")  # same address, new server key: as after a reinstall
     changed = mvirt("logs", "--log-server", target, "--tls", str(keys))
-    assert changed.exit_code == 1
+    assert changed.exit_code == 6
     assert "CHANGED" in changed.output and f"{home} line 1" in changed.output
     assert home.read_text().count("\n") == 1

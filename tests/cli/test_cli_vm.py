@@ -65,7 +65,7 @@ def test_create_list_get_start_stop_delete_by_name(vmm_server, tmp_path, monkeyp
 
 def test_errors_are_one_line_without_traceback(vmm_server, tmp_path):
     missing = mvirt(vmm_server, "get", "nope")
-    assert missing.exit_code == 1 and "no VM is named 'nope'" in missing.output
+    assert missing.exit_code == 3 and "no VM is named 'nope'" in missing.output
     invalid = mvirt(vmm_server, "create", "--kernel", str(tmp_path / "absent"))
     assert invalid.exit_code == 1
     assert "INVALID_ARGUMENT" in invalid.output and "config.kernel" in invalid.output
@@ -73,7 +73,7 @@ def test_errors_are_one_line_without_traceback(vmm_server, tmp_path):
     assert bad_nic.exit_code == 2 and "--nic" in bad_nic.output
     runner = CliRunner(env={"MVIRT_SERVER": "127.0.0.1:1"})
     down = runner.invoke(cli, ["list"], catch_exceptions=False)
-    assert down.exit_code == 1 and "UNAVAILABLE" in down.output
+    assert down.exit_code == 5 and "UNAVAILABLE" in down.output
     assert "Traceback" not in down.output
 
 

@@ -1,182 +1,124 @@
-"""How CLI commands reach a daemon: endpoint flags, mutual TLS, channels, and gRPC errors
-turned into one-line CLI errors (never a traceback).
+"""How CLI commands reach a daemon: channels with a deadline on every call, mutual TLS, and
+gRPC errors turned into one-line CLI errors with the exit code of their kind (never a
+traceback).
 
-Every daemon endpoint is declared with :func:`endpoint_option` and dialled with
+Every daemon endpoint is declared in :mod:`mvirt.cli.settings` and dialled with
 :func:`connect`, so each one takes the same ``--tls DIR`` / ``--tls-fingerprint`` handling.
-Endpoint and TLS options may be given before the command (``mvirt --tls keys/ list``) or
-after it (``mvirt list --tls keys/``); after wins, then the environment, then the default.
+The options themselves live in :mod:`mvirt.cli.options`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 import grpc
 
+from mvirt.cli.exit_codes import CliError, ExitCode
 from mvirt.cli.known_hosts import KnownHosts, default_path
-from mvirt.cli.output import Decorator
+from mvirt.cli.options import (
+    TLS_DIR_ENV,
+    TLS_FINGERPRINT_ENV,
+    ClientOptions,
+    client_options,
+    daemon_option,
+    endpoint_option,
+    group_endpoint_options,
+    resolve_endpoint,
+    tls_options,
+)
+from mvirt.cli.output import safe
 from mvirt.daemon.endpoint import grpc_target
 
-TLS_DIR_ENV = "MVIRT_TLS_DIR"
-TLS_FINGERPRINT_ENV = "MVIRT_TLS_FINGERPRINT"
+__all__ = [
+    "TLS_DIR_ENV",
+    "TLS_FINGERPRINT_ENV",
+    "ClientOptions",
+    "client_options",
+    "connect",
+    "daemon_option",
+    "endpoint_option",
+    "group_endpoint_options",
+    "open_channel",
+    "resolve_endpoint",
+    "rpc_error",
+    "tls_options",
+]
 
 _HINTS = {
     grpc.StatusCode.UNAVAILABLE: "is {service} running? (check the address with {flag})",
-    grpc.StatusCode.DEADLINE_EXCEEDED: "{service} did not answer in time",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "{service} did not answer in time (--deadline)",
     grpc.StatusCode.UNIMPLEMENTED: "the server at this address is not {service}; check {flag}",
+}
+_EXIT_CODES = {
+    grpc.StatusCode.NOT_FOUND: ExitCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS: ExitCode.ALREADY_EXISTS,
+    grpc.StatusCode.UNAVAILABLE: ExitCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ExitCode.UNAVAILABLE,
+    grpc.StatusCode.UNIMPLEMENTED: ExitCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED: ExitCode.INTERRUPTED,
 }
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """A daemon endpoint flag: its environment variable, default and service name."""
-
-    flag: str
-    envvar: str
-    default: str
-    service: str
-
-
-ENDPOINTS: dict[str, Endpoint] = {}
-"""Every endpoint flag declared with :func:`endpoint_option`, by flag."""
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
 
 
-@dataclass
-class ClientOptions:
-    """What the command line says about reaching daemons, from the group and the command."""
+class DeadlineInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """Gives every request/response call without its own timeout ``seconds`` to finish."""
 
-    tls_dir: Path | None = None
-    fingerprint: str | None = None
-    endpoints: dict[str, str] = field(default_factory=dict)
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
-
-def client_options(ctx: click.Context | None = None) -> ClientOptions:
-    """The options of this invocation (shared by the group and its command)."""
-    ctx = ctx or click.get_current_context()
-    options: ClientOptions = ctx.meta.setdefault("mvirt.cli.client", ClientOptions())
-    return options
-
-
-def _store(setter: Callable[[ClientOptions, Any], None]) -> Callable[..., None]:
-    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value is not None:
-            setter(client_options(ctx), value)
-
-    return callback
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        if details.timeout is None:
+            details = _CallDetails(
+                details.method,
+                self.seconds,
+                details.metadata,
+                details.credentials,
+                details.wait_for_ready,
+                details.compression,
+            )
+        return continuation(details, request)
 
 
-def _set_tls_dir(options: ClientOptions, value: Path) -> None:
-    options.tls_dir = value
-
-
-def _set_fingerprint(options: ClientOptions, value: str) -> None:
-    options.fingerprint = value
-
-
-def tls_options(*, with_env: bool) -> Decorator:
-    """``--tls DIR`` and ``--tls-fingerprint``; the group's read the environment too."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        func = click.option(
-            "--tls-fingerprint",
-            metavar="SHA256:HEX",
-            envvar=TLS_FINGERPRINT_ENV if with_env else None,
-            expose_value=False,
-            callback=_store(_set_fingerprint),
-            help="accept only the node certificate with this fingerprint (as the daemons "
-            "print it at start) instead of trusting on first use"
-            + (f" (env {TLS_FINGERPRINT_ENV})" if with_env else ""),
-        )(func)
-        return click.option(
-            "--tls",
-            metavar="DIR",
-            type=click.Path(path_type=Path),
-            envvar=TLS_DIR_ENV if with_env else None,
-            expose_value=False,
-            callback=_store(_set_tls_dir),
-            help="reach the daemons over mutual TLS with DIR/client.crt and DIR/client.key; "
-            "the node is pinned by fingerprint or trusted on first use and remembered in "
-            "~/.config/mvirt/known_hosts" + (f" (env {TLS_DIR_ENV})" if with_env else ""),
-        )(func)
-
-    return decorate
-
-
-def endpoint_option(flag: str, envvar: str, default: str, what: str) -> Decorator:
-    """A ``--<service>-server`` option (also read from ``envvar``) plus the TLS options; the
-    command receives the value as ``server`` (None: see :func:`connect`)."""
-    ENDPOINTS[flag] = Endpoint(flag, envvar, default, what)
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        func = tls_options(with_env=False)(func)
-        return click.option(
-            flag,
-            "server",
-            metavar="ADDRESS",
-            help=f"{what} address: host:port, [ipv6]:port or http://host:port "
-            f"(env {envvar}; default {default})",
-        )(func)
-
-    return decorate
-
-
-def group_endpoint_options() -> Decorator:
-    """The endpoint options of every declared endpoint, for the command group."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for endpoint in ENDPOINTS.values():
-
-            def setter(options: ClientOptions, value: str, flag: str = endpoint.flag) -> None:
-                options.endpoints[flag] = value
-
-            func = click.option(
-                endpoint.flag,
-                metavar="ADDRESS",
-                expose_value=False,
-                callback=_store(setter),
-                help=f"{endpoint.service} address for the commands that use it "
-                f"(env {endpoint.envvar}; default {endpoint.default})",
-            )(func)
-        return func
-
-    return decorate
-
-
-def resolve_endpoint(value: str | None, flag: str) -> str:
-    """The address for ``flag``: the command's option, the group's, the environment, the
-    default, in that order."""
-    if value:
-        return value
-    endpoint = ENDPOINTS[flag]
-    given = client_options().endpoints.get(flag)
-    return given or os.environ.get(endpoint.envvar) or endpoint.default
-
-
-@contextlib.contextmanager
-def connect(endpoint: str | None, flag: str, service: str) -> Iterator[grpc.Channel]:
-    """A channel to ``service`` at ``endpoint`` (given by option ``flag``), over mutual TLS
-    when ``--tls`` is given; gRPC and TLS errors inside the block become one-line click
-    errors."""
+def open_channel(endpoint: str | None, flag: str, service: str) -> tuple[str, grpc.Channel]:
+    """The ``host:port`` of ``service`` (option ``flag``) and a channel to it, over mutual TLS
+    when ``--tls`` (or the config file's ``tls``) is given, with the deadline on every
+    request/response call. Needs the click context; the channel may outlive it."""
     try:
         target = grpc_target(resolve_endpoint(endpoint, flag))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=flag) from None
     options = client_options()
-    if options.tls_dir is None and options.fingerprint is not None:
+    tls_dir = options.resolved_tls_dir()
+    if tls_dir is None and options.resolved_fingerprint() is not None:
         raise click.BadParameter(
             "a fingerprint pins a TLS server: give --tls DIR too", param_hint="--tls-fingerprint"
         )
-    if options.tls_dir is None:
+    if tls_dir is None:
         channel = grpc.insecure_channel(target)
     else:
         channel = tls_channel(target, options, flag, service)
+    deadline = DeadlineInterceptor(options.resolved_deadline())
+    return target, grpc.intercept_channel(channel, deadline)  # closing it closes `channel`
+
+
+@contextlib.contextmanager
+def connect(endpoint: str | None, flag: str, service: str) -> Iterator[grpc.Channel]:
+    """A channel as :func:`open_channel` makes it, closed at the end of the block; gRPC and
+    TLS errors inside the block become one-line errors with the exit code of their kind."""
+    target, channel = open_channel(endpoint, flag, service)
     with channel:
         try:
             yield channel
@@ -184,15 +126,22 @@ def connect(endpoint: str | None, flag: str, service: str) -> Iterator[grpc.Chan
             raise rpc_error(exc, target, flag, service) from None
 
 
+def _unavailable(message: str) -> CliError:
+    return CliError(f"UNAVAILABLE: {message}", ExitCode.UNAVAILABLE)
+
+
 def tls_channel(target: str, options: ClientOptions, flag: str, service: str) -> grpc.Channel:
     """A mutual-TLS channel whose server certificate is the pinned or known one, recording
     it on first use."""
+    import ssl  # noqa: PLC0415 - only TLS needs it
+
     from mvirt.daemon import tls  # noqa: PLC0415 - loads cryptography; plaintext use skips it
 
-    assert options.tls_dir is not None
-    pin = options.fingerprint
+    tls_dir = options.resolved_tls_dir()
+    assert tls_dir is not None
+    pin = options.resolved_fingerprint()
     try:
-        identity = tls.load_client_identity(options.tls_dir)
+        identity = tls.load_client_identity(tls_dir)
         if pin is not None:
             pin = tls.normalize_fingerprint(pin)
     except tls.TlsError as exc:
@@ -201,24 +150,27 @@ def tls_channel(target: str, options: ClientOptions, flag: str, service: str) ->
         raise click.BadParameter(str(exc), param_hint="--tls-fingerprint") from None
     try:
         der = tls.fetch_server_certificate(target, identity)
+    except tls.ServerRefusedError as exc:
+        raise CliError(str(exc), ExitCode.UNTRUSTED) from None
     except tls.TlsError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     except ssl.SSLError as exc:
-        raise click.ClickException(
-            f"UNAVAILABLE: no TLS handshake with {target} ({exc.reason or exc}); is this the "
+        raise _unavailable(
+            f"no TLS handshake with {target} ({exc.reason or exc}); is this the "
             f"node's --tls-listen address? (check {flag})"
         ) from None
     except OSError as exc:
-        raise click.ClickException(
-            f"UNAVAILABLE: cannot reach {target} ({exc.strerror or exc}); is {service} "
+        raise _unavailable(
+            f"cannot reach {target} ({exc.strerror or exc}); is {service} "
             f"running? (check the address with {flag})"
         ) from None
     seen = tls.fingerprint(der)
     if pin is not None:
         if seen != pin:
-            raise click.ClickException(
+            raise CliError(
                 f"{target} presents certificate {seen}, not {pin} given with "
-                "--tls-fingerprint; refusing to connect"
+                "--tls-fingerprint; refusing to connect",
+                ExitCode.UNTRUSTED,
             )
     else:
         _check_known_host(target, seen)
@@ -238,27 +190,29 @@ def _check_known_host(target: str, seen: str) -> None:
             )
             return
     except OSError as exc:
-        raise click.ClickException(
+        raise CliError(
             f"cannot use {known_hosts.path} ({exc.strerror or exc}); fix it or pass "
-            "--tls-fingerprint"
+            "--tls-fingerprint",
+            ExitCode.USAGE,
         ) from None
     if known.fingerprint != seen:
-        raise click.ClickException(
+        raise CliError(
             f"the certificate of {target} CHANGED: it presents {seen}, but {known_hosts.path} "
             f"line {known.line} records {known.fingerprint}. Someone may be intercepting the "
             f"connection. If the node was reinstalled, remove line {known.line} of "
-            f"{known_hosts.path} and connect again"
+            f"{known_hosts.path} and connect again",
+            ExitCode.UNTRUSTED,
         )
 
 
-def rpc_error(exc: grpc.RpcError, target: str, flag: str, service: str) -> click.ClickException:
-    """A one-line, actionable CLI error for a failed call."""
+def rpc_error(exc: grpc.RpcError, target: str, flag: str, service: str) -> CliError:
+    """A one-line, actionable CLI error for a failed call, with the exit code of its kind."""
     code = exc.code()
-    details = exc.details() or code.name
+    details = safe(exc.details() or code.name)
     if code == grpc.StatusCode.UNAVAILABLE:
         details = f"cannot reach {target}"
     hint = _HINTS.get(code)
     message = f"{code.name}: {details}"
     if hint:
         message = f"{message}; {hint.format(flag=flag, service=service)}"
-    return click.ClickException(message)
+    return CliError(message, _EXIT_CODES.get(code, ExitCode.FAILED))

@@ -10,24 +10,31 @@ from typing import Any
 
 import click
 import grpc
-from google.protobuf.json_format import MessageToDict
-from rich.markup import escape
-from rich.table import Table
 
-from mvirt.cli.console import run_console
-from mvirt.cli.output import Decorator, console, output_option, print_json_line, print_table
-from mvirt.cli.rpc import connect, endpoint_option
-from mvirt.cli.storage import ZFS_SERVER_DEFAULT, volume_disk
+from mvirt.cli.completion import complete_networks, complete_templates, complete_vms
+from mvirt.cli.exit_codes import not_found
+from mvirt.cli.options import resolve_endpoint, usage_error
+from mvirt.cli.output import (
+    Decorator,
+    console,
+    output_option,
+    print_columns,
+    print_json_line,
+    print_table,
+    safe,
+)
+from mvirt.cli.rpc import client_options, connect, daemon_option
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 
-VMM_SERVER_DEFAULT = "http://[::1]:50051"
 FLAG = "--server"
+FOREVER = 366 * 86400.0
+"""The deadline of a call asked to wait without limit (`stop --timeout 0`)."""
 COLUMNS = ("ID", "NAME", "STATE", "CPUS", "MEMORY", "BOOT", "SINCE / LAST STOP")
 
 
 def server_option() -> Decorator:
     """``--server`` for mvirt-vmm (env MVIRT_SERVER)."""
-    return endpoint_option(FLAG, "MVIRT_SERVER", VMM_SERVER_DEFAULT, "mvirt-vmm")
+    return daemon_option(FLAG)
 
 
 def _stub(channel: grpc.Channel) -> vmm_pb2_grpc.VmServiceStub:
@@ -42,8 +49,22 @@ def resolve(stub: vmm_pb2_grpc.VmServiceStub, ref: str) -> str:
             return vm.id
     named = [vm for vm in vms if vm.HasField("name") and vm.name == ref]
     if not named:
-        raise click.ClickException(f"no VM is named {ref!r} or has that id; see `mvirt list`")
+        raise not_found(f"no VM is named {ref!r} or has that id; see `mvirt list`")
     return named[0].id
+
+
+def escape(text: str) -> str:
+    """``text`` with rich markup escaped (rich loads only when something is printed so)."""
+    from rich.markup import escape as markup_escape  # noqa: PLC0415 - keeps `list` light
+
+    return markup_escape(text)
+
+
+def message_dict(message: Any) -> dict[str, Any]:
+    """The JSON form of a message (proto field names, enums by name)."""
+    from google.protobuf.json_format import MessageToDict  # noqa: PLC0415 - json only
+
+    return MessageToDict(message, preserving_proto_field_name=True)
 
 
 def state_name(state: int) -> str:
@@ -53,7 +74,7 @@ def state_name(state: int) -> str:
 
 def vm_json(vm: vmm_pb2.Vm) -> dict[str, Any]:
     """The JSON form of a VM (proto field names, enums by name)."""
-    return MessageToDict(vm, preserving_proto_field_name=True)
+    return message_dict(vm)
 
 
 def _when(seconds: int) -> str:
@@ -61,7 +82,7 @@ def _when(seconds: int) -> str:
 
 
 def vm_row(vm: vmm_pb2.Vm) -> tuple[str, ...]:
-    """The table cells of a VM."""
+    """The cells of a VM in ``mvirt list`` (plain text, no markup)."""
     if vm.state == vmm_pb2.VM_STATE_RUNNING and vm.HasField("started_at"):
         since = f"up since {_when(vm.started_at)}"
     else:
@@ -69,20 +90,17 @@ def vm_row(vm: vmm_pb2.Vm) -> tuple[str, ...]:
     boot = "kernel" if vm.config.boot_mode == vmm_pb2.BOOT_MODE_KERNEL else "disk"
     return (
         vm.id,
-        escape(vm.name) if vm.HasField("name") else "-",
+        vm.name if vm.HasField("name") else "-",
         state_name(vm.state),
         str(vm.config.vcpus),
         f"{vm.config.memory_mb} MiB",
         boot,
-        escape(since),
+        since,
     )
 
 
-def show_vm(vm: vmm_pb2.Vm, fmt: str) -> None:
-    """Print one VM as JSON or a key/value table."""
-    if fmt == "json":
-        print_json_line(vm_json(vm))
-        return
+def vm_fields(vm: vmm_pb2.Vm) -> list[tuple[str, str]]:
+    """A VM as (field, value) rows, as ``mvirt get`` and the TUI's detail show it."""
     config = vm.config
     rows = [
         ("id", vm.id),
@@ -107,7 +125,15 @@ def show_vm(vm: vmm_pb2.Vm, fmt: str) -> None:
         rows.append(("nic", f"{nic.mac} via {via}"))
     if config.HasField("user_data"):
         rows.append(("cloud-init", f"{len(config.user_data)} bytes of user-data"))
-    print_table(("FIELD", "VALUE"), ((k, escape(v)) for k, v in rows))
+    return rows
+
+
+def show_vm(vm: vmm_pb2.Vm, fmt: str) -> None:
+    """Print one VM as JSON or a key/value table."""
+    if fmt == "json":
+        print_json_line(vm_json(vm))
+        return
+    print_table(("FIELD", "VALUE"), ((k, escape(v)) for k, v in vm_fields(vm)))
 
 
 def parse_nic(value: str) -> vmm_pb2.NicConfig:
@@ -132,6 +158,15 @@ def parse_disk(value: str) -> vmm_pb2.DiskConfig:
     return vmm_pb2.DiskConfig(path=os.path.abspath(path), readonly=readonly)
 
 
+def disk_path(value: str) -> str:
+    """``--disk``: a path as it is, or the name of an mvirt-zfs volume replaced by its path."""
+    if "/" in value or os.path.exists(value.removesuffix(":ro")):
+        return value
+    from mvirt.cli.storage import volume_disk  # noqa: PLC0415 - loads on use
+
+    return volume_disk(value, resolve_endpoint(None, "--zfs-server"))
+
+
 @click.command()
 @click.argument("name", required=False)
 @click.option("--kernel", type=click.Path(dir_okay=False), help="kernel for direct boot")
@@ -142,12 +177,27 @@ def parse_disk(value: str) -> vmm_pb2.DiskConfig:
 @click.option("--disk", "disks", multiple=True, metavar="PATH|VOLUME[:ro]", help="repeatable")
 @click.option("--nic", "nics", multiple=True, metavar="tap=NAME|vhost=SOCK[,mac=MAC]")
 @click.option("--user-data", type=click.File("r"), help="cloud-init user-data file")
-@click.option("--boot", type=click.Choice(("auto", "kernel", "disk")), default="auto",
-              show_default=True, help="auto: kernel when --kernel is given, else disk")  # fmt: skip
+@click.option(
+    "--boot",
+    type=click.Choice(("auto", "kernel", "disk")),
+    default="auto",
+    show_default=True,
+    help="auto: kernel when --kernel is given, else disk",
+)
 @click.option("--nested-virt", is_flag=True, help="expose virtualisation to the guest")
-@click.option("--zfs-server", envvar="MVIRT_ZFS_SERVER", default=ZFS_SERVER_DEFAULT,
-              show_default=True,
-              help="mvirt-zfs address for --disk VOLUME (env MVIRT_ZFS_SERVER)")  # fmt: skip
+@click.option(
+    "--template",
+    metavar="TEMPLATE",
+    shell_complete=complete_templates,
+    help="clone the root disk NAME-root from TEMPLATE (mvirt-zfs, --zfs-server)",
+)
+@click.option("--disk-size", metavar="SIZE", help="size of the cloned root disk (20G)")
+@click.option(
+    "--network",
+    metavar="NETWORK",
+    shell_complete=complete_networks,
+    help="add a NIC NAME-nic0 on NETWORK (mvirt-net, --net-server)",
+)
 @output_option()
 @server_option()
 def create(
@@ -163,15 +213,32 @@ def create(
     user_data: Any,
     boot: str,
     nested_virt: bool,
-    zfs_server: str,
+    template: str | None,
+    disk_size: str | None,
+    network: str | None,
     fmt: str,
     server: str | None,
 ) -> None:
-    """Create a VM (stopped). --disk takes a path or the name of an mvirt-zfs volume."""
+    """Create a VM (stopped).
+
+    With --template and --network the root volume and the NIC are made first, named after
+    the VM; if any step fails, the steps before it are undone.
+    """
+    if (template or network) and not name:
+        raise usage_error(
+            "--template and --network name the volume and NIC after the VM: give NAME"
+        )
+    if disk_size and not template:
+        raise usage_error("--disk-size sizes the volume cloned with --template: give --template")
+    size = None
+    if disk_size:
+        from mvirt.cli.orchestrate import parse_size  # noqa: PLC0415 - loads on use
+
+        size = parse_size(disk_size)
     config = vmm_pb2.VmConfig(
         vcpus=cpus,
         memory_mb=memory,
-        disks=[parse_disk(volume_disk(d, zfs_server)) for d in disks],
+        disks=[parse_disk(disk_path(d)) for d in disks],
         nics=[parse_nic(n) for n in nics],
         nested_virt=nested_virt,
         boot_mode={"auto": 0, "disk": 1, "kernel": 2}[boot],  # type: ignore[arg-type]
@@ -187,8 +254,14 @@ def create(
     request = vmm_pb2.CreateVmRequest(config=config)
     if name:
         request.name = name
-    with connect(server, FLAG, "mvirt-vmm") as channel:
-        show_vm(_stub(channel).CreateVm(request), fmt)
+    if not (template or network):
+        with connect(server, FLAG, "mvirt-vmm") as channel:
+            show_vm(_stub(channel).CreateVm(request), fmt)
+        return
+    from mvirt.cli.orchestrate import create as create_with_resources  # noqa: PLC0415
+
+    vm = create_with_resources(request, template, size, network, server)
+    show_vm(vm, fmt)
 
 
 @click.command("list")
@@ -202,18 +275,11 @@ def list_vms(*, fmt: str, server: str | None) -> None:
         for vm in vms:
             print_json_line(vm_json(vm))
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in COLUMNS:
-        # Ids are what scripts and people copy: never shorten them; the reason may wrap.
-        wrap = column == COLUMNS[-1]
-        table.add_column(column, no_wrap=not wrap, min_width=36 if column == "ID" else None)
-    for vm in vms:
-        table.add_row(*vm_row(vm))
-    console().print(table)
+    print_columns(COLUMNS, (vm_row(vm) for vm in vms))
 
 
 @click.command()
-@click.argument("vm")
+@click.argument("vm", shell_complete=complete_vms)
 @output_option()
 @server_option()
 def get(*, vm: str, fmt: str, server: str | None) -> None:
@@ -224,15 +290,29 @@ def get(*, vm: str, fmt: str, server: str | None) -> None:
 
 
 @click.command()
-@click.argument("vms", nargs=-1, required=True)
+@click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
+@click.option(
+    "--with-volumes", is_flag=True, help="also delete the volumes behind the VM's disks (mvirt-zfs)"
+)
+@click.option(
+    "--with-nics", is_flag=True, help="also delete the NICs behind the VM's NICs (mvirt-net)"
+)
 @server_option()
-def delete(*, vms: tuple[str, ...], server: str | None) -> None:
-    """Delete stopped VMs."""
+def delete(
+    *, vms: tuple[str, ...], with_volumes: bool, with_nics: bool, server: str | None
+) -> None:
+    """Delete stopped VMs (and, if asked, the volumes and NICs create made for them)."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
         for ref in vms:
-            stub.DeleteVm(vmm_pb2.DeleteVmRequest(id=resolve(stub, ref)))
-            click.echo(f"deleted {ref}")
+            vm = stub.GetVm(vmm_pb2.GetVmRequest(id=resolve(stub, ref)))
+            stub.DeleteVm(vmm_pb2.DeleteVmRequest(id=vm.id))
+            click.echo(f"deleted {safe(ref)}")
+            if with_volumes or with_nics:
+                from mvirt.cli.orchestrate import remove_vm_resources  # noqa: PLC0415
+
+                for removed in remove_vm_resources(vm, with_volumes, with_nics):
+                    click.echo(f"deleted {removed}")
 
 
 def _report(vm: vmm_pb2.Vm, ref: str, fmt: str) -> None:
@@ -244,7 +324,7 @@ def _report(vm: vmm_pb2.Vm, ref: str, fmt: str) -> None:
 
 
 @click.command()
-@click.argument("vms", nargs=-1, required=True)
+@click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
 @output_option()
 @server_option()
 def start(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
@@ -256,7 +336,7 @@ def start(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
 
 
 @click.command()
-@click.argument("vms", nargs=-1, required=True)
+@click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
 @click.option(
     "--timeout",
     type=click.IntRange(0),
@@ -272,11 +352,14 @@ def stop(*, vms: tuple[str, ...], timeout: int, fmt: str, server: str | None) ->
         stub = _stub(channel)
         for ref in vms:
             request = vmm_pb2.StopVmRequest(id=resolve(stub, ref), timeout_seconds=timeout)
-            _report(stub.StopVm(request), ref, fmt)
+            # The call waits for the guest: allow that on top of the usual deadline.
+            deadline = client_options().resolved_deadline()
+            wait = timeout + deadline if timeout else FOREVER
+            _report(stub.StopVm(request, timeout=wait), ref, fmt)
 
 
 @click.command()
-@click.argument("vms", nargs=-1, required=True)
+@click.argument("vms", nargs=-1, required=True, shell_complete=complete_vms)
 @output_option()
 @server_option()
 def kill(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
@@ -288,16 +371,19 @@ def kill(*, vms: tuple[str, ...], fmt: str, server: str | None) -> None:
 
 
 @click.command("console")
-@click.argument("vm")
+@click.argument("vm", shell_complete=complete_vms)
 @server_option()
 def console_cmd(*, vm: str, server: str | None) -> None:
     """Attach to a VM's serial console (Ctrl+a t leaves)."""
     with connect(server, FLAG, "mvirt-vmm") as channel:
         stub = _stub(channel)
+        from mvirt.cli.console import run_console  # noqa: PLC0415 - terminal code: console only
+
         run_console(stub, resolve(stub, vm))
 
 
-def _system_rows(info: vmm_pb2.SystemInfo) -> Iterator[tuple[str, str]]:
+def system_rows(info: vmm_pb2.SystemInfo) -> Iterator[tuple[str, str]]:
+    """The host as (field, value) rows, as ``mvirt system`` and the TUI show it."""
     yield "host", f"{info.host.hostname} (kernel {info.host.kernel_version})"
     yield "cpu", f"{info.cpu.model} ({info.cpu.vendor})"
     yield (
@@ -333,9 +419,9 @@ def system(*, fmt: str, server: str | None) -> None:
     with connect(server, FLAG, "mvirt-vmm") as channel:
         info = _stub(channel).GetSystemInfo(vmm_pb2.GetSystemInfoRequest())
     if fmt == "json":
-        print_json_line(MessageToDict(info, preserving_proto_field_name=True))
+        print_json_line(message_dict(info))
     else:
-        print_table(("", ""), ((k, escape(v)) for k, v in _system_rows(info)))
+        print_table(("", ""), ((k, escape(v)) for k, v in system_rows(info)))
 
 
 COMMANDS = (create, list_vms, get, delete, start, stop, kill, console_cmd, system)
