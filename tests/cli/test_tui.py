@@ -81,19 +81,29 @@ def vm_states(app: MvirtApp) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def boot_file(tmp_path):
+    """A file the fake cloud-hypervisor boots, inside the daemon's image roots (/tmp)."""
+    path = tmp_path / "kernel"
+    shutil.copyfile(FAKE_CH, path)
+    return path
+
+
 def status(app: MvirtApp, view: str) -> str:
     return str(app.query_one(f"#{view} .status").render())
 
 
 @run_async
-async def test_create_a_vm_from_the_modal_start_it_and_delete_it(vmm_server, monkeypatch):
+async def test_create_a_vm_from_the_modal_start_it_and_delete_it(
+    vmm_server, monkeypatch, boot_file
+):
     app = MvirtApp(links(monkeypatch, vmm=vmm_server.daemon.endpoint))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.query_one(VmsView).reachable is True)
         await pilot.press("c")
         await wait_until(pilot, lambda: isinstance(app.screen, CreateVmModal))
         await pilot.press(*"tuivm")
-        app.screen.query_one("#kernel", Input).value = str(FAKE_CH)
+        app.screen.query_one("#kernel", Input).value = str(boot_file)
         app.screen.query_one("#memory", Input).value = "64"
         await pilot.click("#create")
         await wait_until(pilot, lambda: "tuivm" in vm_names(app))
@@ -224,10 +234,10 @@ def tmux(socket: str, *args: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_the_real_mvirt_in_tmux(vmm_server):
+def test_the_real_mvirt_in_tmux(vmm_server, boot_file):
     vm = vmm_server.stub.CreateVm(
         vmm_pb2.CreateVmRequest(
-            name="tmuxvm", config=vmm_pb2.VmConfig(vcpus=1, memory_mb=64, kernel=str(FAKE_CH))
+            name="tmuxvm", config=vmm_pb2.VmConfig(vcpus=1, memory_mb=64, kernel=str(boot_file))
         )
     )
     socket = f"mvirt-test-{uuid.uuid4().hex[:8]}"
