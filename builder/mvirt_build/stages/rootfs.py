@@ -41,7 +41,8 @@ class RootfsStage(Stage):
         image = mkosi_config.summary(root, ctx.config.cache_dir)
         found = mkosi_config.rootfs_inputs(root, image, ctx.digests.tree, ctx.file_input)
         found["tool mkosi"] = tools.identity("mkosi")
-        found["python lock"] = ctx.file_input(root / pylock.LOCK_PATH)
+        lock = root / pylock.LOCK_PATH
+        found["python lock"] = ctx.file_input(lock) if lock.is_file() else "none"
         return found
 
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -81,8 +82,9 @@ class RootfsStage(Stage):
 
             def made(work: Path) -> None:
                 make(work)
-                log.info("rootfs     installing the Python runtime lock (%s)", pylock.LOCK_PATH)
-                pylock.install_into_tree(lock, work / "tree", ctx.config.cache_dir)
+                if lock.is_file():  # a checkout without one gets the distribution's Python only
+                    log.info("rootfs     installing the Python runtime (%s)", pylock.LOCK_PATH)
+                    pylock.install_into_tree(lock, work / "tree", ctx.config.cache_dir)
 
             return made
 
@@ -96,9 +98,9 @@ class RootfsStage(Stage):
             tree, manifest = self._in_cache(ctx, with_python(lambda work: run_mkosi(ctx, work)))
         packages = read_packages(manifest)
         check_package_lock(ctx.config, packages)
-        packages += [
-            f"python:{pin.name}={pin.version}" for pin in pylock.parse_lock(lock.read_text())
-        ]
+        if lock.is_file():
+            pins = pylock.parse_lock(lock.read_text())
+            packages += [f"python:{pin.name}={pin.version}" for pin in pins]
         root = ctx.config.root
         # A tree inside the checkout (a cache in .cache/ when mkosi.postoutput runs in mkosi's
         # sandbox) is named relative to it, so the record holds inside the sandbox and out.
