@@ -21,6 +21,7 @@ from mvirt.cli.exit_codes import ExitCode
 from mvirt.cli.main import cli, main
 from mvirt.cli.settings import ENDPOINTS
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
+from tests.cli.boot_file import BOOT_FILE
 from tests.conftest import free_port
 from tests.vmm.conftest import FAKE_CH, start_vmm  # noqa: F401 (fixture used below)
 
@@ -53,22 +54,36 @@ def run_mvirt(*args: str, env: dict[str, str], stdin: bytes = b"") -> subprocess
     )
 
 
-def commands() -> dict[str, click.Command]:
-    ctx = click.Context(cli)
-    found = {}
-    for name in cli.list_commands(ctx):
-        command = cli.get_command(ctx, name)
+def commands(group: click.Group = cli, prefix: str = "") -> dict[str, click.Command]:
+    """Every command a user can run, by its words (``volume create``): groups are walked."""
+    ctx = click.Context(group)
+    found: dict[str, click.Command] = {}
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         assert command is not None
-        found[name] = command
+        if isinstance(command, click.Group):
+            found.update(commands(command, f"{prefix}{name} "))
+        else:
+            found[f"{prefix}{name}"] = command
     return found
 
 
+def _value_for(param: click.Parameter) -> str:
+    choices = getattr(param.type, "choices", None)
+    if choices:
+        return str(choices[0])
+    return "1G" if param.type.name == "size" else "web"
+
+
 def required_arguments(command: click.Command) -> list[str]:
+    """A command line with every required argument and option given a plausible value."""
     args = []
     for param in command.params:
+        if isinstance(param, click.Option) and param.required:
+            args += [param.opts[-1], _value_for(param)]
+    for param in command.params:
         if isinstance(param, click.Argument) and param.required:
-            choices = getattr(param.type, "choices", None)
-            args.append(str(choices[0]) if choices else "web")
+            args.append(_value_for(param))
     return args
 
 
@@ -95,7 +110,7 @@ def test_every_command_against_a_stopped_daemon_is_one_line_and_exit_5(vmm_serve
     env = {e.envvar: endpoint for e in ENDPOINTS.values()}
     daemonless = {"completion": ExitCode.OK, "tui": ExitCode.USAGE}  # no terminal here
     for name, command in commands().items():
-        result = run_mvirt(name, *required_arguments(command), env=env)
+        result = run_mvirt(*name.split(), *required_arguments(command), env=env)
         out = result.stdout.decode() + result.stderr.decode()
         assert "Traceback" not in out, (name, out)
         if name in daemonless:
@@ -109,7 +124,7 @@ def test_bad_arguments_to_every_command_are_usage_errors(clean_env, capsys):
     for name, command in commands().items():
         for args in bad_arguments(command):
             with pytest.raises(SystemExit) as exit_:
-                main([name, *args])
+                main([*name.split(), *args])
             captured = capsys.readouterr()
             assert exit_.value.code == ExitCode.USAGE, (name, args, captured)
             assert "Traceback" not in captured.out + captured.err
@@ -141,7 +156,7 @@ def test_config_file_sets_defaults_and_the_environment_and_options_win(
     config = clean_env
     config.parent.mkdir(parents=True)
     config.write_text(f'server = "{vmm_server.daemon.endpoint}"\noutput = "json"\n')
-    created = invoke("create", "cfg", "--kernel", str(FAKE_CH))
+    created = invoke("create", "cfg", "--kernel", str(BOOT_FILE))
     assert created.exit_code == 0, created.output
     listed = invoke("list")
     assert listed.exit_code == 0, listed.output
@@ -201,7 +216,7 @@ def test_every_call_has_a_deadline(clean_env):
 def test_control_characters_from_the_daemon_never_reach_the_terminal(vmm_server, clean_env):
     cmdline = "console=ttyS0 \x1b]0;owned\x07\x1b[2J\x9b31m \u202eevil"
     env = {"MVIRT_SERVER": vmm_server.daemon.endpoint}
-    created = run_mvirt("create", "esc", "--kernel", str(FAKE_CH), "--cmdline", cmdline, env=env)
+    created = run_mvirt("create", "esc", "--kernel", str(BOOT_FILE), "--cmdline", cmdline, env=env)
     assert created.returncode == 0, created.stderr
     for args in (("get", "esc"), ("get", "esc", "-o", "json"), ("list", "-o", "json")):
         out = run_mvirt(*args, env=env).stdout.decode()
@@ -229,7 +244,7 @@ def complete(words: str, env: dict[str, str]) -> list[str]:
 def test_completion_offers_vm_names_from_the_daemon(vmm_server, clean_env):
     env = {"MVIRT_SERVER": vmm_server.daemon.endpoint}
     for name in ("web", "worker", "db"):
-        assert run_mvirt("create", name, "--kernel", str(FAKE_CH), env=env).returncode == 0
+        assert run_mvirt("create", name, "--kernel", str(BOOT_FILE), env=env).returncode == 0
     assert complete("mvirt start w", env) == ["plain,web", "plain,worker"]
     assert complete("mvirt get ", env) == ["plain,db", "plain,web", "plain,worker"]
     assert "plain,list" in complete("mvirt li", env)

@@ -23,6 +23,7 @@ from mvirt.cli.exit_codes import ExitCode
 from mvirt.cli.main import cli
 from mvirt.cli.orchestrate import parse_size
 from mvirt.proto import log_pb2, log_pb2_grpc, net_pb2, net_pb2_grpc, vmm_pb2, zfs_pb2, zfs_pb2_grpc
+from tests.cli.boot_file import BOOT_FILE
 from tests.conftest import free_port, log_daemon, start_log_daemon  # noqa: F401 (fixtures)
 from tests.vmm.conftest import FAKE_CH, start_vmm  # noqa: F401 (fixture)
 
@@ -164,7 +165,7 @@ def test_create_clones_a_volume_makes_a_nic_then_the_vm_and_delete_removes_them(
         "--network",
         "prod",
         "--kernel",
-        str(FAKE_CH),
+        str(BOOT_FILE),
         "--memory",
         "64",
         "-o",
@@ -197,7 +198,7 @@ def test_create_clones_a_volume_makes_a_nic_then_the_vm_and_delete_removes_them(
 
 
 def test_a_failed_vm_create_undoes_the_volume_and_the_nic(node):
-    assert mvirt(node, "create", "web", "--kernel", str(FAKE_CH)).exit_code == 0
+    assert mvirt(node, "create", "web", "--kernel", str(BOOT_FILE)).exit_code == 0
     taken = mvirt(
         node,
         "create",
@@ -207,7 +208,7 @@ def test_a_failed_vm_create_undoes_the_volume_and_the_nic(node):
         "--network",
         "prod",
         "--kernel",
-        str(FAKE_CH),
+        str(BOOT_FILE),
     )
     assert taken.exit_code == ExitCode.ALREADY_EXISTS, taken.output
     assert "ALREADY_EXISTS" in taken.output and "the steps before it were undone" in taken.output
@@ -225,7 +226,7 @@ def test_a_failed_nic_create_undoes_the_volume_and_makes_no_vm(node):
         "--network",
         "nowhere",
         "--kernel",
-        str(FAKE_CH),
+        str(BOOT_FILE),
     )
     assert result.exit_code == ExitCode.NOT_FOUND, result.output
     assert "no network 'nowhere'" in result.output
@@ -251,7 +252,7 @@ def test_an_absent_daemon_matters_only_when_its_option_is_used(node):
         "--network",
         "prod",
         "--kernel",
-        str(FAKE_CH),
+        str(BOOT_FILE),
         MVIRT_NET_SERVER=absent,
     )
     assert result.exit_code == ExitCode.UNAVAILABLE, result.output
@@ -263,7 +264,7 @@ def test_an_absent_daemon_matters_only_when_its_option_is_used(node):
         "create",
         "db",
         "--kernel",
-        str(FAKE_CH),
+        str(BOOT_FILE),
         MVIRT_NET_SERVER=absent,
         MVIRT_ZFS_SERVER=absent,
         MVIRT_LOG_SERVER=absent,
@@ -276,7 +277,7 @@ def test_an_absent_daemon_matters_only_when_its_option_is_used(node):
         "--template",
         "debian12",
         "--kernel",
-        str(FAKE_CH),
+        str(BOOT_FILE),
         MVIRT_NET_SERVER=absent,
         MVIRT_LOG_SERVER=absent,
     )

@@ -8,6 +8,7 @@ import subprocess
 
 from click.testing import CliRunner
 
+from mvirt.cli.exit_codes import ExitCode
 from mvirt.cli.main import cli
 from tests.vmm.conftest import FAKE_CH, start_vmm  # noqa: F401 (fixture used below)
 from tests.zfs.conftest import (  # noqa: F401 (fixtures used below)
@@ -92,7 +93,7 @@ def test_cli_errors_are_one_line_with_the_reason(zfs_daemon):  # noqa: F811
     failed = mvirt(zfs_daemon, "import", "t", "/nonexistent/disk.raw")
     assert failed.exit_code == 1 and "outside the directories" in failed.output
     down = CliRunner().invoke(cli, ["pool", "--zfs-server", "127.0.0.1:1"])
-    assert down.exit_code == 1 and "is mvirt-zfs running?" in down.output
+    assert down.exit_code == ExitCode.UNAVAILABLE and "is mvirt-zfs running?" in down.output
 
 
 def test_create_vm_with_a_volume_name_as_disk(zfs_daemon, start_vmm, tmp_path, monkeypatch):  # noqa: F811

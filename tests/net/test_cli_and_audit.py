@@ -11,6 +11,7 @@ import grpc
 import pytest
 from click.testing import CliRunner
 
+from mvirt.cli.exit_codes import ExitCode
 from mvirt.cli.main import cli
 from mvirt.proto import log_pb2, log_pb2_grpc, net_pb2
 from tests.net.conftest import NetDaemon
@@ -72,13 +73,13 @@ def test_bad_input_is_one_line_without_traceback(net: NetDaemon) -> None:
     assert "INVALID_ARGUMENT" in result.output and "ipv4_subnet" in result.output
     assert "Traceback" not in result.output
     missing = mvirt(net, "nic", "get", "nope")
-    assert missing.exit_code == 1 and "NOT_FOUND" in missing.output
+    assert missing.exit_code == ExitCode.NOT_FOUND and "NOT_FOUND" in missing.output
 
 
 def test_unreachable_server_names_the_flag(netns) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["network", "list", "--net-server", "127.0.0.1:9"])
-    assert result.exit_code == 1 and "--net-server" in result.output
+    assert result.exit_code == ExitCode.UNAVAILABLE and "--net-server" in result.output
 
 
 @pytest.fixture
