@@ -13,6 +13,7 @@ Regenerate the lock after changing `dependencies` in pyproject.toml with `make l
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import sys
@@ -78,16 +79,27 @@ def platform_options() -> list[str]:
     return options
 
 
-def wheel_cache(cache_dir: Path) -> Path:
-    """Where the locked wheels are kept between builds."""
-    return cache_dir / "wheels"
+def wheel_cache(lock: Path) -> Path:
+    """Where the locked wheels are kept between builds: `.cache/wheels` in the checkout of
+    `lock`, which a plain `mkosi build` sees too (its sandbox has the checkout, not the
+    user's cache, and no network)."""
+    return lock.resolve().parent.parent / ".cache" / "wheels"
 
 
-def download_wheels(lock: Path, cache_dir: Path) -> Path:
+def _all_cached(lock: Path, dest: Path) -> bool:
+    """Whether `dest` holds a file for every pin of `lock` (by the lock's hashes)."""
+    have = {hashlib.sha256(path.read_bytes()).hexdigest() for path in dest.glob("*.whl")}
+    return all(have.intersection(pin.hashes) for pin in parse_lock(lock.read_text()))
+
+
+def download_wheels(lock: Path) -> Path:
     """Download every locked wheel for the image's platform into the cache (pip checks each
-    file against the lock's hashes; files already there are not fetched again)."""
-    dest = wheel_cache(cache_dir)
+    file against the lock's hashes); with every one there already, the registry is not asked
+    at all, so the build works offline."""
+    dest = wheel_cache(lock)
     dest.mkdir(parents=True, exist_ok=True)
+    if _all_cached(lock, dest):
+        return dest
     run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
          "--require-hashes", "--no-deps", *platform_options(), "--dest", dest, "-r", lock],
@@ -97,9 +109,9 @@ def download_wheels(lock: Path, cache_dir: Path) -> Path:
     return dest
 
 
-def install_into_tree(lock: Path, tree: Path, cache_dir: Path) -> None:
+def install_into_tree(lock: Path, tree: Path) -> None:
     """Install the locked packages into the tree's site directory, offline, from the cache."""
-    wheels = download_wheels(lock, cache_dir)
+    wheels = download_wheels(lock)
     site = tree / SITE_DIR
     site.mkdir(parents=True, exist_ok=True)
     staging = tree / "tmp" / "mvirt-wheels"

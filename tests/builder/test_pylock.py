@@ -9,7 +9,6 @@ import pytest
 from packaging.requirements import Requirement
 
 from mvirt_build import pylock
-from mvirt_build.config import default_cache_dir
 from mvirt_build.errors import BuildError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +59,7 @@ def test_installed_tree_imports_the_daemons_dependencies_with_debians_interprete
     """The wheels land in the tree's site directory and work with /usr/bin/python3 -S
     (what the image runs), compiled extensions included."""
     tree = tmp_path / "tree"
-    pylock.install_into_tree(ROOT / pylock.LOCK_PATH, tree, default_cache_dir())
+    pylock.install_into_tree(ROOT / pylock.LOCK_PATH, tree)
     site = tree / pylock.SITE_DIR
     assert not (site / "bin").exists()
     assert not (tree / "tmp" / "mvirt-wheels").exists()

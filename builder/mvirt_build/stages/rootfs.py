@@ -84,7 +84,7 @@ class RootfsStage(Stage):
                 make(work)
                 if lock.is_file():  # a checkout without one gets the distribution's Python only
                     log.info("rootfs     installing the Python runtime (%s)", pylock.LOCK_PATH)
-                    pylock.install_into_tree(lock, work / "tree", ctx.config.cache_dir)
+                    pylock.install_into_tree(lock, work / "tree")
 
             return made
 
