@@ -9,7 +9,7 @@ ISO ?=
 SECUREBOOT ?=
 # Settings live in mvirt-build.conf (read by mvirt-build whether run by make or by hand), not here.
 
-.PHONY: all uos iso kernel rootfs initramfs boot status check test lint lock menuconfig clean distclean bootstrap release docker
+.PHONY: all uos iso kernel rootfs initramfs boot status check test lint lock wheels menuconfig clean distclean bootstrap release docker
 
 all: uos
 
@@ -52,6 +52,10 @@ test: bootstrap
 # Re-resolve the runtime dependencies of pyproject.toml into requirements/runtime.lock (exact
 # versions, SHA-256 of every file). Run it after adding or changing a dependency; the rootfs
 # (the image's Python packages) and scripts/bootstrap.sh (the virtualenv) both install it.
+# The locked wheels in .cache/wheels: what a plain `mkosi build` installs (it has no network).
+wheels: bootstrap
+	@.venv/bin/python -m mvirt_build.pylock
+
 lock: bootstrap
 	@CUSTOM_COMPILE_COMMAND="make lock" .venv/bin/pip-compile --quiet --generate-hashes \
 		--no-emit-index-url --no-emit-trusted-host --no-emit-find-links --strip-extras \

@@ -133,3 +133,9 @@ def install_into_tree(lock: Path, tree: Path) -> None:
             target.unlink()
         entry.replace(target)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    # `make wheels`: fill the checkout's wheel cache, so a plain `mkosi build` (sandboxed,
+    # without network) can install the Python runtime.
+    print(download_wheels(LOCK_PATH))

@@ -5,6 +5,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,21 @@ def test_plain_mkosi_build_yields_the_same_uki(checkout, build_config):
     assert by_builder.returncode == 0, by_builder.stderr
     before = hashlib.sha256((checkout / "build/mvirt-uos.efi").read_bytes()).hexdigest()
     (checkout / "build/mvirt-uos.efi").unlink()
+    # mkosi's sandbox has no network: the locked wheels come from the checkout (`make wheels`)
+    # and the pinned downloads from the cache mounted where mkosi.postoutput looks for it.
+    downloads = build_config.cache_dir / "downloads"
+    wheels = subprocess.run(
+        [sys.executable, "-m", "mvirt_build.pylock"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert wheels.returncode == 0, wheels.stderr
     proc = subprocess.run(
         ["mkosi", "--force", "--package-cache-dir", str(build_config.cache_dir / "mkosi-packages"),
-         "--build-sources", f"{checkout}:/,{ROOT / '.venv'}:/.venv", "build"],
+         "--build-sources",
+         f"{checkout}:/,{ROOT / '.venv'}:/.venv,{downloads}:/.cache/mvirt/downloads", "build"],
         cwd=checkout, capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

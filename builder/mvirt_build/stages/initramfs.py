@@ -228,7 +228,12 @@ def collect_modules(ctx: Context, tree: Path) -> dict[str, dict[str, str]]:
             "is every dependency in mkosi.conf?",
         )
     result: dict[str, dict[str, str]] = json.loads(text)["modules"]
-    return result
+    # The collector itself (run as __main__ from a throw-away folder) is not part of the image.
+    folder = "/" + str(Path(tmp).relative_to(tree))
+    return {
+        kind: {key: value for key, value in found.items() if not key.startswith(folder)}
+        for kind, found in result.items()
+    }
 
 
 def assemble(ctx: Context, tree: Path) -> Archive:
