@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mvirt.daemon.sqlite_state import open_state
 from mvirt.net.model import NetworkRecord, NicRecord
 
 MIGRATIONS: tuple[str, ...] = (
@@ -67,21 +68,7 @@ class NetStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for index in range(version, len(MIGRATIONS)):
-            with self.transaction():
-                for statement in MIGRATIONS[index].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={index + 1}")
+        self._db = open_state(path, MIGRATIONS, foreign_keys=True)
 
     def close(self) -> None:
         """Close the database."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mvirt.daemon.sqlite_state import open_state
 from mvirt.zfs.model import (
     ImportJobRecord,
     JobState,
@@ -72,20 +73,7 @@ class ZfsStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for index in range(version, len(MIGRATIONS)):
-            with self.transaction():
-                for statement in MIGRATIONS[index].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={index + 1}")
+        self._db = open_state(path, MIGRATIONS, synchronous="FULL")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
