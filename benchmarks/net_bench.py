@@ -1,14 +1,24 @@
 #!/usr/bin/env python3
 """mvirt-net benchmark: CreateNic -> usable TAP latency, DHCPv4 DORA and DHCPv6 latency as a
-guest sees them, and the control plane's CPU time per 1,000 leases. Prints numbers and a short
-table; asserts nothing. Needs root (it creates network namespaces, removed at the end).
+guest sees them, the control plane's CPU time per 1,000 leases, and guest-to-guest TCP
+throughput through mvirt-net next to a plain Linux bridge. Prints numbers and a short table;
+asserts nothing. Needs root (it creates network namespaces, removed at the end).
 
     .venv/bin/python benchmarks/net_bench.py [--nics 50] [--leases 1000]
+        [--stream-mib 32] [--rounds 3] [--no-throughput]
 
 The daemon runs in a namespace of its own; the "guest" is a namespace whose eth0 is joined to
 a NIC's TAP by the test suite's frame relay (a Python thread, as a hypervisor would do), so the
 DHCP latencies include two relay hops per packet. CPU is the daemon process's user+system time
 (from /proc) across the DHCP exchanges, so it covers parsing, answering and sending.
+
+Throughput: four QEMU guests boot the project's built image (`mvirt-build uki`) with the test
+probe overlay (tests/net/probe_service.py: a TCP sender and a sink that checks every byte),
+same kernel, command line and QEMU flags. Two sit on TAPs of one mvirt-net network (routed
+through the kernel, nftables anti-spoofing and isolation in the path); two on TAPs enslaved to
+a plain Linux bridge in a namespace of its own, addressed by dnsmasq. The sender guest streams
+a fixed amount to the other guest of its pair and reports bytes and seconds; the rounds take
+turns between the two setups, and the medians are compared.
 """
 
 from __future__ import annotations
@@ -16,8 +26,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.net.guest import NsGuest  # noqa: E402
+from tests.net.image_guest import ImageGuest, image_paths, overlay_initrd  # noqa: E402
 from tests.net.netns import Netns, Relay, enter  # noqa: E402
 
 SO_BINDTODEVICE = 25
@@ -172,10 +185,106 @@ class Dhcp6Client:
         return elapsed
 
 
+BOOT_TIMEOUT = 300
+BRIDGE_NET = "10.77.0"
+
+
+def stream(sender: ImageGuest, sender_ip: str, receiver_ip: str, size: int) -> float:
+    """Streams ``size`` bytes from ``sender`` to ``receiver_ip``; returns Mbit/s."""
+    answer = sender.probe(sender_ip, f"send {receiver_ip} {size}", timeout=600)
+    words = answer.split()
+    if len(words) != 6 or words[0] != "sent" or words[4:] != [str(size), "1"]:
+        raise SystemExit(f"the TCP stream did not arrive whole: {answer!r}")
+    return size * 8 / float(words[2]) / 1e6
+
+
+def bridge_pair(
+    ns: Netns, tmp: Path, initrd: Path, kernel: Path, made: list[ImageGuest]
+) -> tuple[subprocess.Popen[bytes], list[tuple[ImageGuest, str]]]:
+    """Two guests (appended to ``made``) on TAPs of a plain bridge in ``ns``; dnsmasq (returned,
+    for the caller to stop) hands out their addresses."""
+    ns.run("ip", "link", "add", "br0", "type", "bridge")
+    ns.run("ip", "addr", "add", f"{BRIDGE_NET}.1/24", "dev", "br0")
+    ns.run("ip", "link", "set", "br0", "up")
+    taps = []
+    for i in (1, 2):
+        tap = f"brtap{i}"
+        ns.run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
+        ns.run("ip", "link", "set", tap, "master", "br0")
+        ns.run("ip", "link", "set", tap, "up")
+        taps.append(tap)
+    dnsmasq = ns.popen(
+        [
+            "dnsmasq", "--keep-in-foreground", "--port=0", "--interface=br0",
+            "--bind-interfaces", f"--dhcp-range={BRIDGE_NET}.10,{BRIDGE_NET}.50,255.255.255.0",
+            f"--dhcp-leasefile={tmp / 'dnsmasq.leases'}", "--pid-file=", "--conf-file=/dev/null",
+        ],
+        tmp / "dnsmasq.stderr",
+    )  # fmt: skip
+    for i, tap in enumerate(taps, 1):
+        made.append(ImageGuest(ns.name, tap, f"02:00:00:77:00:0{i}", initrd, kernel))
+    found = []
+    for guest in made[-2:]:
+        line = guest.wait_for(f"eth0: DHCPv4 {BRIDGE_NET}.", BOOT_TIMEOUT)
+        match = re.search(rf"({re.escape(BRIDGE_NET)}\.\d+)/", line)
+        if match is None:
+            raise SystemExit(f"no address in {line!r}")
+        guest.wait_for("probe: ready", BOOT_TIMEOUT)
+        found.append((guest, match.group(1)))
+    return dnsmasq, found
+
+
+def throughput(
+    ns: Netns, stub: net_pb2_grpc.NetServiceStub, tmp: Path, size: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Mbit/s of each round through mvirt-net and through the plain bridge."""
+    paths = image_paths()
+    if paths is None:
+        raise SystemExit("no built image: run `.venv/bin/mvirt-build uki` first")
+    kernel, base = paths
+    initrd = overlay_initrd(base, tmp / "initrd-with-probe")
+    stub.CreateNetwork(net_pb2.CreateNetworkRequest(name="tput", ipv4_subnet="10.60.0.0/24"))
+    nics = [stub.CreateNic(net_pb2.CreateNicRequest(network_id="tput")) for _ in range(2)]
+    bridge_ns = Netns("mvbr")
+    guests: list[ImageGuest] = []
+    dnsmasq: subprocess.Popen[bytes] | None = None
+    try:
+        for nic in nics:
+            guests.append(ImageGuest(ns.name, nic.tap_name, nic.mac_address, initrd, kernel))
+        for guest in guests:
+            guest.wait_for("probe: ready", BOOT_TIMEOUT)
+        routed = [(g, n.ipv4_address) for g, n in zip(guests, nics, strict=True)]
+        dnsmasq, bridged = bridge_pair(bridge_ns, tmp, initrd, kernel, guests)
+        # Warm-up: neighbour and route caches, the guests' first connection.
+        stream(routed[0][0], routed[0][1], routed[1][1], 1 << 20)
+        stream(bridged[0][0], bridged[0][1], bridged[1][1], 1 << 20)
+        net_mbit: list[float] = []
+        bridge_mbit: list[float] = []
+        for i in range(rounds):
+            # Taking turns, and who goes first alternates: neither setup always runs right
+            # after the other's stream (whose guests may still be busy finishing it).
+            order = [(net_mbit, routed), (bridge_mbit, bridged)]
+            for results, ((sender, sender_ip), (_, receiver_ip)) in order[:: 1 - 2 * (i % 2)]:
+                results.append(stream(sender, sender_ip, receiver_ip, size))
+        return net_mbit, bridge_mbit
+    finally:
+        for guest in guests:
+            guest.close()
+        if dnsmasq is not None:
+            dnsmasq.kill()
+            dnsmasq.wait()
+        bridge_ns.delete()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nics", type=int, default=50, help="NICs created for the TAP latency")
     parser.add_argument("--leases", type=int, default=1000, help="DORA exchanges for CPU time")
+    parser.add_argument("--stream-mib", type=int, default=32, help="MiB per TCP stream")
+    parser.add_argument("--rounds", type=int, default=3, help="TCP streams per setup")
+    parser.add_argument(
+        "--no-throughput", action="store_true", help="skip the guest TCP throughput (boots QEMU)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark creates network namespaces")
@@ -214,6 +323,9 @@ def main() -> None:
             v4.dora()
         wall = time.perf_counter() - wall
         cpu = cpu_seconds(proc.pid) - before  # type: ignore[attr-defined]
+        tput = None
+        if not args.no_throughput:
+            tput = throughput(ns, stub, tmp, args.stream_mib << 20, args.rounds)
     finally:
         if guest is not None:
             guest.close()
@@ -221,7 +333,10 @@ def main() -> None:
             proc.kill()  # type: ignore[attr-defined]
             proc.wait()  # type: ignore[attr-defined]
         ns.delete()
-    print(f"host: {os.cpu_count()} cores; {args.nics} NICs, {args.leases} DORA exchanges")
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(
+        f"host: {os.cpu_count()} cores, load {load}; {args.nics} NICs, {args.leases} DORA exchanges"
+    )
     print(f"{'measure':34} {'median ms':>10} {'p95 ms':>10}")
     for label, values in (
         ("CreateNic -> usable TAP", create_ms),
@@ -234,6 +349,19 @@ def main() -> None:
     print()
     print(f"control-plane CPU: {per_1000:.2f} s per 1,000 leases (DORA), "
           f"{args.leases / wall:.0f} leases/s wall")  # fmt: skip
+    if tput is not None:
+        net_mbit, bridge_mbit = tput
+        net_median, bridge_median = statistics.median(net_mbit), statistics.median(bridge_mbit)
+        print()
+        print(f"guest-to-guest TCP, {args.stream_mib} MiB x {args.rounds} rounds (QEMU, TCG)")
+        print(f"{'path':34} {'median Mbit/s':>14} {'rounds':>24}")
+        for label, values in (
+            ("mvirt-net (routed, nftables)", net_mbit),
+            ("plain Linux bridge", bridge_mbit),
+        ):
+            rounds = " ".join(f"{v:.0f}" for v in values)
+            print(f"{label:34} {statistics.median(values):14.1f} {rounds:>24}")
+        print(f"ratio mvirt-net / bridge: {net_median / bridge_median:.2f}x (goal >= 0.9x)")
 
 
 if __name__ == "__main__":
