@@ -14,7 +14,7 @@ from mvirt.pideisn import dhcp6_codec as c6
 from mvirt.pideisn import ndp_codec
 
 MAC = bytes.fromhex("02aabbccddee")
-B4 = dhcp4_server.Binding4("10.0.0.7", dns=("10.0.0.53", "fd00::53"), ntp=("10.0.0.123",))
+B4 = dhcp4_server.Binding4("10.0.0.7", MAC, dns=("10.0.0.53", "fd00::53"), ntp=("10.0.0.123",))
 DUID = c6.duid_ll(bytes.fromhex("020000000001"))
 B6 = dhcp6_server.Binding6(DUID, "fd00::7", dns=("fd00::53", "10.0.0.53"), ntp=("fd00::123",))
 CLIENT = c6.duid_ll(MAC)
@@ -61,6 +61,23 @@ def test_inform_gets_configuration_without_an_address() -> None:
     reply = c4.Message.decode(dhcp4_server.answer(request4(dhcp4_server.INFORM), B4) or b"")
     assert reply.message_type == c4.ACK and reply.yiaddr == "0.0.0.0"
     assert c4.OPT_LEASE_TIME not in reply.options and c4.OPT_ROUTER in reply.options
+
+
+def test_a_request_from_another_mac_gets_no_answer_at_all() -> None:
+    other = bytes.fromhex("02aabbccddef")
+    for kind, options in (
+        (c4.DISCOVER, {}),
+        (c4.REQUEST, {c4.OPT_REQUESTED_IP: c4.ip_to_bytes("10.0.0.7")}),
+        (c4.REQUEST, {c4.OPT_REQUESTED_IP: c4.ip_to_bytes("10.0.0.8")}),  # not even a NAK
+        (dhcp4_server.INFORM, {}),
+    ):
+        opts = {c4.OPT_MESSAGE_TYPE: bytes((kind,)), **options}
+        request = c4.Message(c4.BOOTREQUEST, 0x1234, other, opts).encode()
+        assert dhcp4_server.answer(request, B4) is None, kind
+        for hlen in (5, 7):  # the NIC's MAC as a prefix of a shorter or longer address
+            ours = bytearray(c4.Message(c4.BOOTREQUEST, 0x1234, MAC, opts).encode())
+            ours[2] = hlen
+            assert dhcp4_server.answer(bytes(ours), B4) is None, (kind, hlen)
 
 
 def test_nic_without_ipv4_gets_no_offer() -> None:

@@ -161,3 +161,49 @@ def test_router_advertisement_makes_fe80_1_the_default_router(net, guests) -> No
     # The kernel solicits when the link comes up; the answer is immediate.
     routes = wait_for(default_routes, 30, "a default route from the RA")
     assert routes[0]["dev"] == "eth0"
+
+
+def udhcpc(guest: NsGuest, hook: Path, tries: int) -> subprocess.CompletedProcess[str]:
+    return guest.ns.run(
+        "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", str(tries), "-T", "1",
+        "-s", str(hook), check=False, timeout=60,
+    )  # fmt: skip
+
+
+def test_requests_from_another_mac_get_no_lease(net, guests, tmp_path) -> None:
+    nic, guest = setup(net, guests)
+    guest.ns.run("ip", "link", "set", "eth0", "address", "02:00:00:00:99:99")
+    hook, out = script(tmp_path, "udhcpc")
+    # DHCPv4: udhcpc (chaddr and link-layer source the other MAC) gives up without a lease.
+    assert udhcpc(guest, hook, tries=3).returncode != 0
+    assert not out.exists()
+    dropped = counter(net.netns, f"dhcp from another mac {nic.id}")
+    assert dropped >= 3
+    # DHCPv6: dhclient's SOLICITs are dropped too, and nothing binds.
+    wait_for(
+        lambda: "tentative" not in guest.ns.run("ip", "-6", "addr", "show", "eth0").stdout,
+        what="the guest's link-local address",
+    )
+    hook6, out6 = script(tmp_path, "dhclient6")
+    with open(tmp_path / "dhclient.log", "wb") as log:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", guest.ns.name, "dhclient", "-6", "-d", "-v",
+             "-lf", str(tmp_path / "leases6"), "-pf", str(tmp_path / "dhclient6.pid"),
+             "-sf", str(hook6), "eth0"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for(
+            lambda: counter(net.netns, f"dhcp from another mac {nic.id}") >= dropped + 2,
+            60,
+            "two SOLICITs dropped",
+        )
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert not out6.exists()
+    assert "ADVERTISE" not in (tmp_path / "dhclient.log").read_text()
+    # The NIC's own MAC gets its lease at once on the same link.
+    guest.ns.run("ip", "link", "set", "eth0", "address", nic.mac_address)
+    assert udhcpc(guest, hook, tries=10).returncode == 0
+    assert read_env(out)["ip"] == nic.ipv4_address

@@ -59,6 +59,11 @@ def _bound(family: int, kind: int, proto: int, tap: str) -> socket.socket:
     return sock
 
 
+def mac_bytes(mac: str) -> bytes:
+    """``02:aa:...`` as six bytes."""
+    return bytes.fromhex(mac.replace(":", ""))
+
+
 class ControlPlane:
     """DHCPv4/DHCPv6/RA servers for every TAP of the current state."""
 
@@ -75,8 +80,10 @@ class ControlPlane:
             net = networks[nic.network_id]
             v4 = None
             if nic.ipv4 is not None:
-                v4 = dhcp4_server.Binding4(str(nic.ipv4), net.dns_servers, net.ntp_servers)
-            duid = duid_ll(bytes.fromhex(mac_for(net.id).replace(":", "")))
+                v4 = dhcp4_server.Binding4(
+                    str(nic.ipv4), mac_bytes(nic.mac), net.dns_servers, net.ntp_servers
+                )
+            duid = duid_ll(mac_bytes(mac_for(net.id)))
             v6 = dhcp6_server.Binding6(
                 duid, None if nic.ipv6 is None else str(nic.ipv6), net.dns_servers, net.ntp_servers
             )

@@ -4,6 +4,8 @@ The codec is the one pideisn's client uses (:mod:`mvirt.pideisn.dhcp4_codec`, st
 only). The "lease store" is the NIC table: each TAP belongs to one NIC, whose /32 is the only
 address ever offered on it, with an infinite lease, a /32 mask, and classless static routes
 (169.254.0.1 on-link, default via 169.254.0.1) so that common clients reach the gateway.
+Only the NIC's own MAC is answered: a request whose client hardware address (chaddr) is
+another one gets nothing (the link-layer source is checked by nftables before the socket).
 
 :func:`answer` is total: any byte string yields a reply or None, never an exception.
 """
@@ -32,6 +34,8 @@ class Binding4:
     """What the server hands out on one TAP."""
 
     address: str
+    client_mac: bytes
+    """The NIC's MAC: the only client hardware address answered."""
     dns: tuple[str, ...] = ()
     ntp: tuple[str, ...] = ()
 
@@ -72,6 +76,11 @@ def parse(data: bytes) -> codec.Message | None:
     return message
 
 
+def _for_client(request: codec.Message, binding: Binding4) -> bool:
+    """True if ``request`` names the NIC's own MAC as chaddr (hlen 6, the same six bytes)."""
+    return request.chaddr == binding.client_mac
+
+
 def answer(data: bytes, binding: Binding4 | None) -> bytes | None:
     """The reply to the request ``data`` on a TAP whose NIC has ``binding`` (None: the NIC
     has no IPv4), or None when nothing is to be sent."""
@@ -98,6 +107,8 @@ def _reply(request: codec.Message, options: dict[int, bytes], yiaddr: str) -> by
 
 
 def _answer(request: codec.Message, binding: Binding4 | None) -> bytes | None:
+    if binding is not None and not _for_client(request, binding):
+        return None  # another MAC: no lease, no NAK, nothing a foreign client can use
     kind = request.message_type
     server_id = request.options.get(codec.OPT_SERVER_ID)
     if server_id is not None and server_id != codec.ip_to_bytes(_GATEWAY):

@@ -6,10 +6,12 @@ with everything" to ``nft -j -f -``, which the kernel applies atomically: there 
 moment without anti-spoofing, and applying the same state twice changes nothing.
 
 Chains:
-- ``antispoof`` (prerouting, raw priority): a packet from a TAP whose source is not the NIC's
-  address or one of its routed prefixes is counted and dropped (DHCPv4 from 0.0.0.0 and IPv6
-  link-local/unspecified sources, which DHCPv6, NDP and DAD need, pass, as do the host's own
-  DHCPv4 broadcasts looped back with the TAP as input device).
+- ``antispoof`` (prerouting, raw priority): a DHCPv4/DHCPv6 request from a TAP whose
+  link-layer source is not the NIC's MAC is counted and dropped; a packet from a TAP whose
+  source is not the NIC's address or one of its routed prefixes is counted and dropped
+  (DHCPv4 from 0.0.0.0 and IPv6 link-local/unspecified sources, which DHCPv6, NDP and DAD
+  need, pass, as do the host's own DHCPv4 broadcasts looped back with the TAP as input
+  device).
 - ``forward``: forwarding only inside one network, and from public networks to the uplink;
   everything else that enters or leaves a TAP is counted and dropped.
 - ``postrouting`` (nat): public networks are masqueraded through the uplink.
@@ -73,9 +75,29 @@ def antispoof_comment(nic: NicRecord, family: str) -> str:
     return f"antispoof {family} {nic.id}"
 
 
+def dhcp_mac_comment(nic: NicRecord) -> str:
+    """The comment of the rule that drops a NIC's DHCP requests from another MAC."""
+    return f"dhcp from another mac {nic.id}"
+
+
 def _antispoof_rules(nic: NicRecord) -> list[tuple[list[Expr], str]]:
     iif = _match(_meta("iifname"), nic.tap)
     rules: list[tuple[list[Expr], str]] = []
+    # DHCP is answered for the NIC's own MAC only: a request from another link-layer source
+    # never reaches the servers (DHCPv6 clients name no MAC the server could check: their DUID
+    # may be another interface's or no MAC at all).
+    rules.append(
+        (
+            [
+                iif,
+                _match(_payload("udp", "dport"), _set([67, 547])),
+                _match(_payload("ether", "saddr"), nic.mac, "!="),
+                COUNTER,
+                DROP,
+            ],
+            dhcp_mac_comment(nic),
+        )
+    )
     # DHCPv4 clients send from 0.0.0.0 before they have an address.
     rules.append(
         (
