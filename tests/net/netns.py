@@ -116,13 +116,18 @@ class Relay:
         sel.register(client, selectors.EVENT_READ, upstream)
         sel.register(upstream, selectors.EVENT_READ, client)
         try:
-            while True:
+            # A side that has finished sending (EOF) is passed on as a half-close, and the
+            # other direction goes on: a peer that answers after reading to the end (a sink
+            # reporting what it received) still gets its answer through.
+            while sel.get_map():
                 for key, _ in sel.select():
                     src: socket.socket = key.fileobj  # type: ignore[assignment]
                     data = src.recv(65536)
-                    if not data:
-                        return
-                    key.data.sendall(data)
+                    if data:
+                        key.data.sendall(data)
+                        continue
+                    sel.unregister(src)
+                    key.data.shutdown(socket.SHUT_WR)
         except OSError:
             return
         finally:
