@@ -12,9 +12,10 @@ a NIC's TAP by the test suite's frame relay (a Python thread, as a hypervisor wo
 DHCP latencies include two relay hops per packet. CPU is the daemon process's user+system time
 (from /proc) across the DHCP exchanges, so it covers parsing, answering and sending.
 
-Throughput: four QEMU guests boot the project's built image (`mvirt-build uki`) with the test
-probe overlay (tests/net/probe_service.py: a TCP sender and a sink that checks every byte),
-same kernel, command line and QEMU flags. Two sit on TAPs of one mvirt-net network (routed
+Throughput: four QEMU guests boot the project's built kernel (`mvirt-build uki`) and an
+initramfs the builder makes with the test probe laid over it (`mvirt-build --extra-tree`;
+tests/net/probe_service.py: a TCP sender and a sink that checks every byte), same kernel,
+command line and QEMU flags. Two sit on TAPs of one mvirt-net network (routed
 through the kernel, nftables anti-spoofing and isolation in the path); two on TAPs enslaved to
 a plain Linux bridge in a namespace of its own, addressed by dnsmasq. The sender guest streams
 a fixed amount to the other guest of its pair and reports bytes and seconds; the rounds take
@@ -41,12 +42,13 @@ import grpc
 from mvirt.pideisn import dhcp4_codec as c4
 from mvirt.pideisn import dhcp6_codec as c6
 from mvirt.proto import net_pb2, net_pb2_grpc
+from mvirt_build import config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.net.guest import NsGuest  # noqa: E402
-from tests.net.image_guest import ImageGuest, image_paths, overlay_initrd  # noqa: E402
+from tests.net.image_guest import ImageGuest, image_paths, probe_tree  # noqa: E402
 from tests.net.netns import Netns, Relay, enter  # noqa: E402
 
 SO_BINDTODEVICE = 25
@@ -238,6 +240,25 @@ def bridge_pair(
     return dnsmasq, found
 
 
+def probe_image(tmp: Path) -> Path:
+    """The image's initramfs with the probe service laid over it by the builder itself
+    (``mvirt-build --extra-tree``, into a build folder under ``tmp``; the caches are shared,
+    so only the initramfs stage runs)."""
+    build = tmp / "probe-build"
+    argv = [
+        str(Path(sys.executable).with_name("mvirt-build")),
+        "--output-dir", str(build),
+        "--extra-tree", str(probe_tree(tmp / "probe-tree")),
+        "--allow-missing-downloads",
+        "initramfs",
+    ]  # fmt: skip
+    print("building the image's initramfs with the probe service...", flush=True)
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"mvirt-build failed:\n{done.stdout}{done.stderr}")
+    return config.initramfs_image(config.load(ROOT, output_dir=build))
+
+
 def throughput(
     ns: Netns, stub: net_pb2_grpc.NetServiceStub, tmp: Path, size: int, rounds: int
 ) -> tuple[list[float], list[float]]:
@@ -245,8 +266,8 @@ def throughput(
     paths = image_paths()
     if paths is None:
         raise SystemExit("no built image: run `.venv/bin/mvirt-build uki` first")
-    kernel, base = paths
-    initrd = overlay_initrd(base, tmp / "initrd-with-probe")
+    kernel = paths[0]
+    initrd = probe_image(tmp)
     stub.CreateNetwork(net_pb2.CreateNetworkRequest(name="tput", ipv4_subnet="10.60.0.0/24"))
     nics = [stub.CreateNic(net_pb2.CreateNicRequest(network_id="tput")) for _ in range(2)]
     bridge_ns = Netns("mvbr")

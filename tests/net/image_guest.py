@@ -39,15 +39,21 @@ def image_paths() -> tuple[Path, Path] | None:
     return (kernel, initrd) if kernel.is_file() and initrd.is_file() else None
 
 
-def overlay_initrd(initrd: Path, dest: Path) -> Path:
-    """``initrd``'s archive followed by a newc archive holding the probe and a services.toml with it
-    (the kernel unpacks concatenated archives in order; later files replace earlier ones)."""
-    root = dest.parent / "overlay-root"
+def probe_tree(root: Path) -> Path:
+    """Writes the probe and the image's services.toml with the probe added under ``root`` (a
+    tree to lay over the initramfs); returns ``root``."""
     (root / "etc/pideisn").mkdir(parents=True, exist_ok=True)
     (root / "etc/mvirt-test").mkdir(parents=True, exist_ok=True)
     services = (REPO / "mkosi.extra/etc/pideisn/services.toml").read_text()
     (root / "etc/pideisn/services.toml").write_text(services + PROBE_SERVICE)
     shutil.copy2(PROBE, root / "etc/mvirt-test/probe.py")
+    return root
+
+
+def overlay_initrd(initrd: Path, dest: Path) -> Path:
+    """``initrd``'s archive followed by a newc archive holding :func:`probe_tree` (the kernel
+    unpacks concatenated archives in order; later files replace earlier ones)."""
+    root = probe_tree(dest.parent / "overlay-root")
     files = subprocess.run(["find", "etc"], cwd=root, capture_output=True, check=True).stdout
     archive = subprocess.run(
         ["busybox", "cpio", "-o", "-H", "newc"],
