@@ -28,6 +28,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -358,6 +359,7 @@ def main() -> None:
             proc.kill()  # type: ignore[attr-defined]
             proc.wait()  # type: ignore[attr-defined]
         ns.delete()
+        shutil.rmtree(tmp, ignore_errors=True)
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     print(
         f"host: {os.cpu_count()} cores, load {load}; {args.nics} NICs, {args.leases} DORA exchanges"
