@@ -19,6 +19,9 @@ log = logging.getLogger("mvirt_build")
 SERVICES_DIR = "/etc/pideisn/"
 SUFFIX = ".marshal"
 FORMAT = "pideisn-services-1"
+# marshal's version 2 has no back-references (version 3 added them, and whether an object gets
+# one depends on its reference count): the same TOML always gives the same bytes.
+MARSHAL_VERSION = 2
 
 
 def compiled(text: bytes) -> bytes | None:
@@ -26,7 +29,7 @@ def compiled(text: bytes) -> bytes | None:
     then parses it at boot and reports the error) or holds values marshal cannot store."""
     try:
         tables = tomllib.loads(text.decode())
-        return marshal.dumps((FORMAT, text, tables))
+        return marshal.dumps((FORMAT, text, tables), MARSHAL_VERSION)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
         log.warning("initramfs  services file not compiled (parsed at boot instead): %s", exc)
         return None
