@@ -16,6 +16,12 @@ the console's uptime stamps:
 - network:    DHCPv4 lease applied (pideisn's `network configured`, after udhcpc for busybox)
 - ready:      services ready (pideisn's ready line; busybox: its httpd accepting on :8080)
 
+The variants run interleaved (pideisn, pideisn IPv4 only, busybox, then again) and the load
+average is printed: on a shared machine the ready ratio is the steady figure. The goal is a
+ratio of 1.3 or less; docs/pideisn.md ("Measured") has the latest figures (2.15 at a load of
+9-12, most of the distance before pideisn's first line: unpacking the larger initramfs and the
+interpreter's start) and where the time goes.
+
 pideisn runs twice: as built (DHCPv4 + SLAAC + DHCPv6, one demo service) and with
 `mvirt.net.ipv6=0`, which does what the busybox baseline does (DHCPv4 only). Also printed:
 what pideisn adds to the initramfs (its bytecode, zstd-compressed alone) and PID 1's resident
