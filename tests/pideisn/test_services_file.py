@@ -1,5 +1,7 @@
 """Services file parsing: defaults, dependency order and actionable errors."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,67 @@ def test_a_probe_program_that_cannot_run_is_reported_for_that_service_alone(tmp_
     for spec in (a, b, c):
         assert spec.ready.problem is not None and "not an executable file" in spec.ready.problem
     assert (d.ready.problem, d.ready.command) == (None, ["/bin/true"])
+
+
+SERVICE_TOML = b'[services.web]\ncommand = ["/usr/bin/web"]\nready = { tcp = 8080 }\n'
+
+
+def write_compiled(path: Path, text: bytes) -> None:
+    """The TOML and its compiled form, as the image builder writes them."""
+    from mvirt_build.cpio import Archive, Entry  # noqa: PLC0415
+    from mvirt_build.services_compile import add_compiled_services  # noqa: PLC0415
+
+    archive = Archive()
+    archive.add(Entry("/etc/pideisn/services.toml", "file", 0o644, text))
+    assert add_compiled_services(archive) == ["/etc/pideisn/services.toml.marshal"]
+    path.write_bytes(text)
+    compiled = archive.entries["/etc/pideisn/services.toml.marshal"].data
+    (path.parent / (path.name + services_file.COMPILED_SUFFIX)).write_bytes(compiled)
+
+
+def test_a_compiled_services_file_is_loaded_without_tomllib(tmp_path):
+    # PID 1 pays for every import at boot: with the builder's compiled form next to the TOML,
+    # loading the services file must not import tomllib (with re, string and typing).
+    path = tmp_path / "services.toml"
+    write_compiled(path, SERVICE_TOML)
+    script = (
+        "import sys\n"
+        "from mvirt.pideisn import services_file\n"
+        f"specs = services_file.load({str(path)!r})\n"
+        "print(specs[0].name, specs[0].command, specs[0].ready.port, 'tomllib' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.split() == ["web", "['/usr/bin/web']", "8080", "False"]
+
+
+def test_a_services_file_edited_after_the_build_wins_over_its_compiled_form(tmp_path):
+    path = tmp_path / "services.toml"
+    write_compiled(path, SERVICE_TOML)
+    path.write_bytes(SERVICE_TOML.replace(b"web", b"api"))
+    [spec] = services_file.load(str(path))
+    assert (spec.name, spec.command) == ("api", ["/usr/bin/api"])
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x00garbage", b"\xe9"])
+def test_a_damaged_compiled_form_falls_back_to_the_toml(tmp_path, damage):
+    path = tmp_path / "services.toml"
+    write_compiled(path, SERVICE_TOML)
+    (tmp_path / "services.toml.marshal").write_bytes(damage)
+    [spec] = services_file.load(str(path))
+    assert spec.name == "web"
+
+
+def test_compiled_tables_are_validated_like_the_toml(tmp_path):
+    path = tmp_path / "services.toml"
+    write_compiled(path, b'[services.web]\ncommand = ["/usr/bin/web"]\nrestart = "sometimes"\n')
+    with pytest.raises(ServicesFileError, match="'restart' is 'sometimes'"):
+        services_file.load(str(path))
+
+
+def test_the_builder_and_the_loader_agree_on_the_compiled_layout():
+    from mvirt_build import services_compile  # noqa: PLC0415
+
+    assert services_compile.SUFFIX == services_file.COMPILED_SUFFIX
+    assert services_compile.FORMAT == services_file.COMPILED_FORMAT

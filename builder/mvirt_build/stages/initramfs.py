@@ -3,7 +3,8 @@
 
 Contents: /init, the image's Python interpreter and only the shared libraries it and its
 extension modules need (DT_NEEDED closure), the modules the runtime imports as bytecode (no
-sources, tests or docs), the services, and the skeleton of mkosi.extra/.
+sources, tests or docs), the services, and the skeleton of mkosi.extra/. The services files
+(/etc/pideisn/*.toml) are also stored parsed, for a faster boot (services_compile).
 """
 
 import base64
@@ -29,6 +30,7 @@ from mvirt_build.fetch import FetchReport
 from mvirt_build.graph import Context, Stage
 from mvirt_build.hashing import atomic_write
 from mvirt_build.run import output
+from mvirt_build.services_compile import add_compiled_services
 from mvirt_build.stages.release import (
     add_downloads,
     downloads_input,
@@ -97,7 +99,8 @@ class InitramfsStage(Stage):
     # 2: /init guards the import of pideisn with a rescue loop; lz4 as a compression.
     # 3: the API client CA, extra trees, the size budget per component.
     # 4: the module collector's own bytecode stays out.
-    version = 4
+    # 5: services files also stored parsed (services_compile), tomllib for the fallback.
+    version = 5
     deps = ("rootfs",)
     sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
     description = "compressed cpio: /init, Python runtime, imported modules, services, skeleton"
@@ -146,6 +149,7 @@ class InitramfsStage(Stage):
         add_api_ca(ctx, archive)
         for extra in ctx.config.extra_trees:  # last: an extra tree replaces what is there
             add_tree(archive, extra)
+        add_compiled_services(archive)  # after the extra trees: from the TOML the image gets
         raw = archive.write(ctx.source_date_epoch(self.name))
         level = ctx.config.initramfs.compress_level
         compressed = compress(raw, ctx.config.initramfs.compression, level)

@@ -6,8 +6,10 @@ PID 1 must never exit: every step's failure is logged and the boot goes on; if t
 itself fails, `emergency_loop` keeps reaping and still honours power-off requests.
 
 Startup imports are what the boot pays for under emulation, so they are kept to built-in and
-small modules. The services file parser (tomllib) is imported the first time the network wait
-is idle (see `Init.wait_network`); builds must include `DEFERRED_MODULES` in the image.
+small modules. The services file module and the supervisor are imported the first time the
+network wait is idle (see `Init.wait_network`); builds must include `DEFERRED_MODULES` in the
+image. The services file itself is read from its build-time compiled form when it is current,
+so `tomllib` is imported only for a file changed since the build.
 """
 
 from __future__ import annotations
@@ -365,7 +367,7 @@ def finish(action: str) -> None:
 
 
 def load_services_module() -> tuple[ModuleType, ModuleType]:
-    """Import the services file parser and supervisor (tomllib is costly, so not at startup)."""
+    """Import the services file module and the supervisor (not needed before the network)."""
     from mvirt.pideisn import services_file, supervisor  # noqa: PLC0415
 
     return services_file, supervisor
