@@ -273,8 +273,10 @@ class ImportRunner:
         stop = self._stops[job_id]
         progress = self._progress(job_id)
         path = source.path
+        work_made = False  # a local, uncompressed image needs no work dataset
         if source.url is not None:
             await self.driver.create(work)
+            work_made = True
             path = self.driver.mountpoint(work) / "download"
             self._set_state(job_id, JobState.DOWNLOADING)
             download = image_source.Download(source.url, path, progress)
@@ -283,8 +285,9 @@ class ImportRunner:
         assert path is not None
         kind = await asyncio.to_thread(image_source.compression_of, path)
         if kind is not None:
-            if not await self.driver.exists(work):
+            if not work_made:
                 await self.driver.create(work)
+                work_made = True
             compressed, plain = path, self.driver.mountpoint(work) / "decompressed"
             self._set_state(job_id, JobState.CONVERTING)
             if kind == "zstd":
@@ -306,8 +309,21 @@ class ImportRunner:
             )
         size = round_up(max(info.virtual_size, requested or 0), DEFAULT_BLOCKSIZE)
         backing = self.manager.backing
-        await self.driver.create(image, backing.create_options(size, DEFAULT_BLOCKSIZE))
-        await backing.materialize(image, size)
+
+        async def create_image() -> None:
+            await self.driver.create(image, backing.create_options(size, DEFAULT_BLOCKSIZE))
+            await backing.materialize(image, size)
+
+        # The qcow2 check reads only metadata and the dataset creation waits on ZFS: side by
+        # side, one hides the other. A failure of either cancels the other and ends the job
+        # (which then destroys the dataset, created or not).
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(create_image())
+                if info.format == "qcow2":
+                    group.create_task(image_source.check_qcow2(path, self.qemu_img))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         times.lap("create")
         state = JobState.CONVERTING if info.format == "qcow2" else JobState.WRITING
         self._set_state(job_id, state, 0, info.virtual_size)
@@ -336,8 +352,9 @@ class ImportRunner:
             converted,
         )
         times.lap("convert")
-        await self.driver.destroy(work, recursive=True)
-        times.lap("cleanup")
+        if work_made:
+            await self.driver.destroy(work, recursive=True)
+            times.lap("cleanup")
         self._publishing.add(job_id)
         job = self._live[job_id]
         record = TemplateRecord(job.template_id, job.template_name, size, "", now_iso())
