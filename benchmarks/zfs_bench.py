@@ -64,14 +64,15 @@ def wait(condition, timeout: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def bench_pool(folder: Path) -> Iterator[str]:
+def bench_pool(folder: Path, size: int) -> Iterator[str]:
+    """A pool on a sparse file of ``size`` bytes in ``folder``."""
     if not zfs_running():
         subprocess.run(["zfs-fuse", "--no-kstat-mount"], check=True)
         wait(zfs_running, 30, "zfs-fuse")
     name = f"mvbench{os.getpid()}"
     image = folder / "pool.img"
     with open(image, "wb") as file:
-        file.truncate(4 << 30)
+        file.truncate(size)
     subprocess.run(["zpool", "create", "-m", "none", name, str(image)], check=True)
     try:
         yield name
@@ -218,7 +219,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="zfs-bench-") as tmp:
         folder = Path(tmp)
         qcow2 = make_qcow2(folder, size)
-        with bench_pool(folder) as pool, daemon(pool, folder) as stub:
+        # Every template stays (deleting one right after its import can meet zfs-fuse's
+        # "dataset is busy"), and the baselines' files are removed: room for all of that.
+        pool_size = max(4 << 30, (args.runs + 4) * size)
+        with bench_pool(folder, pool_size) as pool, daemon(pool, folder) as stub:
             # Baselines: qemu-img into datasets of the same pool, one laid out like a template
             # (the image's blocks are the clones' blocks), one with the pool's defaults.
             targets = {
@@ -249,9 +253,6 @@ def main() -> None:
                         if what == "qemu-img":
                             written.append(baselines[-1] + settle(pool))
                         target.unlink()
-                # Only the last template stays (for the latencies); the pool is not endless.
-                if i < args.runs - 1:
-                    stub.DeleteTemplate(pb.DeleteTemplateRequest(name=f"t{i}"))
             template = f"t{args.runs - 1}"
 
             clones = [
