@@ -177,7 +177,10 @@ def test_a_truncated_local_qcow2_fails_and_leaves_nothing(zfs_daemon: ZfsDaemon,
         assert "damaged or truncated" in done.error
     assert_nothing_left(zfs_daemon)
     wait_for(lambda: job.id in ended_jobs(zfs_daemon), 30, "the job's log record")
-    assert ended_jobs(zfs_daemon)[job.id]["state"] == "FAILED"
+    record = ended_jobs(zfs_daemon)[job.id]
+    assert record["state"] == "FAILED"
+    # The failing step and the cleanup after it are phases of their own.
+    assert list(record["phases_ms"])[-3:] == ["aborted", "cleanup", "finish"]
 
 
 def test_interrupted_download_resumes_with_range(zfs_daemon: ZfsDaemon, images):

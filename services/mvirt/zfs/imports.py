@@ -238,6 +238,7 @@ class ImportRunner:
         try:
             await self._import(job_id, source, work, image, times)
         except asyncio.CancelledError:
+            times.lap("aborted")  # the step that failed or was cancelled
             await self._cleanup(work, image)
             times.lap("cleanup")
             if self._stopping:
@@ -245,12 +246,14 @@ class ImportRunner:
             else:
                 self._finish(self._live[job_id], JobState.CANCELLED, "cancelled by request")
         except (ImportFailedError, StoppedError, CommandError, OSError) as exc:
+            times.lap("aborted")
             await self._cleanup(work, image)
             times.lap("cleanup")
             reason = exc.reason if isinstance(exc, CommandError) else str(exc)
             self._finish(self._live[job_id], JobState.FAILED, reason or type(exc).__name__)
         except Exception as exc:
             log.exception("import job failed", extra={"job": job_id})
+            times.lap("aborted")
             await self._cleanup(work, image)
             times.lap("cleanup")
             self._finish(self._live[job_id], JobState.FAILED, f"{type(exc).__name__}: {exc}")
@@ -315,15 +318,15 @@ class ImportRunner:
             await backing.materialize(image, size)
 
         # The qcow2 check reads only metadata and the dataset creation waits on ZFS: side by
-        # side, one hides the other. A failure of either cancels the other and ends the job
-        # (which then destroys the dataset, created or not).
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(create_image())
-                if info.format == "qcow2":
-                    group.create_task(image_source.check_qcow2(path, self.qemu_img))
-        except ExceptionGroup as failed:
-            raise failed.exceptions[0] from None
+        # side, one hides the other. Both run to their end even when the other failed (a
+        # `zfs create` cut short could still complete after the job's cleanup); then a
+        # failure of either ends the job, which destroys the dataset.
+        steps = [create_image()]
+        if info.format == "qcow2":
+            steps.append(image_source.check_qcow2(path, self.qemu_img))
+        for outcome in await asyncio.gather(*steps, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
         times.lap("create")
         state = JobState.CONVERTING if info.format == "qcow2" else JobState.WRITING
         self._set_state(job_id, state, 0, info.virtual_size)
