@@ -4,6 +4,7 @@ local HTTP server or read from a file; cancel, kill -9 and broken sources leave 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -13,7 +14,7 @@ import grpc
 import pytest
 
 from mvirt.proto import zfs_pb2
-from tests.zfs.conftest import ZfsDaemon, zfs
+from tests.zfs.conftest import ZfsDaemon, wait_for, zfs
 from tests.zfs.image_server import Route, image_server
 
 MIB = 1 << 20
@@ -130,6 +131,56 @@ def test_local_qcow2_import_grows_to_the_requested_size(zfs_daemon: ZfsDaemon, i
             stub.ImportTemplate(zfs_pb2.ImportTemplateRequest(name="big", source=str(local)))
         assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert "template named 'big'" in info.value.details()
+
+
+def ended_jobs(daemon: ZfsDaemon) -> dict[str, dict]:
+    """The daemon's "import job ended" log records by job id."""
+    records = {}
+    for line in daemon.stderr().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("msg") == "import job ended":
+            records[record["job"]] = record
+    return records
+
+
+def test_a_finished_import_logs_where_its_time_went(zfs_daemon: ZfsDaemon, images, tmp_path):
+    local = tmp_path / "local.qcow2"
+    local.write_bytes(images["disk.qcow2"].read_bytes())
+    with zfs_daemon.channel() as channel:
+        stub = zfs_daemon.stub(channel)
+        job = stub.ImportTemplate(zfs_pb2.ImportTemplateRequest(name="t", source=str(local)))
+        assert wait_job(stub, job.id).state == zfs_pb2.IMPORT_JOB_STATE_COMPLETED
+    wait_for(lambda: job.id in ended_jobs(zfs_daemon), 30, "the job's log record")
+    record = ended_jobs(zfs_daemon)[job.id]
+    assert record["state"] == "COMPLETED"
+    phases = record["phases_ms"]
+    # A local, uncompressed image is converted straight into the template's dataset: no
+    # download, no work dataset to make or to clean up.
+    assert list(phases) == ["queued", "probe", "create", "status", "convert", "publish", "finish"]
+    assert all(ms >= 0 for ms in phases.values()) and phases["convert"] > 0
+    # The phases cover the job from request to end (each is rounded to 0.1 ms).
+    assert abs(sum(phases.values()) - record["total_ms"]) <= 0.05 * len(phases) + 0.1
+
+
+def test_a_truncated_local_qcow2_fails_and_leaves_nothing(zfs_daemon: ZfsDaemon, images, tmp_path):
+    body = images["disk.qcow2"].read_bytes()
+    cut = tmp_path / "cut.qcow2"
+    cut.write_bytes(body[: len(body) // 2])
+    with zfs_daemon.channel() as channel:
+        stub = zfs_daemon.stub(channel)
+        job = stub.ImportTemplate(zfs_pb2.ImportTemplateRequest(name="t", source=str(cut)))
+        done = wait_job(stub, job.id)
+        assert done.state == zfs_pb2.IMPORT_JOB_STATE_FAILED
+        assert "damaged or truncated" in done.error
+    assert_nothing_left(zfs_daemon)
+    wait_for(lambda: job.id in ended_jobs(zfs_daemon), 30, "the job's log record")
+    record = ended_jobs(zfs_daemon)[job.id]
+    assert record["state"] == "FAILED"
+    # The failing step and the cleanup after it are phases of their own.
+    assert list(record["phases_ms"])[-3:] == ["aborted", "cleanup", "finish"]
 
 
 def test_interrupted_download_resumes_with_range(zfs_daemon: ZfsDaemon, images):

@@ -376,6 +376,24 @@ def state_name(state: int) -> str:
     return zfs_pb2.ImportJobState.Name(state).removeprefix("IMPORT_JOB_STATE_")
 
 
+IMPORT_POLL_SLOW = 0.2  # enough for a progress bar
+IMPORT_POLL_FAST = 0.02  # near a job's end: how late the command may notice that it ended
+
+
+def import_poll_delay(job: zfs_pb2.ImportJob, elapsed: float) -> float:
+    """Seconds to wait before asking for ``job`` again, ``elapsed`` seconds after following
+    it began. GetImportJob has no watch: a job whose progress says it ends soon (or that is
+    still PENDING, probing its source) is asked every 20 ms, so the command returns right
+    after the job ends; one with a while to go at half its predicted rest, at most every
+    0.2 s."""
+    if job.total_bytes and job.bytes_written:
+        remaining = elapsed * (job.total_bytes - job.bytes_written) / job.bytes_written
+        return min(max(remaining / 2, IMPORT_POLL_FAST), IMPORT_POLL_SLOW)
+    if job.state == zfs_pb2.IMPORT_JOB_STATE_PENDING:
+        return IMPORT_POLL_FAST
+    return IMPORT_POLL_SLOW
+
+
 def _follow(stub: zfs_pb2_grpc.ZfsServiceStub, job: zfs_pb2.ImportJob) -> zfs_pb2.ImportJob:
     columns = (
         TextColumn("{task.description:<11}"),
@@ -385,9 +403,10 @@ def _follow(stub: zfs_pb2_grpc.ZfsServiceStub, job: zfs_pb2.ImportJob) -> zfs_pb
     )
     with Progress(*columns, console=console(), transient=False) as progress:
         task = progress.add_task(state_name(job.state), total=None)
+        start = time.monotonic()
         try:
             while job.state not in _FINISHED:
-                time.sleep(0.2)
+                time.sleep(import_poll_delay(job, time.monotonic() - start))
                 job = stub.GetImportJob(zfs_pb2.GetImportJobRequest(id=job.id))
                 progress.update(
                     task,
@@ -435,8 +454,9 @@ def import_template(
 
 
 def _wait(stub: zfs_pb2_grpc.ZfsServiceStub, job: zfs_pb2.ImportJob) -> zfs_pb2.ImportJob:
+    start = time.monotonic()
     while job.state not in _FINISHED:
-        time.sleep(0.2)
+        time.sleep(import_poll_delay(job, time.monotonic() - start))
         job = stub.GetImportJob(zfs_pb2.GetImportJobRequest(id=job.id))
     return job
 

@@ -238,7 +238,8 @@ class ImageInfo:
 
 async def inspect(path: Path, qemu_img: str = "qemu-img") -> ImageInfo:
     """The image's format by content and its virtual size; qcow2 images that refer to other
-    files (backing file, external data file) are refused, as they could read host files."""
+    files (backing file, external data file) are refused, as they could read host files.
+    A qcow2 image's consistency is :func:`check_qcow2`'s job."""
     with open(path, "rb") as file:
         head = file.read(4)
     if head != QCOW2_MAGIC:
@@ -254,6 +255,13 @@ async def inspect(path: Path, qemu_img: str = "qemu-img") -> ImageInfo:
             "the qcow2 image refers to another file (backing or data file); flatten it with "
             "`qemu-img convert -O qcow2` first"
         )
+    return ImageInfo("qcow2", int(info["virtual-size"]))
+
+
+async def check_qcow2(path: Path, qemu_img: str = "qemu-img") -> None:
+    """Raises ImportFailedError when the qcow2 image (already accepted by :func:`inspect`)
+    is damaged or truncated: ``qemu-img convert`` would read a cut-off image's missing
+    clusters as zeros and succeed."""
     try:
         await run([qemu_img, "check", "-f", "qcow2", "--output=json", str(path)])
     except CommandError as exc:
@@ -262,4 +270,3 @@ async def inspect(path: Path, qemu_img: str = "qemu-img") -> ImageInfo:
             raise ImportFailedError(
                 f"the qcow2 image is damaged or truncated (qemu-img check: {exc.reason})"
             ) from None
-    return ImageInfo("qcow2", int(info["virtual-size"]))

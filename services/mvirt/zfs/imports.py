@@ -35,6 +35,7 @@ from mvirt.zfs.driver import TEMPLATES, TMP
 from mvirt.zfs.image_source import ImportFailedError, Source, StoppedError
 from mvirt.zfs.manager import AUDIT_LEVEL, StorageManager, TemplateView
 from mvirt.zfs.model import ImportJobRecord, JobState, TemplateRecord, now_iso
+from mvirt.zfs.phase_times import PhaseTimes
 from mvirt.zfs.process import CommandError, run_with_progress
 from mvirt.zfs.validation import DEFAULT_BLOCKSIZE, check_size, round_up
 
@@ -58,6 +59,7 @@ class ImportRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stops: dict[str, threading.Event] = {}
         self._publishing: set[str] = set()
+        self._times: dict[str, PhaseTimes] = {}
         self._stopping = False
 
     def _audit(self, message: str, *related: str) -> None:
@@ -87,8 +89,10 @@ class ImportRunner:
                 created_at=now_iso(),
                 completed_at=None,
             )
+            times = PhaseTimes()
             self.store.add_job(job)
             self._live[job.id] = job
+            self._times[job.id] = times
             self._stops[job.id] = threading.Event()
             self._tasks[job.id] = asyncio.create_task(self._run(job.id, checked))
         self._audit(f"import of template {name} from {source} started", job.id, job.template_id)
@@ -187,6 +191,18 @@ class ImportRunner:
         self._audit(
             f"import of template {job.template_name} {verb}{reason}", job.id, job.template_id
         )
+        times = self._times.pop(job.id, None)
+        if times is not None:
+            times.lap("finish")
+            log.info(
+                "import job ended",
+                extra={
+                    "job": job.id,
+                    "state": state.name,
+                    "total_ms": round(times.total() * 1000, 1),
+                    "phases_ms": times.as_ms(),
+                },
+            )
 
     def _progress(self, job_id: str) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
@@ -215,27 +231,36 @@ class ImportRunner:
 
     async def _run(self, job_id: str, source: Source) -> None:
         job = self._live[job_id]
+        times = self._times[job_id]
+        times.lap("queued")
         work = self.driver.dataset(TMP, f"{job_id}-work")
         image = self.driver.dataset(TEMPLATES, job.template_id)
         try:
-            await self._import(job_id, source, work, image)
+            await self._import(job_id, source, work, image, times)
         except asyncio.CancelledError:
+            times.lap("aborted")  # the step that failed or was cancelled
             await self._cleanup(work, image)
+            times.lap("cleanup")
             if self._stopping:
                 self._finish(self._live[job_id], JobState.FAILED, "mvirt-zfs stopped")
             else:
                 self._finish(self._live[job_id], JobState.CANCELLED, "cancelled by request")
         except (ImportFailedError, StoppedError, CommandError, OSError) as exc:
+            times.lap("aborted")
             await self._cleanup(work, image)
+            times.lap("cleanup")
             reason = exc.reason if isinstance(exc, CommandError) else str(exc)
             self._finish(self._live[job_id], JobState.FAILED, reason or type(exc).__name__)
         except Exception as exc:
             log.exception("import job failed", extra={"job": job_id})
+            times.lap("aborted")
             await self._cleanup(work, image)
+            times.lap("cleanup")
             self._finish(self._live[job_id], JobState.FAILED, f"{type(exc).__name__}: {exc}")
         finally:
             self._tasks.pop(job_id, None)
             self._stops.pop(job_id, None)
+            self._times.pop(job_id, None)
             self._publishing.discard(job_id)
 
     async def _cleanup(self, *datasets: str) -> None:
@@ -245,21 +270,27 @@ class ImportRunner:
             except (CommandError, asyncio.CancelledError) as exc:
                 log.error("cannot remove %s: %s", dataset, exc)
 
-    async def _import(self, job_id: str, source: Source, work: str, image: str) -> None:
+    async def _import(
+        self, job_id: str, source: Source, work: str, image: str, times: PhaseTimes
+    ) -> None:
         stop = self._stops[job_id]
         progress = self._progress(job_id)
         path = source.path
+        work_made = False  # a local, uncompressed image needs no work dataset
         if source.url is not None:
             await self.driver.create(work)
+            work_made = True
             path = self.driver.mountpoint(work) / "download"
             self._set_state(job_id, JobState.DOWNLOADING)
             download = image_source.Download(source.url, path, progress)
             await self._in_thread(job_id, download.run, download.abort)
+            times.lap("download")
         assert path is not None
         kind = await asyncio.to_thread(image_source.compression_of, path)
         if kind is not None:
-            if not await self.driver.exists(work):
+            if not work_made:
                 await self.driver.create(work)
+                work_made = True
             compressed, plain = path, self.driver.mountpoint(work) / "decompressed"
             self._set_state(job_id, JobState.CONVERTING)
             if kind == "zstd":
@@ -271,7 +302,9 @@ class ImportRunner:
             if source.url is not None:
                 compressed.unlink()
             path = plain
+            times.lap("decompress")
         info = await image_source.inspect(path, self.qemu_img)
+        times.lap("probe")
         requested = self._live[job_id].size
         if requested is not None and requested < info.virtual_size:
             raise ImportFailedError(
@@ -279,10 +312,25 @@ class ImportRunner:
             )
         size = round_up(max(info.virtual_size, requested or 0), DEFAULT_BLOCKSIZE)
         backing = self.manager.backing
-        await self.driver.create(image, backing.create_options(size, DEFAULT_BLOCKSIZE))
-        await backing.materialize(image, size)
+
+        async def create_image() -> None:
+            await self.driver.create(image, backing.create_options(size, DEFAULT_BLOCKSIZE))
+            await backing.materialize(image, size)
+
+        # The qcow2 check reads only metadata and the dataset creation waits on ZFS: side by
+        # side, one hides the other. Both run to their end even when the other failed (a
+        # `zfs create` cut short could still complete after the job's cleanup); then a
+        # failure of either ends the job, which destroys the dataset.
+        steps = [create_image()]
+        if info.format == "qcow2":
+            steps.append(image_source.check_qcow2(path, self.qemu_img))
+        for outcome in await asyncio.gather(*steps, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        times.lap("create")
         state = JobState.CONVERTING if info.format == "qcow2" else JobState.WRITING
         self._set_state(job_id, state, 0, info.virtual_size)
+        times.lap("status")
 
         def converted(line: str) -> None:
             match = _PERCENT.search(line)
@@ -306,10 +354,14 @@ class ImportRunner:
             ],
             converted,
         )
-        await self.driver.destroy(work, recursive=True)
+        times.lap("convert")
+        if work_made:
+            await self.driver.destroy(work, recursive=True)
+            times.lap("cleanup")
         self._publishing.add(job_id)
         job = self._live[job_id]
         record = TemplateRecord(job.template_id, job.template_name, size, "", now_iso())
         await self.manager.publish_template(image, record)
+        times.lap("publish")
         done = replace(job, bytes_written=info.virtual_size, total_bytes=info.virtual_size)
         self._finish(done, JobState.COMPLETED, None)
