@@ -5,7 +5,13 @@ daemons' own tests use."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
+import shutil
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +28,14 @@ from mvirt.proto import (
 )
 from tests.conftest import DaemonProcess
 from tests.net.conftest import NetDaemon
-from tests.vmm.conftest import FAKE_CH
+from tests.net.netns import Netns
+from tests.vmm.conftest import FAKE_CH, hypervisor_pids, image_root_args, short_tmpdir
+from tests.zfs.conftest import POOL_FILE_SIZE, ZfsDaemon, destroy_pool, zpool
 
 TEMPLATE = "debian12"
 NETWORK = "prod"
 TEMPLATE_BYTES = 4 << 20
+_pools = itertools.count()
 
 
 @dataclass
@@ -35,7 +44,7 @@ class RealNode:
 
     vmm_endpoint: str
     log: DaemonProcess
-    zfs_daemon: DaemonProcess
+    zfs_daemon: ZfsDaemon
     net_daemon: NetDaemon
     env: dict[str, str] = field(default_factory=dict)
 
@@ -100,22 +109,78 @@ def vmm_args() -> tuple[str, ...]:
     return ("--hypervisor", "cloud-hypervisor", "--ch-binary", str(FAKE_CH))
 
 
+@contextlib.contextmanager
+def running_node(folder: Path) -> Iterator[RealNode]:
+    """Starts the four daemons (state and images under ``folder``), adds the template and
+    the network, and stops everything again at the end (the VMs' hypervisors, the pool and
+    the namespace included). Needs a running zfs-fuse (the ``zfs_service`` fixture)."""
+    with contextlib.ExitStack() as stack:
+        log = DaemonProcess("mvirt.log", folder / "log-data").start()
+        stack.callback(log.kill)
+
+        vmm_dir = short_tmpdir("mvv-")  # VM sockets need short paths
+        stack.callback(shutil.rmtree, vmm_dir, True)
+        vmm = DaemonProcess("mvirt.vmm", vmm_dir / "data", None, *image_root_args(), *vmm_args())
+        stack.callback(_stop_vmm, vmm)
+        vmm.start()
+
+        pool = f"mvt{os.getpid()}c{next(_pools)}"
+        image = folder / "pool.img"
+        with open(image, "wb") as file:
+            file.truncate(POOL_FILE_SIZE)
+        created = zpool("create", "-m", "none", pool, str(image))
+        assert created.returncode == 0, created.stderr
+        stack.callback(destroy_pool, pool)
+        zfs = ZfsDaemon(
+            "mvirt.zfs",
+            folder / "zfs-data",
+            None,
+            "--pool",
+            pool,
+            "--log-endpoint",
+            log.endpoint,
+            "--import-root",
+            str(folder),
+            "--shutdown-grace",
+            "2",
+        )
+        zfs.pool = pool
+        stack.callback(
+            lambda: zfs.proc is not None and zfs.proc.poll() is None and zfs.terminate(60)
+        )
+        zfs.start()
+
+        netns = Netns()
+        stack.callback(netns.delete)
+        net = NetDaemon(netns, folder / "net-data", log_endpoint=log.endpoint)
+        stack.callback(net.close)
+        net.start()
+
+        node = RealNode(vmm.endpoint, log, zfs, net)
+        stack.callback(node.close)
+        node.env = {
+            "MVIRT_SERVER": vmm.endpoint,
+            "MVIRT_LOG_SERVER": log.endpoint,
+            "MVIRT_ZFS_SERVER": zfs.endpoint,
+            "MVIRT_NET_SERVER": net.relay.endpoint,
+            "XDG_CONFIG_HOME": str(folder / "config"),
+        }
+        add_template(node.zfs, folder)
+        add_network(node.net)
+        yield node
+
+
+def _stop_vmm(vmm: DaemonProcess) -> None:
+    """Kills mvirt-vmm and every hypervisor its store still lists."""
+    if vmm.proc is not None and vmm.proc.poll() is None:
+        vmm.kill()
+    for pid in hypervisor_pids(vmm.data_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
-def real_node(start_vmm, log_daemon, start_zfs_daemon, start_net, tmp_path):
-    """The four daemons of a node, with the template ``debian12`` and the network ``prod``.
-    A test module imports this fixture with the ones it uses."""
-    vmm = start_vmm(*vmm_args())
-    zfs = start_zfs_daemon(log_endpoint=log_daemon.endpoint)
-    net: NetDaemon = start_net(log_endpoint=log_daemon.endpoint)
-    node = RealNode(vmm.daemon.endpoint, log_daemon, zfs, net)
-    node.env = {
-        "MVIRT_SERVER": vmm.daemon.endpoint,
-        "MVIRT_LOG_SERVER": log_daemon.endpoint,
-        "MVIRT_ZFS_SERVER": zfs.endpoint,
-        "MVIRT_NET_SERVER": net.relay.endpoint,
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-    }
-    add_template(node.zfs, tmp_path)
-    add_network(node.net)
-    yield node
-    node.close()
+def real_node(zfs_service: None, tmp_path: Path) -> Iterator[RealNode]:
+    """The four daemons of a node, with the template ``debian12`` and the network ``prod``."""
+    with running_node(tmp_path) as node:
+        yield node

@@ -45,7 +45,7 @@ def create_web(node: RealNode):
 
 
 def volume_datasets(node: RealNode) -> list[str]:
-    parent = f"{node.zfs_daemon.pool}/volumes"  # type: ignore[attr-defined]
+    parent = f"{node.zfs_daemon.pool}/volumes"
     listed = zfs("list", "-H", "-r", "-t", "all", "-o", "name", parent).stdout
     return [name for name in listed.split() if name != parent]
 
