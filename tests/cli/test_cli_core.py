@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import unicodedata
 from concurrent import futures
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 
 from mvirt.cli.exit_codes import ExitCode
 from mvirt.cli.main import cli, main
+from mvirt.cli.output import print_columns
 from mvirt.cli.settings import ENDPOINTS
 from mvirt.proto import vmm_pb2, vmm_pb2_grpc
 from tests.cli.boot_file import BOOT_FILE
@@ -226,6 +228,22 @@ def test_control_characters_from_the_daemon_never_reach_the_terminal(vmm_server,
     assert "\\x1b]0;owned\\x07\\x1b[2J\\x9b31m \\u202eevil" in shown
     as_json = json.loads(run_mvirt("get", "esc", "-o", "json", env=env).stdout)
     assert as_json["config"]["cmdline"] == cmdline  # scripts still get the exact value
+
+
+def display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def test_columns_line_up_on_the_terminal_with_wide_and_escaped_text(capsys):
+    rows = [("web", "ok"), ("ウェブ", "ok"), ("a\x1bb", "ok"), ("plain-name", "ok")]
+    print_columns(("NAME", "STATE"), rows)
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("a\\x1bb ")  # escaped: four cells for the control character
+    # Where STATE starts, in terminal cells, is the same on every line: a wide character
+    # takes two cells.
+    starts = {display_width(header[: header.index("STATE")])}
+    starts |= {display_width(line[: line.index("ok")]) for line in lines}
+    assert starts == {len("plain-name  ")}, [header, *lines]
 
 
 def complete(words: str, env: dict[str, str]) -> list[str]:

@@ -7,7 +7,6 @@ log message carrying an escape sequence cannot retitle, recolour or rewrite the 
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -76,17 +75,15 @@ def print_columns(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None
 
     For long listings: as fast for 1,000 rows as for 10 (a rich table measures every cell
     several times), and nothing is ever shortened or wrapped, so ids can be copied."""
-    from rich.cells import cell_len  # noqa: PLC0415 - small; only listings need it
-
     cells = [[safe(cell) for cell in row] for row in rows]
-    widths = [cell_len(column) for column in columns]
+    widths = [_width(column) for column in columns]
     for row in cells:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], cell_len(cell))
+            widths[i] = max(widths[i], _width(cell))
 
     def line(row: Sequence[str]) -> str:
         padded = (
-            cell + " " * (width - cell_len(cell)) for cell, width in zip(row, widths, strict=True)
+            cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=True)
         )
         return "  ".join(padded).rstrip()
 
@@ -96,9 +93,22 @@ def print_columns(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None
     click.echo("\n".join([header, *(line(row) for row in cells)]))
 
 
+def _width(cell: str) -> int:
+    """Terminal cells ``cell`` takes. After :func:`safe`, an ASCII string is printable, one
+    cell per character (the common case, and no table of character widths to load); wide
+    characters (CJK, emoji) take two cells."""
+    if cell.isascii():
+        return len(cell)
+    from rich.cells import cell_len  # noqa: PLC0415 - only text beyond ASCII needs its table
+
+    return cell_len(cell)
+
+
 def print_json_line(obj: dict[str, Any]) -> None:
     """Prints ``obj`` as one JSON line and flushes (so a follow stream is read line by line).
 
     JSON escapes C0 controls itself; DEL, C1 and bidirectional overrides are escaped too, so
     the line is safe on a terminal and still decodes to the same strings."""
+    import json  # noqa: PLC0415 - only -o json needs it
+
     click.echo(json.dumps(obj, ensure_ascii=False).translate(_SAFE_JSON))

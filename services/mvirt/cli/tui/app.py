@@ -35,6 +35,21 @@ TABS = (
 )
 
 
+class ViewTabs(TabbedContent):
+    """The views, a tab each; only a key or a click on a tab changes the one shown.
+
+    TabbedContent also shows the pane of any widget that takes the focus, but it learns of
+    the focus through messages that arrive later (TabPane.Focused, two hops behind). A view
+    whose daemon answered took the focus just before a switch to another tab then took the
+    screen back once its message arrived: the switch was lost, depending on load. Here the
+    tab follows the keys and clicks only, and the focus follows the tab (take_focus).
+    """
+
+    def on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        event.stop()
+        event.prevent_default()  # not TabbedContent's own handler, which switches tabs
+
+
 class MvirtApp(App[None]):
     """``mvirt`` with no command."""
 
@@ -63,7 +78,7 @@ class MvirtApp(App[None]):
             "logs": LogsView(self.links["log"], id="logs-view"),
             "system": SystemView(self.links["vmm"], id="system-view"),
         }
-        with TabbedContent(initial="vms"):
+        with ViewTabs(initial="vms"):
             for tab, title in TABS:
                 with TabPane(title, id=tab):
                     yield views[tab]
