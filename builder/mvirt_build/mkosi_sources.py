@@ -5,8 +5,9 @@ project replaces mkosi's list with a package-manager tree (`mkosi.pkgmngr/`, fou
 its name, so a plain `mkosi build` reads it too). The list is not part of the project: it is
 generated into `mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources` (ignored by git) from the
 mirrors the machine already uses, so a machine with a local mirror builds from it and the
-project names no mirror host. Every `mvirt-build` run and `make wheels` (which a plain
-`mkosi build` on a fresh clone needs anyway) write it; it is rewritten only when its content
+project names no mirror host. The rootfs stage writes it before it reads mkosi's configuration
+(any `mvirt-build` build or status), and so does `make wheels` (which a plain `mkosi build` on
+a fresh clone needs anyway); it is rewritten only when its content
 changes, and as a file of the package-manager tree it is part of the rootfs stage's input: a
 different mirror makes the rootfs stale.
 
