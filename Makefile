@@ -52,8 +52,10 @@ test: bootstrap
 # Re-resolve the runtime dependencies of pyproject.toml into requirements/runtime.lock (exact
 # versions, SHA-256 of every file). Run it after adding or changing a dependency; the rootfs
 # (the image's Python packages) and scripts/bootstrap.sh (the virtualenv) both install it.
-# The locked wheels in .cache/wheels: what a plain `mkosi build` installs (it has no network).
+# The locked wheels in .cache/wheels: what a plain `mkosi build` installs (it has no network);
+# and mkosi's repository list, written from this machine's apt sources (mkosi.pkgmngr/).
 wheels: bootstrap
+	@.venv/bin/python -m mvirt_build.mkosi_sources
 	@.venv/bin/python -m mvirt_build.pylock
 
 lock: bootstrap

@@ -23,7 +23,7 @@ PACKAGES=(
   sbsigntool xorriso mtools dosfstools fdisk
   busybox-static dnsmasq-base isc-dhcp-server isc-dhcp-client iproute2 nftables zfs-fuse xz-utils
   dh-virtualenv debhelper lintian debootstrap
-  git make tmux procps openssh-client
+  git make tmux procps openssh-client gnupg
 )
 BACKPORTS_PACKAGES=(mkosi)
 

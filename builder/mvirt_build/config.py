@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mvirt_build import mkosi_config
+from mvirt_build.apt_sources import APT_DIR
 from mvirt_build.errors import BuildError
 
 CONFIG_NAME = "mvirt-build.conf"
@@ -70,6 +71,8 @@ class BuildConfig:
     # Folders laid over the initramfs after mkosi.extra/ (like mkosi's ExtraTrees=): a test
     # build adds or replaces files of the image without touching the checkout.
     extra_trees: tuple[Path, ...] = ()
+    # The machine's apt configuration, whose mirrors mkosi's sources are written from.
+    apt_dir: Path = APT_DIR
 
     @property
     def state_dir(self) -> Path:

@@ -8,6 +8,11 @@ suite's signed Release file with Debian's archive keyring and `apt-get download`
 package against it. The lock then pins the .deb's SHA-256 on top, so a changed package is
 refused even if it is validly signed. The mirror is the one the host already uses for
 bookworm (read from its apt sources), so the project names no mirror of its own.
+
+The pin, not the Release file's freshness, is what the build trusts: apt's `Valid-Until`
+check (sid's Release expires a week after it is made) is off for this configuration, so a
+mirror that is a frozen copy of the archive (a local or snapshot mirror) still serves the
+pinned package. The signature is still checked.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from mvirt_build.run import run
 APT_URL = re.compile(r"^apt:(?P<suite>[a-z][a-z0-9-]*)/(?P<package>[a-z0-9][a-z0-9.+-]*)"
                      r"=(?P<version>[A-Za-z0-9.+~:-]+)$")  # fmt: skip
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+UPDATE_FAILED = re.compile(r"^(E: |W: (Failed to fetch|Some index files failed))", re.MULTILINE)
 
 
 def parse_url(url: str) -> tuple[str, str, str]:
@@ -61,25 +67,72 @@ def _apt_options(state: Path) -> list[str]:
         "-o", "APT::Architecture=amd64",
         "-o", "Acquire::Languages=none",
         "-o", "APT::Sandbox::User=root",
+        # Freshness of the Release file guards against a mirror holding back updates; the
+        # pinned SHA-256 already fixes which package is wanted (module docstring).
+        "-o", "Acquire::Check-Valid-Until=false",
+        "-o", "Acquire::Check-Date=false",
         "-q",
     ]  # fmt: skip
 
 
-def download_deb(url: str, dest: Path) -> None:
-    """Fetch the package of an apt: URL into `dest`, verified by apt's signatures."""
+def _update_failure(output: str, suite: str, mirror: str, keyring: str) -> BuildError:
+    """What went wrong in `apt-get update` of `suite`, named from apt's messages."""
+    tail = "\n".join(f"    {line}" for line in output.rstrip().splitlines()[-12:])
+    local = "give a copy checked by hand with --download NAME=PATH (verified against the pin)"
+    key = re.search(r"NO_PUBKEY ([0-9A-F]+)|EXPKEYSIG ([0-9A-F]+)", output)
+    if key is not None:
+        return BuildError(
+            f"Debian's {suite} Release file at {mirror} is signed by key "
+            f"{key[1] or key[2]}, which {keyring} does not hold (or holds expired): this "
+            f"machine's debian-archive-keyring is older than the key that signs {suite}\n{tail}",
+            f"upgrade debian-archive-keyring (`apt-get update && apt-get install "
+            f"debian-archive-keyring`), or {local}",
+        )
+    if re.search(r"is not signed|BADSIG|invalid signature", output):
+        return BuildError(
+            f"the {suite} Release file at {mirror} has no valid signature\n{tail}",
+            f"check the mirror in this machine's apt sources (bookworm), or {local}",
+        )
+    if re.search(r"does not have a Release file|404\s+Not Found", output):
+        return BuildError(
+            f"{mirror} (this machine's mirror for bookworm) does not carry Debian's "
+            f"{suite}\n{tail}",
+            f"a mirror of some suites only cannot serve it: {local}",
+        )
+    if re.search(r"Could not resolve|Failed to fetch|Unable to connect|Connection failed",
+                 output):  # fmt: skip
+        return BuildError(
+            f"{mirror} (this machine's mirror for bookworm) cannot be reached\n{tail}",
+            f"check the network or the mirror, or {local}",
+        )
+    return BuildError(
+        f"`apt-get update` of Debian's {suite} from {mirror} failed\n{tail}",
+        f"Debian's {suite} must be reachable through the host's mirror, or {local}",
+    )
+
+
+def download_deb(
+    url: str, dest: Path, *, mirror: str | None = None, keyring: str = KEYRING
+) -> None:
+    """Fetch the package of an apt: URL into `dest`, verified by apt's signatures (the caller
+    checks it against the pinned SHA-256). `mirror` defaults to the host's bookworm mirror."""
     suite, package, version = parse_url(url)
+    mirror = mirror or host_mirror()
     state = default_cache_dir() / "apt" / suite
     with locked(default_cache_dir() / "locks" / f"apt-{suite}", f"the {suite} apt state", True):
         for sub in ("lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"):
             (state / sub).mkdir(parents=True, exist_ok=True)
         (state / "sources.list").write_text("")
         (state / "sources.list.d" / f"{suite}.sources").write_text(
-            f"Types: deb\nURIs: {host_mirror()}\nSuites: {suite}\nComponents: main\n"
-            f"Signed-By: {KEYRING}\n"
+            f"Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nSigned-By: {keyring}\n"
         )
         options = _apt_options(state)
-        hint = f"Debian's {suite} must be reachable through the host's mirror"
-        run(["apt-get", *options, "update"], hint=hint)
+        # apt-get update exits 0 when an index could not be fetched (it keeps the old one),
+        # but says so.
+        proc = run(["apt-get", *options, "update"], check=False)
+        output = proc.stdout.decode(errors="replace") if proc.stdout else ""
+        if proc.returncode != 0 or UPDATE_FAILED.search(output):
+            raise _update_failure(output, suite, mirror, keyring)
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".apt-") as tmp:
             run(["apt-get", *options, "download", f"{package}={version}"], cwd=Path(tmp),
                 hint=f"{package} {version} is not (or no longer) in {suite}; pin the version "

@@ -24,12 +24,15 @@ def run(
     hint: str | None = None,
     input: bytes | None = None,
     clean_env: bool = False,
+    check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `cmd`; raise BuildError with the tail of its output when it fails.
 
     `env` entries are added to the current environment, or with `clean_env` are the whole
     environment (nothing of the host's leaks into the command). With `stream`, output goes
     straight to the terminal (long builds whose progress a user wants to see), not captured.
+    Without `check`, a failed command is returned (its output captured) for the caller to
+    explain.
     """
     argv = [os.fspath(c) for c in cmd]
     log.debug("run: %s", shlex.join(argv))
@@ -52,7 +55,7 @@ def run(
             f"{argv[0]}: command not found",
             hint or "run `mvirt-build check` to see what is missing and how to install it",
         ) from exc
-    if proc.returncode != 0:
+    if proc.returncode != 0 and check:
         tail = ""
         if proc.stdout:
             lines = proc.stdout.decode(errors="replace").rstrip().splitlines()[-25:]

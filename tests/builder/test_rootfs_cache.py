@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mvirt_build import mkosi_sources
 from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Graph
@@ -110,6 +111,8 @@ def test_tree_from_mkosi_build_is_used_by_the_next_plain_build(tmp_path):
     (no --tree) finds the rootfs up to date instead of running mkosi again."""
     tree = fake_tree(tmp_path / "mkosi.output/rootfs")
     given = make_config(tmp_path, tree)
+    # mkosi built it from the repository list `make wheels` (or an earlier build) wrote.
+    mkosi_sources.write(tmp_path, given.apt_dir)
     assert Graph(Context(given), [rootfs.RootfsStage()]).build(["rootfs"], echo=False)
     shutil.rmtree(tree)  # mkosi's staging folder is gone once it finishes
     plain = Graph(Context(dataclasses.replace(given, rootfs_tree=None)), [rootfs.RootfsStage()])

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from mvirt_build import mkosi_config, pylock, tools
+from mvirt_build import mkosi_config, mkosi_sources, pylock, tools
 from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Stage
@@ -38,6 +38,11 @@ class RootfsStage(Stage):
     def content_inputs(self, ctx: Context) -> dict[str, str]:
         """What the tree is made from (the cache key of the tree)."""
         root = ctx.config.root
+        # mkosi's repositories come from the machine's mirrors, written before they are read
+        # (a file of mkosi.pkgmngr/, so an input below). A tree handed over was built from the
+        # sources already there: they are left as they are.
+        if ctx.config.rootfs_tree is None and (root / "mkosi.conf").is_file():
+            mkosi_sources.write(root, ctx.config.apt_dir)
         image = mkosi_config.summary(root, ctx.config.cache_dir)
         found = mkosi_config.rootfs_inputs(root, image, ctx.digests.tree, ctx.file_input)
         found["tool mkosi"] = tools.identity("mkosi")
