@@ -142,6 +142,54 @@ def test_bad_ready_command_or_cmdline_arguments_are_named(body, message):
         services_file.parse({"services": {"a": {"command": ["x"], **body}}})
 
 
+def test_when_cmdline_and_cmdline_values_are_parsed():
+    (spec,) = services_file.parse(
+        {
+            "services": {
+                "pool": {
+                    "command": ["/usr/bin/pool-setup", "--pool", "tank"],
+                    "when_cmdline": "mvirt.zfs.disk",
+                    "cmdline_values": {
+                        "mvirt.zfs.disk": ["--disk"],
+                        "mvirt.zfs.pool": ["--pool"],
+                    },
+                }
+            }
+        }
+    )
+    base = ["/usr/bin/pool-setup", "--pool", "tank"]
+    assert not spec.wanted(frozenset({"console=ttyS0", "mvirt.zfs.diskette=/dev/vdb"}))
+    assert spec.wanted(frozenset({"mvirt.zfs.disk=/dev/vdb"}))
+    assert spec.wanted(frozenset({"mvirt.zfs.disk"}))  # the bare word counts too
+    assert spec.argv(frozenset({"mvirt.zfs.disk"})) == base  # but carries no value
+    # The value is one argument of its own, whatever it holds (the service checks it).
+    words = frozenset({"mvirt.zfs.disk=/dev/vdb --force", "mvirt.zfs.pool=data"})
+    assert spec.argv(words) == [*base, "--disk", "/dev/vdb --force", "--pool", "data"]
+    assert spec.argv(frozenset({"mvirt.zfs.disk="})) == [*base, "--disk", ""]
+
+
+def test_a_service_without_when_cmdline_is_always_wanted():
+    (spec,) = services_file.parse({"services": {"a": {"command": ["x"]}}})
+    assert spec.wanted(frozenset()) and spec.when_cmdline is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"when_cmdline": ""}, "'when_cmdline' must be one command-line option name"),
+        ({"when_cmdline": "a=b"}, "'when_cmdline' must be one command-line option name"),
+        ({"when_cmdline": ["a"]}, "'when_cmdline' must be one command-line option name"),
+        ({"cmdline_values": ["--disk"]}, "'cmdline_values' must be a table"),
+        ({"cmdline_values": {"a=b": ["--x"]}}, "cmdline_values key 'a=b' must be one"),
+        ({"cmdline_values": {"a b": ["--x"]}}, "cmdline_values key 'a b' must be one"),
+        ({"cmdline_values": {"a": "--x"}}, "cmdline_values.'a' must be a list"),
+    ],
+)
+def test_bad_when_cmdline_or_cmdline_values_are_named(body, message):
+    with pytest.raises(ServicesFileError, match=message):
+        services_file.parse({"services": {"a": {"command": ["x"], **body}}})
+
+
 def test_the_images_services_file_starts_the_node_daemons():
     """mvirt-log, then mvirt-vmm; each probed on its own loopback listener; with
     mvirt.api=tls each adds a TLS listener on a port its loopback listener does not hold
