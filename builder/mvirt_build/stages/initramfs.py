@@ -97,7 +97,8 @@ class InitramfsStage(Stage):
     # 2: /init guards the import of pideisn with a rescue loop; lz4 as a compression.
     # 3: the API client CA, extra trees, the size budget per component.
     # 4: the module collector's own bytecode stays out.
-    version = 4
+    # 5: ELF files of ExtraFiles= bring their shared-library closure.
+    version = 5
     deps = ("rootfs",)
     sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
     description = "compressed cpio: /init, Python runtime, imported modules, services, skeleton"
@@ -259,10 +260,14 @@ def assemble(ctx: Context, tree: Path) -> Archive:
         for p in sorted((ctx.config.root / "mkosi.extra").rglob("*"))
         if p.is_file() or p.is_symlink()
     ]
-    for path in [*skeleton, *ctx.config.initramfs.extra_files]:
+    for path in skeleton:
         resolved = elfdeps.resolve(tree, path)
         links.update(resolved.links)
         files.add(resolved.real)
+    # An ELF program of ExtraFiles= (nft, zfs-fuse, qemu-img) comes with its libraries.
+    extra_files, extra_links = elfdeps.with_closure(tree, ctx.config.initramfs.extra_files)
+    files.update(extra_files)
+    links.update(extra_links)
     for link, target in links.items():
         archive.add(Entry(link, "symlink", 0o777, target=target))
     for path in sorted(files):
