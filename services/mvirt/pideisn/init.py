@@ -213,7 +213,7 @@ class Init:
             log(f"services not started: {exc}")
             self.report_unknown_options(set())
             return
-        self.report_unknown_options({w for spec in specs for w in spec.cmdline_arguments})
+        self.report_unknown_options({w for spec in specs for w in spec.cmdline_options()})
         if not specs:
             log(f"no services declared in {self.options.services_file}")
             return
@@ -234,7 +234,8 @@ class Init:
             log(f"services not all ready after {self.options.services_timeout:.0f} s")
 
     def report_unknown_options(self, consumed: set[str]) -> None:
-        """Log `mvirt.*` options that neither pideisn nor a service's `cmdline_arguments` use."""
+        """Log `mvirt.*` options that neither pideisn nor a service of the services file
+        (`cmdline_arguments`, `cmdline_values`, `when_cmdline`) uses."""
         unknown = self.options.unknown_besides(consumed)
         if unknown:
             log(f"unknown mvirt.* options ignored: {', '.join(unknown)}")

@@ -164,6 +164,13 @@ class ServiceSpec:
             cmdline_value(cmdline_words, self.when_cmdline) is not None
         )
 
+    def cmdline_options(self) -> set[str]:
+        """The command-line words and option names this service reads (not "unknown")."""
+        found = set(self.cmdline_arguments) | set(self.cmdline_values)
+        if self.when_cmdline is not None:
+            found.add(self.when_cmdline)
+        return found
+
     def argv(self, cmdline_words: set[str] | frozenset[str]) -> list[str]:
         """The command, plus the arguments of every `cmdline_arguments` word the kernel
         command line contains, then those of every `cmdline_values` option it carries with
