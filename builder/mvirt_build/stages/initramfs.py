@@ -44,6 +44,8 @@ INTERPRETER = "/usr/bin/python3"
 SKELETON_DIRS = {"/dev": 0o755, "/proc": 0o555, "/sys": 0o555, "/run": 0o755, "/tmp": 0o1777,
                  "/root": 0o700, "/var": 0o755, "/etc": 0o755, "/mnt": 0o755}  # fmt: skip
 DEVICES = {"/dev/console": (0o600, (5, 1)), "/dev/null": (0o666, (1, 3))}
+# Debian's links into the RAM-backed /run (zfs-fuse keeps its socket and lock there).
+SKELETON_LINKS = {"/var/run": "/run", "/var/lock": "/run/lock"}
 # The whole environment of the image's interpreter when it collects modules: nothing of the
 # host's (PYTHONPATH, PYTHONSTARTUP, ...) may change what goes into the image. The flags are
 # those of -I (isolated) except -E: that would also drop PYTHONHASHSEED=0, which keeps the
@@ -97,7 +99,7 @@ class InitramfsStage(Stage):
     # 2: /init guards the import of pideisn with a rescue loop; lz4 as a compression.
     # 3: the API client CA, extra trees, the size budget per component.
     # 4: the module collector's own bytecode stays out.
-    # 5: ELF files of ExtraFiles= bring their shared-library closure.
+    # 5: ELF files of ExtraFiles= bring their shared-library closure; /var/run, /var/lock.
     version = 5
     deps = ("rootfs",)
     sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
@@ -245,6 +247,8 @@ def assemble(ctx: Context, tree: Path) -> Archive:
         archive.add(Entry(path, "dir", mode))
     for path, (mode, rdev) in DEVICES.items():
         archive.add(Entry(path, "chardev", mode, rdev=rdev))
+    for path, target in SKELETON_LINKS.items():
+        archive.add(Entry(path, "symlink", 0o777, target=target))
     archive.add(Entry("/init", "file", 0o755, init_script(ctx.config.initramfs.init)))
 
     from mvirt_build import elfdeps  # noqa: PLC0415 - pyelftools only when building
