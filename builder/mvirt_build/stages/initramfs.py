@@ -19,7 +19,7 @@ from pathlib import Path
 import lz4.block
 import zstandard
 
-from mvirt_build import budget
+from mvirt_build import budget, tools
 from mvirt_build.budget import COMPONENTS
 from mvirt_build.compare import LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC
 from mvirt_build.config import BuildConfig, initramfs_image
@@ -100,7 +100,8 @@ class InitramfsStage(Stage):
     # 3: the API client CA, extra trees, the size budget per component.
     # 4: the module collector's own bytecode stays out.
     # 5: ELF files of ExtraFiles= bring their shared-library closure; /var/run, /var/lock.
-    version = 5
+    # 6: ELF files lose their symbol tables and debug sections (mvirt_build.elfstrip).
+    version = 6
     deps = ("rootfs",)
     sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
     description = "compressed cpio: /init, Python runtime, imported modules, services, skeleton"
@@ -122,6 +123,7 @@ class InitramfsStage(Stage):
             "api client CA": api_ca_input(ctx),
             "zstandard": f"{version('zstandard')} (zstd {zstandard.ZSTD_VERSION})",
             "lz4": version("lz4"),
+            **tools.identities(("strip",)),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -251,7 +253,7 @@ def assemble(ctx: Context, tree: Path) -> Archive:
         archive.add(Entry(path, "symlink", 0o777, target=target))
     archive.add(Entry("/init", "file", 0o755, init_script(ctx.config.initramfs.init)))
 
-    from mvirt_build import elfdeps  # noqa: PLC0415 - pyelftools only when building
+    from mvirt_build import elfdeps, elfstrip  # noqa: PLC0415 - pyelftools only when building
 
     modules = collect_modules(ctx, tree)
     for path, pyc in modules["source"].items():
@@ -278,7 +280,8 @@ def assemble(ctx: Context, tree: Path) -> Archive:
         host = tree / path.lstrip("/")
         if not host.is_file():
             raise BuildError(f"{path} is not in the rootfs", "check [Initramfs] ExtraFiles=")
-        archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), host.read_bytes()))
+        data = elfstrip.stripped(host.read_bytes())
+        archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), data))
     return archive
 
 
