@@ -34,6 +34,17 @@ def netdev_args(ports: tuple[int, ...] = API_PORTS, host: str = "127.0.0.1") -> 
     return ["-netdev", f"user,id=api0,{forwards}", "-device", "virtio-net-pci,netdev=api0"]
 
 
+def check_cmdline_word(word: str) -> str:
+    """`word` if it is one kernel command-line word (no spaces, quotes or control
+    characters: it must not split into, or run into, other words)."""
+    if not word or any(c.isspace() or c == '"' or ord(c) < 0x20 or c == "\x7f" for c in word):
+        raise BuildError(
+            f"{word!r} is not one kernel command-line word",
+            "give one KEY=VALUE per --cmdline, without spaces or quotes",
+        )
+    return word
+
+
 def with_cmdline_word(image: bytes, stub: bytes, sbat: bytes, word: str) -> bytes:
     """The UKI `image` reassembled on `stub` with `word` added to its `.cmdline` (unsigned)."""
     layout = uki.inspect(image)

@@ -3,6 +3,7 @@ cloud-hypervisor, watching the serial console for the ready line."""
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -12,7 +13,7 @@ from mvirt_build.config import BuildConfig, initramfs_image
 from mvirt_build.console import BootResult, watch
 from mvirt_build.errors import BuildError
 from mvirt_build.esp import build_esp
-from mvirt_build.qemu import QemuMachine, fresh_vars, plain_option_path
+from mvirt_build.qemu import QemuMachine, data_disk_args, fresh_vars, plain_option_path
 from mvirt_build.secureboot import firmware_for
 from mvirt_build.stages.uki import sbat_line
 
@@ -90,15 +91,37 @@ def boot(
     iso_as: str = "cdrom",
     secure_boot_cert: Path | None = None,
     api: bool = False,
+    disks: Sequence[Path] = (),
+    cmdline_words: Sequence[str] = (),
 ) -> BootResult:
     """Boot the image once and report how it went. With `api`, the API ports are forwarded,
     `mvirt.api=tls` is on the command line, and a machine that got ready keeps running
-    (`result.process`; the daemons' fingerprint line is in `result.collected`)."""
+    (`result.process`; the daemons' fingerprint line is in `result.collected`). `disks` are
+    attached as raw virtio disks after the boot disk (/dev/vdb, ... in the node), and
+    `cmdline_words` are added to the kernel command line (of an unsigned copy of the UKI)."""
     if api and (hypervisor != "qemu" or iso is not None or secure_boot_cert is not None):
         raise BuildError(
             "--api boots the UKI under QEMU without Secure Boot",
             "drop --iso, --secure-boot and --hypervisor cloud-hypervisor for an API boot",
         )
+    words = [api_boot.check_cmdline_word(word) for word in cmdline_words]
+    if api:
+        words.append(api_boot.API_WORD)
+    if (disks or cmdline_words) and (hypervisor != "qemu" or iso is not None):
+        raise BuildError(
+            "--disk and --cmdline boot the UKI under QEMU",
+            "drop --iso and --hypervisor cloud-hypervisor",
+        )
+    if cmdline_words and secure_boot_cert is not None:
+        raise BuildError(
+            "--cmdline changes the UKI, which then no longer boots with Secure Boot enforcing",
+            "drop --secure-boot, or build the words into mkosi.conf's KernelCommandLine=",
+        )
+    for disk in disks:
+        if not disk.is_file() and not disk.is_block_device():
+            raise BuildError(
+                f"--disk {disk} is not a file or block device", "make one: truncate -s 20G pool.img"
+            )
     with tempfile.TemporaryDirectory(prefix="mvirt-boot-") as tmp:
         workdir = Path(tmp)
         if hypervisor == "cloud-hypervisor":
@@ -108,23 +131,25 @@ def boot(
             chosen = choose_accelerator(
                 config.cache_dir, accel, kernel if kernel.is_file() else None
             )
-            if api and firmware == "uefi":
-                copy = workdir / "api.efi"
-                copy.write_bytes(api_word_uki(config, uki))
+            if words and firmware == "uefi":
+                copy = workdir / "cmdline.efi"
+                copy.write_bytes(words_uki(config, uki, words))
                 uki = copy
             machine = qemu_machine(
                 config, firmware, workdir, chosen, uki, iso, iso_as, secure_boot_cert
             )
             if api:
                 machine.extra += api_boot.netdev_args()
-                if machine.cmdline is not None:
-                    machine.cmdline += " " + api_boot.API_WORD
+            if words and machine.cmdline is not None:
+                machine.cmdline += " " + " ".join(words)
+            machine.extra += data_disk_args(disks)
             argv = machine.command()
         return watch(argv, timeout, echo=echo, keep_running=api, collect=api_boot.FINGERPRINT)
 
 
-def api_word_uki(config: BuildConfig, image: Path) -> bytes:
-    """A copy of the UKI `image` whose command line also has `mvirt.api=tls` (unsigned)."""
-    return api_boot.with_cmdline_word(
-        image.read_bytes(), config.uki.stub.read_bytes(), sbat_line(), api_boot.API_WORD
-    )
+def words_uki(config: BuildConfig, image: Path, words: Sequence[str]) -> bytes:
+    """A copy of the UKI `image` whose command line also has `words` (unsigned)."""
+    data, stub, sbat = image.read_bytes(), config.uki.stub.read_bytes(), sbat_line()
+    for word in words:
+        data = api_boot.with_cmdline_word(data, stub, sbat, word)
+    return data

@@ -91,7 +91,9 @@ def uki_table(kernel: int, initramfs: int, sizes: dict[str, dict[str, int]], uki
                 f"  {name:<24} {_mib(part['compressed'])}   ({_mib(part['raw']).strip()} "
                 "uncompressed)"
             )
-    lines.append(f"  {'initramfs (zstd)':<24} {_mib(initramfs)}   (the components above, together)")
+    lines.append(
+        f"  {'initramfs':<24} {_mib(initramfs)}   (the components above, together, as built)"
+    )
     lines.append(f"  {'stub, sections, signature':<24} {_mib(max(uki - kernel - initramfs, 0))}")
     verdict = "within" if uki <= GOAL_BYTES else f"{_mib(uki - GOAL_BYTES).strip()} over"
     lines.append(f"  {'UKI':<24} {_mib(uki)}   goal {_mib(GOAL_BYTES).strip()}: {verdict}")

@@ -275,11 +275,28 @@ def iso_command(ctx: click.Context, force: bool, efi: Path | None, output: Path 
     "wait until the API answers over mutual TLS, print how to reach it and keep the node "
     "running (until it powers off or Ctrl-C).",
 )
+@click.option(
+    "--disk",
+    "disks",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Attach this raw disk image (repeatable): /dev/vdb, /dev/vdc, ... in the node, "
+    "e.g. a pool disk with --cmdline mvirt.zfs.disk=/dev/vdb.",
+)
+@click.option(
+    "--cmdline",
+    "cmdline_words",
+    multiple=True,
+    metavar="WORD",
+    help="Add WORD (KEY=VALUE) to the kernel command line of this boot (repeatable; an "
+    "unsigned copy of the UKI).",
+)
 @click.pass_context
 @handles_errors
 def boot(ctx: click.Context, firmware: str, hypervisor: str, timeout: float, accel: str,
          ch_firmware: Path | None, no_build: bool, image: Path | None, use_iso: bool,
-         iso_as: str, secure_boot: bool, api: bool) -> None:  # fmt: skip
+         iso_as: str, secure_boot: bool, api: bool, disks: tuple[Path, ...],
+         cmdline_words: tuple[str, ...]) -> None:  # fmt: skip
     """Boot the image and wait for its ready line (exit 0), or fail with the last lines."""
     from mvirt_build import boot as booting  # noqa: PLC0415 - keeps other commands fast
 
@@ -316,6 +333,8 @@ def boot(ctx: click.Context, firmware: str, hypervisor: str, timeout: float, acc
         iso_as=iso_as,
         secure_boot_cert=cert,
         api=api,
+        disks=disks,
+        cmdline_words=cmdline_words,
     )
     if result.ok and result.process is not None:
         click.secho(f"boot: ready after {result.seconds:.1f} s", fg="green")

@@ -142,3 +142,27 @@ def closure(tree: Path, roots: Iterable[str]) -> tuple[set[str], dict[str, str]]
             links.update(found.links)
             queue.append(found.real)
     return files, links
+
+
+def is_elf(tree: Path, image_path: str) -> bool:
+    """True when `image_path` (links followed inside `tree`) is an ELF file."""
+    host = tree / resolve(tree, image_path).real.lstrip("/")
+    try:
+        with open(host, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def with_closure(tree: Path, paths: Iterable[str]) -> tuple[set[str], dict[str, str]]:
+    """`paths` as files of the image: an ELF file with every library it needs (see
+    :func:`closure`), any other file as it is. Returns (real image paths, symlink -> target)."""
+    paths = list(paths)
+    elf = [p for p in paths if is_elf(tree, p)]
+    files, links = closure(tree, elf)
+    for path in paths:
+        if path not in elf:
+            resolved = resolve(tree, path)
+            links.update(resolved.links)
+            files.add(resolved.real)
+    return files, links

@@ -1,9 +1,13 @@
 """A hybrid ISO that boots on UEFI machines from CD and, written to a USB stick, as a disk.
 
-Layout: a FAT ESP image holding `EFI/BOOT/BOOTX64.EFI` (the signed UKI) is appended to the
-ISO 9660 image as GPT partition 2 (type EF00); the El Torito catalog's no-emulation EFI entry
-points at that same partition, so the UKI is stored once. Firmware booting from a CD follows El
-Torito, firmware booting from a disk reads the GPT. Every timestamp, the FAT volume ID and the
+Layout: a FAT ESP image holding `EFI/BOOT/BOOTX64.EFI` (the signed UKI) is a file of the ISO
+9660 volume; the El Torito catalog's no-emulation EFI entry points at it and the GPT marks the
+same blocks as the EFI system partition (type EF00), so the UKI is stored once. Firmware booting
+from a CD follows El Torito, firmware booting from a disk reads the GPT. An El Torito entry
+counts at most 65,535 sectors of 512 bytes (32 MiB); a larger boot image gets a count of 0,
+which the firmware (EDK2/OVMF) reads as "up to the end of the ISO 9660 volume". That is why the
+ESP lies inside the volume and not appended after it: appended, a UKI past 32 MiB would not
+boot from CD. Every timestamp, the FAT volume ID and the
 GPT GUIDs derive from SOURCE_DATE_EPOCH, so the same inputs give the same bytes.
 """
 
@@ -19,6 +23,7 @@ from mvirt_build.esp import BOOT_PATH, FAT_HINT, build_esp, tool_env
 from mvirt_build.run import output, run
 
 KIB = 1024
+ESP_NAME = "esp.img"
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,11 @@ def build_iso(efi: Path, out: Path, *, epoch: int, volume_id: str = "MVIRT") -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".iso-", dir=out.parent) as tmp:
         work = Path(tmp)
-        esp = work / "esp.img"
-        build_esp(efi, esp, epoch)
         tree = work / "tree"
         tree.mkdir()
+        esp = tree / ESP_NAME
+        build_esp(efi, esp, epoch)
+        os.utime(esp, (epoch, epoch))
         # xorriso dates the root folder's records by the folder's own mtime, not the epoch.
         os.utime(tree, (epoch, epoch))
         tmp_iso = work / "out.iso"
@@ -52,11 +58,11 @@ def build_iso(efi: Path, out: Path, *, epoch: int, volume_id: str = "MVIRT") -> 
                 "-V", volume_id,
                 "-iso-level", "3",
                 "-no-pad",
-                # The ESP becomes GPT partition 2 (EF00) and the El Torito EFI boot image.
-                "-append_partition", "2", "0xef", esp,
-                "-appended_part_as_gpt",
-                "-e", "--interval:appended_partition_2:all::",
+                # The ESP is a file of the ISO 9660 volume, the El Torito EFI boot image and
+                # a GPT partition (EF00) over the same blocks.
+                "-e", ESP_NAME,
                 "-no-emul-boot",
+                "-efi-boot-part", "--efi-boot-image",
                 tree,
             ],
             env=tool_env(epoch),

@@ -2,6 +2,7 @@
 kernel boot. One builder of command lines, used by `mvirt-build boot` and the tests."""
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,18 @@ def option_path(path: Path) -> str:
     if any(ord(c) < 0x20 or c == "\x7f" for c in text):
         raise BuildError(f"path {text!r} has control characters and cannot be given to QEMU")
     return text.replace(",", ",,")
+
+
+def data_disk_args(disks: Sequence[Path]) -> list[str]:
+    """QEMU options attaching `disks` as raw virtio disks (after the boot disk: /dev/vdb,
+    /dev/vdc, ... in the node)."""
+    argv: list[str] = []
+    for index, disk in enumerate(disks):
+        argv += [
+            "-drive", f"if=none,id=data{index},format=raw,file={option_path(disk)}",
+            "-device", f"virtio-blk-pci,drive=data{index}",
+        ]  # fmt: skip
+    return argv
 
 
 def plain_option_path(path: Path) -> str:

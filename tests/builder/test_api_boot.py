@@ -4,8 +4,10 @@ fingerprint from the console and the client line printed for the user."""
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from mvirt_build import api_boot, uki
+from mvirt_build import api_boot, qemu, uki
+from mvirt_build.cli import main
 from mvirt_build.errors import BuildError
 
 STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
@@ -63,3 +65,43 @@ def test_missing_client_keys_name_genkey(tmp_path):
     with pytest.raises(BuildError, match=r"client\.crt, client\.key") as info:
         api_boot.check_client_keys(tmp_path)
     assert "mvirt-build genkey" in str(info.value)
+
+
+@pytest.mark.parametrize("word", ["", "a b", 'mvirt.zfs.disk="/dev/vdb"', "x\ny", "tab\there"])
+def test_a_boot_word_that_is_not_one_word_is_refused(word):
+    with pytest.raises(BuildError, match="is not one kernel command-line word"):
+        api_boot.check_cmdline_word(word)
+    assert api_boot.check_cmdline_word("mvirt.zfs.disk=/dev/vdb") == "mvirt.zfs.disk=/dev/vdb"
+
+
+def test_words_go_into_the_uki_copy_one_by_one():
+    image = uki.assemble(STUB.read_bytes(), CONTENTS, SBAT)
+    copy = image
+    for word in ("mvirt.zfs.disk=/dev/vdb", "mvirt.api=tls"):
+        copy = api_boot.with_cmdline_word(copy, STUB.read_bytes(), SBAT, word)
+    cmdline = uki.inspect(copy).section(".cmdline")
+    assert cmdline is not None
+    assert cmdline.data.rstrip(b"\0").split() == [
+        b"console=ttyS0", b"quiet", b"mvirt.zfs.disk=/dev/vdb", b"mvirt.api=tls"
+    ]  # fmt: skip
+
+
+def test_pool_disks_are_virtio_disks_after_the_boot_disk_with_commas_escaped(tmp_path):
+    disks = [tmp_path / "pool.img", tmp_path / "a,b.img"]
+    assert qemu.data_disk_args(disks) == [
+        "-drive", f"if=none,id=data0,format=raw,file={tmp_path}/pool.img",
+        "-device", "virtio-blk-pci,drive=data0",
+        "-drive", f"if=none,id=data1,format=raw,file={tmp_path}/a,,b.img",
+        "-device", "virtio-blk-pci,drive=data1",
+    ]  # fmt: skip
+
+
+def test_boot_refuses_a_bad_word_before_starting_anything(tmp_path):
+    image = tmp_path / "node.efi"
+    image.write_bytes(uki.assemble(STUB.read_bytes(), CONTENTS, SBAT))
+    result = CliRunner().invoke(
+        main, ["boot", "--uki", str(image), "--cmdline", "mvirt.zfs.disk=/dev/vdb --force"]
+    )
+    assert result.exit_code != 0
+    assert "is not one kernel command-line word" in result.output
+    assert "Traceback" not in result.output

@@ -54,3 +54,29 @@ def test_non_elf_is_a_clear_error(tmp_path):
     (tmp_path / "script").write_text("#!/bin/sh\n")
     with pytest.raises(BuildError, match="not a readable ELF"):
         elfdeps.read_elf(tmp_path / "script")
+
+
+def test_extra_files_bring_their_libraries_and_other_files_come_as_they_are(tmp_path):
+    """ExtraFiles= of the initramfs: a program found through a symlink comes with its loader
+    and libraries; a non-ELF file is copied alone; a missing library is named."""
+    tree = tmp_path / "tree"
+    for folder in ("usr/bin", "usr/lib/x86_64-linux-gnu", "etc"):
+        (tree / folder).mkdir(parents=True)
+    (tree / "bin").symlink_to("usr/bin")
+    (tree / "lib64").symlink_to("usr/lib/x86_64-linux-gnu")
+    (tree / "usr/bin/python3.11").write_bytes(Path("/usr/bin/python3.11").read_bytes())
+    (tree / "etc/config").write_text("x = 1\n")
+    with pytest.raises(BuildError, match=r"needs lib|ld-linux-x86-64\.so\.2 is not a file"):
+        elfdeps.with_closure(tree, ["/bin/python3.11"])
+    info = elfdeps.read_elf(Path("/usr/bin/python3.11"))
+    for name in [*info.needed, "ld-linux-x86-64.so.2"]:
+        host = Path("/usr/lib/x86_64-linux-gnu") / name
+        (tree / "usr/lib/x86_64-linux-gnu" / name).write_bytes(host.read_bytes())
+    files, links = elfdeps.with_closure(tree, ["/bin/python3.11", "/etc/config"])
+    names = {Path(f).name for f in files}
+    assert {"python3.11", "libc.so.6", "ld-linux-x86-64.so.2", "config"} <= names
+    assert "/usr/bin/python3.11" in files and "/etc/config" in files
+    assert links["/bin"] == "usr/bin"
+    assert elfdeps.is_elf(tree, "/bin/python3.11")
+    assert not elfdeps.is_elf(tree, "/etc/config")
+    assert not elfdeps.is_elf(tree, "/etc/missing")

@@ -75,9 +75,24 @@ def _firmware(tmp_path: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def _padded_efi_app(tmp_path: Path, size: int) -> Path:
+    """The EFI application with zeros appended to `size` bytes (the loader reads the PE
+    headers; data past the last section is ignored), like a UKI of that size."""
+    big = tmp_path / "big.efi"
+    shutil.copyfile(EFI_APP, big)
+    with big.open("r+b") as f:
+        f.truncate(size)
+    return big
+
+
 @pytest.mark.e2e
-def test_iso_boots_as_cdrom(tmp_path):
-    iso = build_iso(EFI_APP, tmp_path / "a.iso", epoch=EPOCH).path
+@pytest.mark.parametrize("payload_mib", [0, 40], ids=["small", "past-32-MiB"])
+def test_iso_boots_as_cdrom(tmp_path, payload_mib):
+    # An El Torito entry counts 512-byte sectors in 16 bits (32 MiB at most): past that the
+    # firmware takes the boot image to reach the end of the ISO 9660 volume, so the ESP must
+    # lie inside the volume for a large UKI to boot from CD.
+    efi = _padded_efi_app(tmp_path, payload_mib << 20) if payload_mib else EFI_APP
+    iso = build_iso(efi, tmp_path / "a.iso", epoch=EPOCH).path
     console = boot_until(
         [
             *_firmware(tmp_path),

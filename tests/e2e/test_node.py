@@ -21,7 +21,7 @@ import grpc
 import pytest
 
 from mvirt.daemon import tls
-from mvirt.proto import log_pb2, log_pb2_grpc, vmm_pb2, vmm_pb2_grpc
+from mvirt.proto import log_pb2, log_pb2_grpc, net_pb2, net_pb2_grpc, vmm_pb2, vmm_pb2_grpc
 from mvirt_build import api_boot, config
 from mvirt_build.stages.uki import sbat_line
 from tests.daemon.certs import Authority, make_authority
@@ -31,7 +31,7 @@ from .vm import Machine
 
 pytestmark = pytest.mark.e2e
 BOOT_TIMEOUT = 600
-VMM, LOG = 50051, 50052
+VMM, LOG, ZFS, NET = 50051, 50052, 50053, 50054
 NODE_OUTPUT = ROOT / "build" / "node-test"
 FIRMWARE = "/usr/share/mvirt/CLOUDHV.fd"  # a boot file that is on the node
 
@@ -87,7 +87,7 @@ def node(node_build: NodeBuild) -> Iterator[Node]:
         )
     )
     identity = tls.load_client_identity(authority.issue_client(work / "client"))
-    vm = Machine(ROOT, uki, work, guest_ports=(VMM, LOG))
+    vm = Machine(ROOT, uki, work, guest_ports=(VMM, LOG, NET, ZFS))
     try:
         vm.wait_for("pideisn: ready (uptime", BOOT_TIMEOUT)
         fingerprint = api_boot.fingerprint_of(vm.lines)
@@ -118,6 +118,26 @@ def test_daemons_start_in_order_and_print_one_fingerprint(node: Node):
     assert "mvirt-vmm: ready" in console
     prints = set(re.findall(r"API certificate fingerprint (SHA256:[0-9a-f]{64})", console))
     assert prints == {node.fingerprint}  # one identity for the node
+
+
+def test_net_runs_and_storage_is_not_started_without_a_pool_disk(node: Node):
+    """No mvirt.zfs.disk on this node's command line: neither zfs-fuse nor mvirt-zfs runs
+    (its API port refuses) while mvirt-net answers over mutual TLS."""
+    console = node.vm.console()
+    assert console.index("mvirt-net: ready") < console.index("mvirt-vmm: started")
+    for name in ("zfs-pool", "mvirt-zfs"):
+        assert f"{name}: not started (no mvirt.zfs.disk on the kernel command line)" in console
+        assert f"{name}: started" not in console
+    networks = call_until_up(
+        node,
+        NET,
+        lambda ch: net_pb2_grpc.NetServiceStub(ch).ListNetworks(
+            net_pb2.ListNetworksRequest(), timeout=60
+        ),
+    )
+    assert list(networks.networks) == []
+    with pytest.raises(OSError):  # QEMU accepts on the host and closes: no listener inside
+        tls.fetch_server_certificate(node.target(ZFS), node.identity, timeout=30)
 
 
 def test_system_info_over_mutual_tls(node: Node):
@@ -205,8 +225,10 @@ def test_acpi_power_button_stops_the_daemons_cleanly(node: Node):
     assert status == 0, console
     assert "ACPI power button: power off" in console
     assert "mvirt-vmm: stopped (exit 0)" in console
+    assert "mvirt-net: stopped (exit 0)" in console
     assert "mvirt-log: stopped (exit 0)" in console
-    assert console.index("mvirt-vmm: stopped") < console.index("mvirt-log: stopped")
+    assert console.index("mvirt-vmm: stopped") < console.index("mvirt-net: stopped")
+    assert console.index("mvirt-net: stopped") < console.index("mvirt-log: stopped")
     assert console.index("services stopped") < console.index("powering off")
 
 

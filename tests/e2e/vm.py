@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qemu.qmp import QMPClient
 
-from mvirt_build import boot, config
+from mvirt_build import boot, config, qemu
 
 GUEST_PORT = 8080
 
@@ -36,6 +36,7 @@ class Machine:
         workdir: Path,
         guest_ports: tuple[int, ...] = (GUEST_PORT,),
         iso: Path | None = None,
+        disks: tuple[Path, ...] = (),
     ) -> None:
         cfg = config.load(root)
         # Each guest port is forwarded from an ephemeral port on the host's loopback.
@@ -50,6 +51,7 @@ class Machine:
             "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56",
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
         ]  # fmt: skip
+        machine.extra += qemu.data_disk_args(disks)  # /dev/vdb, ... in the node
         self.proc = subprocess.Popen(
             machine.command(),
             stdin=subprocess.DEVNULL,

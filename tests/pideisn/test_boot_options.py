@@ -1,5 +1,6 @@
 """Kernel command line parsing."""
 
+from mvirt.pideisn import services_file
 from mvirt.pideisn.cmdline import SERVICES_FILE, BootOptions, split_words
 
 
@@ -54,3 +55,23 @@ def test_a_byte_that_is_not_utf8_keeps_the_words_services_ask_for(tmp_path):
     options = BootOptions.from_proc(str(path))
     assert "mvirt.api=tls" in options.words
     assert options.unknown_besides({"mvirt.api=tls"}) == []
+
+
+def test_options_a_service_reads_by_value_or_condition_are_not_reported_unknown():
+    options = BootOptions(
+        ["mvirt.zfs.disk=/dev/vdb", "mvirt.zfs.pool=tank", "mvirt.net.uplink=eth1", "mvirt.x=1"]
+    )
+    specs = services_file.parse(
+        {
+            "services": {
+                "pool": {
+                    "command": ["x"],
+                    "when_cmdline": "mvirt.zfs.disk",
+                    "cmdline_values": {"mvirt.zfs.pool": ["--pool"]},
+                },
+                "net": {"command": ["y"], "cmdline_values": {"mvirt.net.uplink": ["--uplink"]}},
+            }
+        }
+    )
+    consumed = {w for spec in specs for w in spec.cmdline_options()}
+    assert options.unknown_besides(consumed) == ["mvirt.x"]

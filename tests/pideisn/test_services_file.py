@@ -144,15 +144,70 @@ def test_bad_ready_command_or_cmdline_arguments_are_named(body, message):
         services_file.parse({"services": {"a": {"command": ["x"], **body}}})
 
 
+def test_when_cmdline_and_cmdline_values_are_parsed():
+    (spec,) = services_file.parse(
+        {
+            "services": {
+                "pool": {
+                    "command": ["/usr/bin/pool-setup", "--pool", "tank"],
+                    "when_cmdline": "mvirt.zfs.disk",
+                    "cmdline_values": {
+                        "mvirt.zfs.disk": ["--disk"],
+                        "mvirt.zfs.pool": ["--pool"],
+                    },
+                }
+            }
+        }
+    )
+    base = ["/usr/bin/pool-setup", "--pool", "tank"]
+    assert not spec.wanted(frozenset({"console=ttyS0", "mvirt.zfs.diskette=/dev/vdb"}))
+    assert spec.wanted(frozenset({"mvirt.zfs.disk=/dev/vdb"}))
+    assert spec.wanted(frozenset({"mvirt.zfs.disk"}))  # the bare word counts too
+    assert spec.argv(frozenset({"mvirt.zfs.disk"})) == base  # but carries no value
+    # The value is one argument of its own, whatever it holds (the service checks it).
+    words = frozenset({"mvirt.zfs.disk=/dev/vdb --force", "mvirt.zfs.pool=data"})
+    assert spec.argv(words) == [*base, "--disk", "/dev/vdb --force", "--pool", "data"]
+    assert spec.argv(frozenset({"mvirt.zfs.disk="})) == [*base, "--disk", ""]
+
+
+def test_a_service_without_when_cmdline_is_always_wanted():
+    (spec,) = services_file.parse({"services": {"a": {"command": ["x"]}}})
+    assert spec.wanted(frozenset()) and spec.when_cmdline is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"when_cmdline": ""}, "'when_cmdline' must be one command-line option name"),
+        ({"when_cmdline": "a=b"}, "'when_cmdline' must be one command-line option name"),
+        ({"when_cmdline": ["a"]}, "'when_cmdline' must be one command-line option name"),
+        ({"cmdline_values": ["--disk"]}, "'cmdline_values' must be a table"),
+        ({"cmdline_values": {"a=b": ["--x"]}}, "cmdline_values key 'a=b' must be one"),
+        ({"cmdline_values": {"a b": ["--x"]}}, "cmdline_values key 'a b' must be one"),
+        ({"cmdline_values": {"a": "--x"}}, "cmdline_values.'a' must be a list"),
+    ],
+)
+def test_bad_when_cmdline_or_cmdline_values_are_named(body, message):
+    with pytest.raises(ServicesFileError, match=message):
+        services_file.parse({"services": {"a": {"command": ["x"], **body}}})
+
+
 def test_the_images_services_file_starts_the_node_daemons():
-    """mvirt-log, then mvirt-vmm; each probed on its own loopback listener; with
-    mvirt.api=tls each adds a TLS listener on a port its loopback listener does not hold
-    (Linux refuses [::]:P while [::1]:P listens)."""
+    """mvirt-log, mvirt-net, then mvirt-vmm; the pool and mvirt-zfs only with
+    mvirt.zfs.disk. Each daemon is probed on its own loopback listener; with mvirt.api=tls
+    each adds a TLS listener on a port its loopback listener does not hold (Linux refuses
+    [::]:P while [::1]:P listens)."""
     path = Path(__file__).resolve().parents[2] / "mkosi.extra/etc/pideisn/services.toml"
-    log, vmm = services_file.load(str(path))
-    assert (log.name, vmm.name) == ("mvirt-log", "mvirt-vmm")
-    assert vmm.after == ["mvirt-log"]
-    for spec, api_port in ((log, 50052), (vmm, 50051)):
+    specs = {spec.name: spec for spec in services_file.load(str(path))}
+    order = list(specs)
+    assert set(order) == {"mvirt-log", "mvirt-net", "mvirt-vmm", "zfs-pool", "mvirt-zfs"}
+    log, net, vmm, pool, zfs = (
+        specs[n] for n in ("mvirt-log", "mvirt-net", "mvirt-vmm", "zfs-pool", "mvirt-zfs")
+    )
+    assert order.index("mvirt-net") < order.index("mvirt-vmm")
+    assert set(vmm.after) == {"mvirt-log", "mvirt-net"}
+    assert set(zfs.after) == {"mvirt-log", "zfs-pool"}
+    for spec, api_port in ((log, 50052), (vmm, 50051), (zfs, 50053), (net, 50054)):
         argv = spec.argv(frozenset({"mvirt.api=tls"}))
         listen = argv[argv.index("--listen") + 1]
         assert listen.startswith("[::1]:")
@@ -163,10 +218,31 @@ def test_the_images_services_file_starts_the_node_daemons():
         assert not listen.endswith(f":{api_port}")
         assert argv[argv.index("--tls-client-ca") + 1] == "/etc/mvirt/api-ca.crt"
         assert "--tls-listen" not in spec.argv(frozenset())
+        if spec is not log:
+            assert (
+                spec.command[spec.command.index("--log-endpoint") + 1]
+                == (log.command[log.command.index("--listen") + 1])
+            )
+    # Storage only with a pool disk; its value reaches the pool set-up as one argument.
+    for spec in (log, net, vmm):
+        assert spec.wanted(frozenset())
+    for spec in (pool, zfs):
+        assert not spec.wanted(frozenset({"mvirt.api=tls"}))
+    words = frozenset({"mvirt.zfs.disk=/dev/vdb", "mvirt.zfs.pool=tank"})
+    argv = pool.argv(words)
+    assert argv[argv.index("--disk") + 1] == "/dev/vdb"
+    assert argv[len(argv) - 1 - argv[::-1].index("--pool") + 1] == "tank"  # the last wins
+    argv = zfs.argv(words)
+    assert argv[len(argv) - 1 - argv[::-1].index("--pool") + 1] == "tank"
     assert (
-        vmm.command[vmm.command.index("--log-endpoint") + 1]
-        == log.command[log.command.index("--listen") + 1]
-    )
+        zfs.argv(frozenset())[zfs.argv(frozenset()).index("--data-dir") + 1]
+        == (pool.argv(frozenset())[pool.argv(frozenset()).index("--state-dir") + 1])
+    )  # mvirt-zfs's records live on the pool
+    assert pool.ready.file is not None
+    # The uplink is eth0 unless the command line names another.
+    argv = net.argv(frozenset({"mvirt.net.uplink=eth1"}))
+    assert argv[len(argv) - 1 - argv[::-1].index("--uplink") + 1] == "eth1"
+    assert net.argv(frozenset())[net.argv(frozenset()).index("--uplink") + 1] == "eth0"
 
 
 def test_a_probe_command_that_is_not_an_absolute_path_is_refused():

@@ -301,6 +301,58 @@ def test_cmdline_arguments_reach_the_service(runtime, tmp_path):
     assert out.read_text() == "--listen [::1]:1 --tls-listen [::]:1"
 
 
+def test_a_service_whose_cmdline_option_is_absent_is_not_started(runtime, tmp_path, capfd):
+    """Without the option the service and what comes after it with the same condition are
+    reported and not started; the others start and the boot settles. With the option, its
+    value reaches the command as one argument."""
+    loop, reaper = runtime
+    out = tmp_path / "argv"
+    code = f"import sys; open({str(out)!r}, 'w').write(repr(sys.argv[1:]))"
+    services = {
+        "pool": {
+            "command": [PY, "-c", code, "--pool", "p"],
+            "restart": "never",
+            "when_cmdline": "test.disk",
+            "cmdline_values": {"test.disk": ["--disk"]},
+        },
+        "storage": {
+            "command": py("import time; time.sleep(60)"),
+            "after": ["pool"],
+            "when_cmdline": "test.disk",
+        },
+        "other": {"command": py("import time; time.sleep(60)")},
+    }
+
+    def supervise(words: frozenset[str]) -> Supervisor:
+        supervisor = Supervisor(
+            loop,
+            reaper,
+            services_file.parse({"services": services}),
+            base_env={"PATH": os.environ["PATH"]},
+            output=lambda _line: None,
+            cmdline_words=words,
+        )
+        supervisor.start()
+        return supervisor
+
+    without = supervise(frozenset({"console=ttyS0", "test.diskless=1"}))
+    assert loop.run_until(without.all_settled, 20)
+    assert without.by_name["other"].ever_ready
+    for name in ("pool", "storage"):
+        assert without.by_name[name].pid is None and without.by_name[name].state == STOPPED
+        assert without.by_name[name].starts == 0
+    assert not out.exists()
+    assert "pool: not started (no test.disk on the kernel command line)" in capfd.readouterr().err
+    without.stop_all()
+    assert loop.run_until(lambda: without.by_name["other"].state == STOPPED, 20)
+
+    with_disk = supervise(frozenset({"test.disk=/dev/vdb"}))
+    assert loop.run_until(lambda: with_disk.by_name["pool"].state == EXITED, 20)
+    assert out.read_text() == repr(["--pool", "p", "--disk", "/dev/vdb"])
+    assert with_disk.by_name["storage"].starts == 1
+    with_disk.stop_all()
+
+
 def test_a_probe_command_that_cannot_run_is_reported_and_the_others_still_start(
     runtime, tmp_path, capfd
 ):

@@ -20,7 +20,7 @@ from pathlib import Path
 import lz4.block
 import zstandard
 
-from mvirt_build import budget
+from mvirt_build import budget, tools
 from mvirt_build.budget import COMPONENTS
 from mvirt_build.compare import LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC
 from mvirt_build.config import BuildConfig, initramfs_image
@@ -46,6 +46,8 @@ INTERPRETER = "/usr/bin/python3"
 SKELETON_DIRS = {"/dev": 0o755, "/proc": 0o555, "/sys": 0o555, "/run": 0o755, "/tmp": 0o1777,
                  "/root": 0o700, "/var": 0o755, "/etc": 0o755, "/mnt": 0o755}  # fmt: skip
 DEVICES = {"/dev/console": (0o600, (5, 1)), "/dev/null": (0o666, (1, 3))}
+# Debian's links into the RAM-backed /run (zfs-fuse keeps its socket and lock there).
+SKELETON_LINKS = {"/var/run": "/run", "/var/lock": "/run/lock"}
 # The whole environment of the image's interpreter when it collects modules: nothing of the
 # host's (PYTHONPATH, PYTHONSTARTUP, ...) may change what goes into the image. The flags are
 # those of -I (isolated) except -E: that would also drop PYTHONHASHSEED=0, which keeps the
@@ -99,8 +101,10 @@ class InitramfsStage(Stage):
     # 2: /init guards the import of pideisn with a rescue loop; lz4 as a compression.
     # 3: the API client CA, extra trees, the size budget per component.
     # 4: the module collector's own bytecode stays out.
-    # 5: services files also stored parsed (services_compile), tomllib for the fallback.
-    version = 5
+    # 5: services files also stored parsed (services_compile), tomllib for the fallback;
+    #    ELF files of ExtraFiles= bring their shared-library closure; /var/run, /var/lock.
+    # 6: ELF files lose their symbol tables and debug sections (mvirt_build.elfstrip).
+    version = 6
     deps = ("rootfs",)
     sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
     description = "compressed cpio: /init, Python runtime, imported modules, services, skeleton"
@@ -122,6 +126,7 @@ class InitramfsStage(Stage):
             "api client CA": api_ca_input(ctx),
             "zstandard": f"{version('zstandard')} (zstd {zstandard.ZSTD_VERSION})",
             "lz4": version("lz4"),
+            **tools.identities(("strip",)),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -248,9 +253,11 @@ def assemble(ctx: Context, tree: Path) -> Archive:
         archive.add(Entry(path, "dir", mode))
     for path, (mode, rdev) in DEVICES.items():
         archive.add(Entry(path, "chardev", mode, rdev=rdev))
+    for path, target in SKELETON_LINKS.items():
+        archive.add(Entry(path, "symlink", 0o777, target=target))
     archive.add(Entry("/init", "file", 0o755, init_script(ctx.config.initramfs.init)))
 
-    from mvirt_build import elfdeps  # noqa: PLC0415 - pyelftools only when building
+    from mvirt_build import elfdeps, elfstrip  # noqa: PLC0415 - pyelftools only when building
 
     modules = collect_modules(ctx, tree)
     for path, pyc in modules["source"].items():
@@ -263,17 +270,22 @@ def assemble(ctx: Context, tree: Path) -> Archive:
         for p in sorted((ctx.config.root / "mkosi.extra").rglob("*"))
         if p.is_file() or p.is_symlink()
     ]
-    for path in [*skeleton, *ctx.config.initramfs.extra_files]:
+    for path in skeleton:
         resolved = elfdeps.resolve(tree, path)
         links.update(resolved.links)
         files.add(resolved.real)
+    # An ELF program of ExtraFiles= (nft, zfs-fuse, qemu-img) comes with its libraries.
+    extra_files, extra_links = elfdeps.with_closure(tree, ctx.config.initramfs.extra_files)
+    files.update(extra_files)
+    links.update(extra_links)
     for link, target in links.items():
         archive.add(Entry(link, "symlink", 0o777, target=target))
     for path in sorted(files):
         host = tree / path.lstrip("/")
         if not host.is_file():
             raise BuildError(f"{path} is not in the rootfs", "check [Initramfs] ExtraFiles=")
-        archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), host.read_bytes()))
+        data = elfstrip.stripped(host.read_bytes())
+        archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), data))
     return archive
 
 

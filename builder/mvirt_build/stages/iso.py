@@ -32,6 +32,8 @@ class IsoStage(Stage):
     """Wrap build/mvirt-uos.efi into build/mvirt-uos.iso."""
 
     name = "iso"
+    # 2: the ESP is a file inside the ISO 9660 volume (a UKI past 32 MiB boots from CD)
+    version = 2
     deps = ("uki",)
     description = "hybrid ISO: El Torito EFI + GPT ESP holding the UKI as BOOTX64.EFI"
 

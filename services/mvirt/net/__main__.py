@@ -1,5 +1,7 @@
-"""``python -m mvirt.net`` runs the daemon."""
+"""``python -m mvirt.net`` runs the daemon (importing this module runs nothing: the image
+builder imports it to collect what the daemon needs)."""
 
 from mvirt.net.daemon import main
 
-main()
+if __name__ == "__main__":
+    main()

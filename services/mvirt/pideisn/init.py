@@ -54,6 +54,14 @@ MOUNTS: tuple[tuple[str, str, str, int, str | None], ...] = (
     ("cgroup2", "/sys/fs/cgroup", "cgroup2", _NOSUID_NODEV | syscalls.MS_NOEXEC, None),
 )
 API_MOUNTS = frozenset(m[1] for m in MOUNTS) | {"/"}
+# Links every Linux userland expects in /dev (udev makes them elsewhere): `nft -f -` opens
+# /dev/stdin, shells and other tools use /dev/fd.
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+)
 SERVICE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -80,7 +88,20 @@ def mount_api_filesystems() -> None:
             syscalls.mount(source, target, fstype, flags, data)
         except OSError as exc:
             log(f"mount {target} ({fstype}) failed: {exc.strerror or exc}")
+    make_dev_links()
     log("API filesystems mounted")
+
+
+def make_dev_links(dev: str = "/dev") -> None:
+    """/dev/fd, /dev/stdin, /dev/stdout, /dev/stderr; an existing entry is kept, failures
+    are logged."""
+    for name, target in DEV_LINKS:
+        try:
+            os.symlink(target, f"{dev}/{name}")
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            log(f"link {dev}/{name} failed: {exc.strerror or exc}")
 
 
 def set_hostname(options: BootOptions, etc: str = "/etc/hostname") -> str | None:
@@ -215,7 +236,7 @@ class Init:
             log(f"services not started: {exc}")
             self.report_unknown_options(set())
             return
-        self.report_unknown_options({w for spec in specs for w in spec.cmdline_arguments})
+        self.report_unknown_options({w for spec in specs for w in spec.cmdline_options()})
         if not specs:
             log(f"no services declared in {self.options.services_file}")
             return
@@ -236,7 +257,8 @@ class Init:
             log(f"services not all ready after {self.options.services_timeout:.0f} s")
 
     def report_unknown_options(self, consumed: set[str]) -> None:
-        """Log `mvirt.*` options that neither pideisn nor a service's `cmdline_arguments` use."""
+        """Log `mvirt.*` options that neither pideisn nor a service of the services file
+        (`cmdline_arguments`, `cmdline_values`, `when_cmdline`) uses."""
         unknown = self.options.unknown_besides(consumed)
         if unknown:
             log(f"unknown mvirt.* options ignored: {', '.join(unknown)}")

@@ -19,6 +19,21 @@ working_directory = "/"
 "web.debug" = ["--debug"]
 ```
 
+A service can depend on a kernel command-line option `NAME=VALUE`:
+
+```toml
+[services.pool]
+command = ["/usr/bin/pool-setup"]
+when_cmdline = "pool.disk"     # started only when the command line has pool.disk=VALUE
+                               # (or the bare word pool.disk); otherwise reported, not started
+
+[services.pool.cmdline_values]  # the option's VALUE appended as one argument after these
+"pool.disk" = ["--disk"]       # pool.disk=/dev/vdb -> ... --disk /dev/vdb
+```
+
+A value is passed as one argument of its own (never joined into another string); the service
+checks it like any other argument.
+
 The TOML is the source of truth. Parsing it at boot would cost PID 1 the import of `tomllib`
 (with `re`, `string` and `typing`, ~0.2 s under emulation), so the image builder also stores
 the parsed tables next to it, `PATH.marshal` (see `COMPILED_SUFFIX`): a `marshal` dump of
@@ -56,6 +71,8 @@ _KEYS = {
     "stop_timeout",
     "working_directory",
     "cmdline_arguments",
+    "cmdline_values",
+    "when_cmdline",
 }
 
 
@@ -104,6 +121,7 @@ class ServiceSpec:
     __slots__ = (
         "after",
         "cmdline_arguments",
+        "cmdline_values",
         "command",
         "environment",
         "name",
@@ -113,6 +131,7 @@ class ServiceSpec:
         "restart_delay",
         "restart_delay_max",
         "stop_timeout",
+        "when_cmdline",
         "working_directory",
     )
 
@@ -131,6 +150,8 @@ class ServiceSpec:
         stop_timeout: float = 5.0,
         working_directory: str = "/",
         cmdline_arguments: dict[str, list[str]] | None = None,
+        cmdline_values: dict[str, list[str]] | None = None,
+        when_cmdline: str | None = None,
     ) -> None:
         self.name = name
         self.command = command
@@ -144,18 +165,51 @@ class ServiceSpec:
         self.stop_timeout = stop_timeout
         self.working_directory = working_directory
         self.cmdline_arguments = cmdline_arguments or {}
+        self.cmdline_values = cmdline_values or {}
+        self.when_cmdline = when_cmdline
+
+    def wanted(self, cmdline_words: set[str] | frozenset[str]) -> bool:
+        """False when `when_cmdline` names an option the kernel command line does not carry."""
+        if self.when_cmdline is None:
+            return True
+        return self.when_cmdline in cmdline_words or (
+            cmdline_value(cmdline_words, self.when_cmdline) is not None
+        )
+
+    def cmdline_options(self) -> set[str]:
+        """The command-line words and option names this service reads (not "unknown")."""
+        found = set(self.cmdline_arguments) | set(self.cmdline_values)
+        if self.when_cmdline is not None:
+            found.add(self.when_cmdline)
+        return found
 
     def argv(self, cmdline_words: set[str] | frozenset[str]) -> list[str]:
         """The command, plus the arguments of every `cmdline_arguments` word the kernel
-        command line contains (in the file's order)."""
+        command line contains, then those of every `cmdline_values` option it carries with
+        the option's value as one more argument (each in the file's order)."""
         argv = list(self.command)
         for word, arguments in self.cmdline_arguments.items():
             if word in cmdline_words:
                 argv.extend(arguments)
+        for option, arguments in self.cmdline_values.items():
+            value = cmdline_value(cmdline_words, option)
+            if value is not None:
+                argv.extend([*arguments, value])
         return argv
 
     def __repr__(self) -> str:
         return f"ServiceSpec({self.name!r}, {self.command!r})"
+
+
+def cmdline_value(cmdline_words: set[str] | frozenset[str], option: str) -> str | None:
+    """VALUE of the word `option=VALUE` on the command line (the last one when repeated, as
+    the kernel does), or None."""
+    prefix = option + "="
+    found = None
+    for word in sorted(cmdline_words):  # a set has no order: repeated options are rare
+        if word.startswith(prefix):
+            found = word[len(prefix) :]
+    return found
 
 
 def load(path: str) -> list[ServiceSpec]:
@@ -264,7 +318,43 @@ def _service(name: str, body: object, where: str) -> ServiceSpec:
         stop_timeout=_seconds(body, "stop_timeout", 5.0, here),
         working_directory=working_directory,
         cmdline_arguments=_cmdline_arguments(body.get("cmdline_arguments", {}), here),
+        cmdline_values=_cmdline_values(body.get("cmdline_values", {}), here),
+        when_cmdline=_when_cmdline(body.get("when_cmdline"), here),
     )
+
+
+def _option_name(name: object) -> bool:
+    """A command-line option name: one word, no `=` or quote."""
+    return isinstance(name, str) and bool(name) and not any(c.isspace() or c in '="' for c in name)
+
+
+def _when_cmdline(value: object, here: str) -> str | None:
+    if value is None:
+        return None
+    if not _option_name(value):
+        raise ServicesFileError(
+            f"{here}: 'when_cmdline' must be one command-line option name without '=' "
+            '(e.g. "mvirt.zfs.disk")'
+        )
+    return str(value)
+
+
+def _cmdline_values(value: object, here: str) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise ServicesFileError(
+            f"{here}: 'cmdline_values' must be a table of OPTION = [ARGUMENT, ...]"
+        )
+    result: dict[str, list[str]] = {}
+    for option, arguments in value.items():
+        if not _option_name(option):
+            raise ServicesFileError(
+                f"{here}: cmdline_values key {option!r} must be one command-line option name "
+                "without '=' (e.g. \"mvirt.zfs.disk\")"
+            )
+        if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+            raise ServicesFileError(f"{here}: cmdline_values.{option!r} must be a list of strings")
+        result[option] = arguments
+    return result
 
 
 def _cmdline_arguments(value: object, here: str) -> dict[str, list[str]]:

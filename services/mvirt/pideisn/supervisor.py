@@ -105,6 +105,15 @@ class Supervisor:
         for service in self.services:
             if service.state != WAITING or self.stopping:
                 continue
+            if not service.spec.wanted(self.cmdline_words):
+                # when_cmdline names an option this boot does not carry: settled, not started.
+                log(
+                    f"{service.name}: not started (no {service.spec.when_cmdline} on the "
+                    "kernel command line)"
+                )
+                service.state = STOPPED
+                service.gave_up = True
+                continue
             if service.spec.ready.problem is not None:
                 # Misconfigured probe: reported, given up on; its dependents still start.
                 log(f"{service.name}: not started: {service.spec.ready.problem}")

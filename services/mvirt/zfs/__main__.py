@@ -1,5 +1,7 @@
-"""``python -m mvirt.zfs`` runs the daemon."""
+"""``python -m mvirt.zfs`` runs the daemon (importing this module runs nothing: the image
+builder imports it to collect what the daemon needs)."""
 
 from mvirt.zfs.daemon import main
 
-main()
+if __name__ == "__main__":
+    main()
