@@ -52,7 +52,7 @@ import os
 # True for type checkers only: importing collections.abc would cost boot time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 # The compiled form the image builder writes next to the TOML (mvirt_build's services_compile
 # writes the same layout; the builder imports nothing of pideisn).
@@ -317,8 +317,12 @@ def _service(name: str, body: object, where: str) -> ServiceSpec:
         ready_timeout=_seconds(body, "ready_timeout", 30.0, here),
         stop_timeout=_seconds(body, "stop_timeout", 5.0, here),
         working_directory=working_directory,
-        cmdline_arguments=_cmdline_arguments(body.get("cmdline_arguments", {}), here),
-        cmdline_values=_cmdline_values(body.get("cmdline_values", {}), here),
+        cmdline_arguments=_cmdline_table(
+            body.get("cmdline_arguments", {}), here, "cmdline_arguments", _cmdline_word, "WORD"
+        ),
+        cmdline_values=_cmdline_table(
+            body.get("cmdline_values", {}), here, "cmdline_values", _option_name, "OPTION"
+        ),
         when_cmdline=_when_cmdline(body.get("when_cmdline"), here),
     )
 
@@ -339,40 +343,30 @@ def _when_cmdline(value: object, here: str) -> str | None:
     return str(value)
 
 
-def _cmdline_values(value: object, here: str) -> dict[str, list[str]]:
+def _cmdline_word(word: str) -> bool:
+    return bool(word) and not any(c.isspace() or c == '"' for c in word)
+
+
+def _cmdline_table(
+    value: object, here: str, key: str, valid: Callable[[str], bool], what: str
+) -> dict[str, list[str]]:
+    """A table of command-line KEY = [ARGUMENT, ...] whose keys `valid` accepts."""
     if not isinstance(value, dict):
-        raise ServicesFileError(
-            f"{here}: 'cmdline_values' must be a table of OPTION = [ARGUMENT, ...]"
-        )
+        raise ServicesFileError(f"{here}: '{key}' must be a table of {what} = [ARGUMENT, ...]")
     result: dict[str, list[str]] = {}
-    for option, arguments in value.items():
-        if not _option_name(option):
-            raise ServicesFileError(
-                f"{here}: cmdline_values key {option!r} must be one command-line option name "
-                "without '=' (e.g. \"mvirt.zfs.disk\")"
-            )
+    for name, arguments in value.items():
+        if not valid(name):
+            raise ServicesFileError(f"{here}: {key} key {name!r} must be {_WHAT[what]}")
         if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
-            raise ServicesFileError(f"{here}: cmdline_values.{option!r} must be a list of strings")
-        result[option] = arguments
+            raise ServicesFileError(f"{here}: {key}.{name!r} must be a list of strings")
+        result[name] = arguments
     return result
 
 
-def _cmdline_arguments(value: object, here: str) -> dict[str, list[str]]:
-    if not isinstance(value, dict):
-        raise ServicesFileError(
-            f"{here}: 'cmdline_arguments' must be a table of WORD = [ARGUMENT, ...]"
-        )
-    result: dict[str, list[str]] = {}
-    for word, arguments in value.items():
-        if not word or any(c.isspace() or c == '"' for c in word):
-            raise ServicesFileError(
-                f"{here}: cmdline_arguments key {word!r} must be one command-line word "
-                '(e.g. "mvirt.api=tls")'
-            )
-        if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
-            raise ServicesFileError(f"{here}: cmdline_arguments.{word!r} must be a list of strings")
-        result[word] = arguments
-    return result
+_WHAT = {
+    "OPTION": "one command-line option name without '=' (e.g. \"mvirt.zfs.disk\")",
+    "WORD": 'one command-line word (e.g. "mvirt.api=tls")',
+}
 
 
 def _seconds(body: dict[str, object], key: str, default: float, here: str) -> float:
