@@ -80,7 +80,9 @@ class ImageGuest:
             kernel=kernel,
             initrd=initrd,
             cmdline=f"{cfg.kernel.cmdline} no_timer_check",
-            memory_mb=256,
+            # The initramfs unpacks into a tmpfs of half the guest's memory: the node's
+            # 79 MiB of files do not fit into 128 MiB of it (unpacking fails: write error).
+            memory_mb=512,
         )
         machine.extra += [
             "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
