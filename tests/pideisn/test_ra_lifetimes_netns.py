@@ -161,3 +161,54 @@ def test_router_solicitation_does_not_wait_for_link_local_dad(pair, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "configured eth0 fd00:99::" in result.stdout
     assert any(r.startswith("default via fe80:") for r in client_state(pair)[1])
+
+
+# Prints the source of every router solicitation; answers the first one that comes from a
+# link-local address (an RS from :: is logged, not answered: the reply to it races the
+# client's IPv6 set-up, see NetworkConfig._start_interface).
+RS_LOGGER = """
+import _socket, struct, time
+from mvirt.pideisn import ndp_codec as codec
+s = _socket.socket(_socket.AF_INET6, _socket.SOCK_RAW, _socket.IPPROTO_ICMPV6)
+s.setsockopt(_socket.SOL_SOCKET, _socket.SO_BINDTODEVICE, b"srv0")
+s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_HOPS, 255)
+index = _socket.if_nametoindex("srv0")
+s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_IF, index)
+group = _socket.inet_pton(_socket.AF_INET6, "ff02::2") + struct.pack("@I", index)
+s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_JOIN_GROUP, group)
+print("listening", flush=True)
+while True:
+    data, source = s.recvfrom(2048)
+    if data[0] == codec.ROUTER_SOLICITATION:
+        print("rs from", source[0].split("%")[0], flush=True)
+        if source[0].startswith("fe80:"):
+            break
+info = codec.PrefixInfo("fd00:98::", 64, codec.PREFIX_ON_LINK | codec.PREFIX_AUTONOMOUS, 600, 300)
+ra = codec.RouterAdvertisement(lifetime=600, prefixes=[info])
+mac = bytes.fromhex(open("/sys/class/net/srv0/address").read().strip().replace(":", ""))
+for _ in range(100):  # from the link-local address, once that has passed DAD
+    try:
+        s.bind((codec.eui64_address("fe80::", mac), 0, 0, index))
+        s.sendto(ra.encode(), ("ff02::1", 0, 0, index))
+        break
+    except OSError:
+        time.sleep(0.1)
+print("sent", flush=True)
+"""
+
+
+def test_first_router_solicitation_comes_from_the_optimistic_link_local_address(pair, tmp_path):
+    # With optimistic DAD the link-local address is a source while DAD runs: the first RS
+    # carries it, and the router's answer configures the link without a second RS (which
+    # would come a second later).
+    if not Path("/proc/sys/net/ipv6/conf/all/optimistic_dad").exists():
+        pytest.skip("the kernel has no CONFIG_IPV6_OPTIMISTIC_DAD")
+    pair.wait_server_dad()
+    log = tmp_path / "router.log"
+    pair.start_server(sys.executable, "-c", RS_LOGGER, log=log)
+    wait_for(lambda: "listening" in log.read_text(), 20, "the router")
+    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
+    assert result.returncode == 0, result.stderr
+    assert "configured eth0 fd00:98::" in result.stdout
+    solicitations = [line.split()[-1] for line in log.read_text().splitlines() if "rs from" in line]
+    assert solicitations[:1] and solicitations[0].startswith("fe80:"), solicitations

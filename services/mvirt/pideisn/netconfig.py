@@ -40,12 +40,14 @@ def _same_subnet(a: str, b: str, prefixlen: int) -> bool:
     return ra >> shift == rb >> shift
 
 
-def _write_sysctl(path: str, value: str) -> None:
+def _write_sysctl(path: str, value: str) -> bool:
+    """Write a sysctl; False when there is no such file (or it cannot be written)."""
     try:
         with open(path, "w") as out:
             out.write(value)
     except OSError:
-        pass  # an interface or kernel without IPv6: nothing to switch off
+        return False  # an interface or kernel without IPv6 (or that option): nothing to set
+    return True
 
 
 class Interface:
@@ -65,6 +67,8 @@ class Interface:
         self.ra_config: RaConfig | None = None
         self.solicit_started: float | None = None
         self.link_local_waited = 0.0
+        # Router solicitation waits for a usable link-local source (see _start_interface).
+        self.solicit_deferred = False
 
     @property
     def name(self) -> str:
@@ -158,13 +162,24 @@ class NetworkConfig:
             # virtual NIC is not that, and IPv6 (RS, DHCPv6) waits for DAD. pideisn sends its
             # own solicitations, so the kernel's RS delay is otherwise unused.
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/rtr_solicit_delay", "0")
+            # Optimistic DAD (RFC 4429): the link-local address is a usable source while DAD
+            # runs. The first RS then waits until the kernel has made that address (tens of
+            # ms after the link comes up), when IPv6 on the link can also receive the answer:
+            # an RS sent from `::` at once raced that set-up, and the RA it got was dropped,
+            # so the next RS a second later configured the link. Kernels without
+            # CONFIG_IPV6_OPTIMISTIC_DAD lack the file: there the RS goes out at once from
+            # `::` rather than wait a second for DAD.
+            iface.solicit_deferred = _write_sysctl(
+                f"/proc/sys/net/ipv6/conf/{name}/optimistic_dad", "1"
+            ) and _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/use_optimistic", "1")
         self.netlink.set_up(iface.link.index)
         log(f"{name}: link up (mac {iface.link.mac.hex(':')})")
         if self.ipv4:
             self._start_dhcp4(iface)
         if self.ipv6:
-            # Router solicitation starts at once (from :: while DAD runs); DHCPv6, which
-            # needs a link-local source, once the link-local address is usable.
+            # Router solicitation and DHCPv6 start once the link-local address is usable
+            # (optimistic, while DAD runs); without optimistic DAD, solicitation starts at
+            # once from `::`.
             try:
                 self._start_slaac(iface)
             except OSError as exc:
@@ -234,26 +249,36 @@ class NetworkConfig:
             log(f"{iface.name}: cannot remember the DHCPv4 address in {path}: {exc}")
 
     def _wait_link_local(self, iface: Interface) -> None:
-        # Until DAD has finished, the link-local address cannot be a source: RS and DHCPv6
-        # would fail, so poll briefly for it.
+        # Until DAD has finished, the link-local address cannot be a source (unless it is
+        # optimistic, RFC 4429): RS and DHCPv6 would fail, so poll briefly for it.
         ready = [
             a
             for a in self.netlink.addresses(iface.link.index)
             if a.family == _socket.AF_INET6
             and a.address.startswith("fe80:")
-            and not a.flags & (nl.IFA_F_TENTATIVE | nl.IFA_F_DADFAILED)
+            and not a.flags & nl.IFA_F_DADFAILED
+            and (a.flags & nl.IFA_F_OPTIMISTIC or not a.flags & nl.IFA_F_TENTATIVE)
         ]
         if not ready:
             iface.link_local_waited += LINK_LOCAL_POLL
             if iface.link_local_waited > LINK_LOCAL_TIMEOUT:
                 log(f"{iface.name}: no usable IPv6 link-local address, DHCPv6 skipped")
+                self._solicit_deferred(iface)  # from `::`
                 if iface.ra is None:
                     iface.ra = ndp_codec.RouterAdvertisement()
                 return
             self.loop.call_later(LINK_LOCAL_POLL, lambda: self._wait_link_local(iface))
             return
+        self._solicit_deferred(iface)
         if self.use_dhcp6:
             self._start_dhcp6(iface)
+
+    def _solicit_deferred(self, iface: Interface) -> None:
+        """Start the router solicitations that waited for a link-local source."""
+        if iface.solicit_deferred and iface.slaac is not None:
+            iface.solicit_deferred = False
+            iface.solicit_started = self.loop.clock()
+            iface.slaac.start()
 
     def _start_slaac(self, iface: Interface) -> None:
         sock = Icmp6Socket(iface.name, iface.link.index)
@@ -290,7 +315,8 @@ class NetworkConfig:
                 client.handle_packet(data, source, hop_limit)
 
         self.loop.add_reader(sock.fileno(), readable)
-        client.start()
+        if not iface.solicit_deferred:
+            client.start()
 
     def _start_dhcp6(self, iface: Interface) -> None:
         sock = Dhcp6Socket(iface.name, iface.link.index)
