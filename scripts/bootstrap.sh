@@ -20,7 +20,7 @@ PACKAGES=(
   build-essential bc bison flex libelf-dev libssl-dev linux-source-6.1 libncurses-dev
   python3 python3-venv python3-dev libarchive13
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi
-  sbsigntool xorriso mtools dosfstools fdisk
+  sbsigntool xorriso mtools dosfstools fdisk squashfs-tools
   busybox-static dnsmasq-base isc-dhcp-server isc-dhcp-client iproute2 nftables zfs-fuse xz-utils
   dh-virtualenv debhelper lintian debootstrap
   git make tmux procps openssh-client gnupg

@@ -42,6 +42,7 @@ REQUIREMENTS = (
     Requirement("sbsign", "sbsigntool"),
     Requirement("sbverify", "sbsigntool"),
     Requirement("xorriso", "xorriso"),
+    Requirement("mksquashfs", "squashfs-tools"),
 )
 
 

@@ -37,6 +37,7 @@ class InitramfsConfig:
     extra_files: tuple[str, ...]
     compress_level: int
     compression: str = "zstd"  # zstd | lz4 (the kernel's legacy lz4 format)
+    usr_image: str = ""  # "squashfs": /usr as one image pideisn mounts; "": /usr unpacked
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,9 @@ def load(
             f"{CONFIG_NAME}: [Initramfs] Compression= is {compression!r}; "
             f"use one of {', '.join(COMPRESSIONS)}"
         )
+    usr = get("Initramfs", "UsrImage", "no")
+    if usr not in ("squashfs", "no"):
+        raise BuildError(f"{CONFIG_NAME}: [Initramfs] UsrImage= is {usr!r}; use squashfs or no")
     init = get("Initramfs", "Init")
     if ":" not in init:
         raise BuildError(f"{CONFIG_NAME}: [Initramfs] Init= must be module:function, not {init!r}")
@@ -229,6 +233,7 @@ def load(
         extra_files=_words(get("Initramfs", "ExtraFiles", "")),
         compress_level=level,
         compression=compression,
+        usr_image="" if usr == "no" else usr,
     )
     uki = UkiConfig(
         stub=Path(get("Uki", "Stub")),

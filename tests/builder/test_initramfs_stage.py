@@ -8,6 +8,7 @@ import zstandard
 
 from mvirt_build import budget
 from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.cpio import Archive, Entry
 from mvirt_build.graph import Context
 from mvirt_build.run import output
 from mvirt_build.stages import initramfs
@@ -72,3 +73,32 @@ def test_image_interpreter_ignores_host_python_variables(
     finally:
         (shadow / "socket.py").unlink()
         shadow.rmdir()
+
+
+def test_early_files_are_what_pid1_needs_before_mounting_usr(tmp_path: Path) -> None:
+    """With UsrImage=squashfs the archive unpacks only these under /usr: the interpreter and
+    its libraries, pideisn's package, and what /init's rescue loop imports; not the daemons'
+    dependencies."""
+    tree = _host_python_tree(tmp_path)
+    if tree is None:
+        pytest.skip("no rootfs tree in the cache yet (run `mvirt-build rootfs`)")
+    cfg = BuildConfig(
+        root=tmp_path,
+        output_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        source_date_epoch=0,
+        kernel=KernelConfig("x", None, "6.1", tmp_path / "frag", ""),
+        initramfs=InitramfsConfig("mvirt.pideisn.init:main", (), (), (), 3, "lz4", "squashfs"),
+        uki=UkiConfig(tmp_path / "stub", "t"),
+    )
+    site = initramfs.SITE_DIR
+    archive = Archive()
+    archive.add(Entry(f"{site}/mvirt/pideisn/supervisor.pyc", "file", 0o644, b""))
+    archive.add(Entry(f"{site}/mvirt/vmm/manager.pyc", "file", 0o644, b""))
+    early = initramfs.early_paths(Context(cfg), tree, archive)
+    assert {"/usr/bin/python3.11", f"{site}/mvirt/pideisn/init.pyc",
+            f"{site}/mvirt/pideisn/supervisor.pyc", "/usr/lib/python3.11/ctypes/__init__.pyc",
+            "/usr/lib/python3.11/struct.pyc"} <= early  # fmt: skip
+    assert any(path.startswith("/usr/lib/x86_64-linux-gnu/libc.so") for path in early)
+    assert f"{site}/mvirt/vmm/manager.pyc" not in early
+    assert not any("/grpc/" in path or "/cryptography/" in path for path in early)

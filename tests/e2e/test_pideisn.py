@@ -29,6 +29,8 @@ def test_dhcp_service_restart_and_acpi_power_off(demo_uki, tmp_path):
         assert re.search(r"eth0 10\.0\.2\.15/24\b", ready), ready
         vm.wait_for("eth0: DHCPv4 10.0.2.15/24 via 10.0.2.2 dns 10.0.2.3", 1)
         assert vm.console().index("hello: ready") < vm.console().index("pideisn: ready")
+        # /usr comes from the image's squashfs (UsrImage=squashfs), mounted before the network.
+        vm.wait_for("pideisn: /usr mounted from /usr.squashfs (/dev/loop", 1)
 
         first = vm.ask(b"hello\n")
         assert first.startswith("hello from pid ")

@@ -4,9 +4,12 @@
 Contents: /init, the image's Python interpreter and only the shared libraries it and its
 extension modules need (DT_NEEDED closure), the modules the runtime imports as bytecode (no
 sources, tests or docs), the services, and the skeleton of mkosi.extra/. The services files
-(/etc/pideisn/*.toml) are also stored parsed, for a faster boot (services_compile).
+(/etc/pideisn/*.toml) are also stored parsed, for a faster boot (services_compile). With
+`UsrImage=squashfs`, /usr goes into one compressed image that pideisn mounts (usr_image), and
+the archive keeps only what PID 1 needs before that.
 """
 
+import ast
 import base64
 import json
 import logging
@@ -20,7 +23,7 @@ from pathlib import Path
 import lz4.block
 import zstandard
 
-from mvirt_build import budget, tools
+from mvirt_build import budget, tools, usr_image
 from mvirt_build.budget import COMPONENTS
 from mvirt_build.compare import LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC
 from mvirt_build.config import BuildConfig, initramfs_image
@@ -104,7 +107,8 @@ class InitramfsStage(Stage):
     # 5: services files also stored parsed (services_compile), tomllib for the fallback;
     #    ELF files of ExtraFiles= bring their shared-library closure; /var/run, /var/lock.
     # 6: ELF files lose their symbol tables and debug sections (mvirt_build.elfstrip).
-    version = 6
+    # 7: UsrImage=squashfs (mvirt_build.usr_image).
+    version = 7
     deps = ("rootfs",)
     sources = ("mvirt-build.conf", "downloads.lock", "mkosi.extra")
     description = "compressed cpio: /init, Python runtime, imported modules, services, skeleton"
@@ -118,6 +122,7 @@ class InitramfsStage(Stage):
             "extra files": " ".join(cfg.extra_files),
             "compress level": str(cfg.compress_level),
             "compression": cfg.compression,
+            "usr image": cfg.usr_image,
             "mkosi.extra/": ctx.digests.tree(ctx.config.root / "mkosi.extra"),
             # By content only: the same overlay from another folder builds the same image.
             "extra trees": " ".join(ctx.digests.tree(tree) for tree in ctx.config.extra_trees),
@@ -126,7 +131,7 @@ class InitramfsStage(Stage):
             "api client CA": api_ca_input(ctx),
             "zstandard": f"{version('zstandard')} (zstd {zstandard.ZSTD_VERSION})",
             "lz4": version("lz4"),
-            **tools.identities(("strip",)),
+            **tools.identities(("strip", usr_image.TOOL) if cfg.usr_image else ("strip",)),
         }
 
     def outputs(self, ctx: Context) -> list[Path]:
@@ -150,16 +155,19 @@ class InitramfsStage(Stage):
     def build(self, ctx: Context) -> None:
         with using_tree(ctx) as tree:
             archive = assemble(ctx, tree)
+            early = early_paths(ctx, tree, archive) if ctx.config.initramfs.usr_image else set()
         add_downloads(ctx, archive, self._downloads)
         add_api_ca(ctx, archive)
         for extra in ctx.config.extra_trees:  # last: an extra tree replaces what is there
             add_tree(archive, extra)
         add_compiled_services(archive)  # after the extra trees: from the TOML the image gets
-        raw = archive.write(ctx.source_date_epoch(self.name))
+        epoch = ctx.source_date_epoch(self.name)
+        boot = usr_image.split(archive, early, epoch) if ctx.config.initramfs.usr_image else archive
+        raw = boot.write(epoch)
         level = ctx.config.initramfs.compress_level
         compressed = compress(raw, ctx.config.initramfs.compression, level)
         atomic_write(image_path(ctx.config), compressed)
-        atomic_write(listing_path(ctx.config), render_listing(archive))
+        atomic_write(listing_path(ctx.config), render_listing(boot, archive))
         sizes = budget.measure(((e.path, e.data) for e in archive.sorted_entries()), level)
         budget.write_sizes(sizes_path(ctx.config), sizes)
         for line in size_breakdown(sizes, len(raw), len(compressed)):
@@ -221,11 +229,15 @@ def listing_path(config: BuildConfig) -> Path:
     return config.output_dir / "initramfs.list"
 
 
-def collect_modules(ctx: Context, tree: Path) -> dict[str, dict[str, str]]:
-    """Import the configured modules with the tree's own interpreter (in a chroot) and return
-    the bytecode of every module that got loaded and the paths of extension modules."""
+def collect_modules(
+    ctx: Context, tree: Path, names: list[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Import the configured modules (or `names`) with the tree's own interpreter (in a chroot)
+    and return the bytecode of every module that got loaded and the paths of extension
+    modules."""
     cfg = ctx.config.initramfs
-    names = [cfg.init.partition(":")[0], *cfg.modules, *cfg.extra_modules]
+    if names is None:
+        names = [cfg.init.partition(":")[0], *cfg.modules, *cfg.extra_modules]
     script = Path(__file__).parent.parent / "collect_modules.py"
     with tempfile.TemporaryDirectory(dir=tree / "tmp", prefix="mvirt-collect-") as tmp:
         shutil.copyfile(script, Path(tmp) / "collect_modules.py")
@@ -289,6 +301,42 @@ def assemble(ctx: Context, tree: Path) -> Archive:
     return archive
 
 
+def early_paths(ctx: Context, tree: Path, archive: Archive) -> set[str]:
+    """The paths under /usr that PID 1 needs before it mounts the /usr image: the bytecode the
+    init module and /init's rescue loop import, the extension modules among it, and the
+    interpreter with the shared libraries of both; and the rest of the init module's package
+    (read from RAM instead of the image a moment later)."""
+    from mvirt_build import elfdeps  # noqa: PLC0415 - pyelftools only when building
+
+    init = ctx.config.initramfs.init.partition(":")[0]
+    modules = collect_modules(ctx, tree, [init, *rescue_imports()])
+    paths = {path[: -len(".py")] + ".pyc" for path in modules["source"]}
+    files, links = elfdeps.closure(tree, [INTERPRETER, *modules["extension"]])
+    return paths | files | set(links) | package_bytecode(archive, init)
+
+
+def package_bytecode(archive: Archive, module: str) -> set[str]:
+    """The bytecode of the whole package of `module` in the archive (for pideisn: also the
+    services file parser and the supervisor it imports right after mounting /usr)."""
+    package = module.rpartition(".")[0]
+    if not package:
+        return set()
+    folder = f"{SITE_DIR}/{package.replace('.', '/')}/"
+    return {p for p, e in archive.entries.items() if p.startswith(folder) and e.kind == "file"}
+
+
+def rescue_imports() -> list[str]:
+    """Every module init_rescue.py imports, at the top or inside its functions."""
+    source = (Path(__file__).parents[1] / "init_rescue.py").read_text()
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return sorted(set(names))
+
+
 def add_tree(archive: Archive, folder: Path) -> None:
     """Every file of `folder` at the same place in the image, replacing what is there."""
     for host in sorted(folder.rglob("*")):
@@ -299,14 +347,27 @@ def add_tree(archive: Archive, folder: Path) -> None:
             archive.add(Entry(path, "file", stat.S_IMODE(host.stat().st_mode), host.read_bytes()))
 
 
-def render_listing(archive: Archive) -> str:
-    """One line per entry: mode, size, path (and link target)."""
+def render_listing(boot: Archive, logical: Archive) -> str:
+    """One line per entry of the archive: mode, size, path (and link target); then, with a /usr
+    image, the entries under /usr it holds."""
+    lines = _listing_lines(boot)
+    if boot is not logical:
+        lines.append(f"# {usr_image.IMAGE_PATH}, mounted on {usr_image.MOUNT_POINT}:")
+        usr = Archive()
+        for e in logical.sorted_entries():
+            if e.path.startswith(usr_image.MOUNT_POINT + "/"):
+                usr.add(e)
+        lines += _listing_lines(usr)
+    return "\n".join(lines) + "\n"
+
+
+def _listing_lines(archive: Archive) -> list[str]:
     lines = []
     for e in archive.sorted_entries():
         kind = {"file": "-", "dir": "d", "symlink": "l", "chardev": "c"}[e.kind]
         target = f" -> {e.target}" if e.target else ""
         lines.append(f"{kind}{e.mode & 0o7777:04o} {e.size:>10} {e.path}{target}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def size_breakdown(sizes: dict[str, dict[str, int]], raw: int, compressed: int) -> list[str]:
