@@ -231,6 +231,9 @@ def test_the_images_services_file_starts_the_node_daemons():
         assert spec.ready.command is not None
         assert "mvirt.daemon.health_probe" in spec.ready.command
         assert listen in spec.ready.command
+        # The probe gives up on its own (--wait) before pideisn would kill it as hung.
+        wait = float(spec.ready.command[spec.ready.command.index("--wait") + 1])
+        assert spec.ready.timeout is not None and wait < spec.ready.timeout
         assert argv[argv.index("--tls-listen") + 1] == f"[::]:{api_port}"
         assert not listen.endswith(f":{api_port}")
         assert argv[argv.index("--tls-client-ca") + 1] == "/etc/mvirt/api-ca.crt"
