@@ -134,6 +134,12 @@ def test_ready_command_and_cmdline_arguments_are_parsed():
         ({"ready": {"command": []}}, "ready.command must be a non-empty list"),
         ({"ready": {"command": "probe"}}, "ready.command must be a non-empty list"),
         ({"ready": {"command": ["p"], "tcp": 1}}, "one of tcp, file or command"),
+        ({"ready": {"command": ["/bin/true"], "timeout": 0}}, "ready.timeout must be a number"),
+        ({"ready": {"command": ["/bin/true"], "timeout": -1}}, "ready.timeout must be a number"),
+        ({"ready": {"command": ["/bin/true"], "timeout": "9"}}, "ready.timeout must be a number"),
+        ({"ready": {"command": ["/bin/true"], "timeout": True}}, "ready.timeout must be a number"),
+        ({"ready": {"tcp": 80, "timeout": 5}}, "ready.timeout applies to a probe command only"),
+        ({"ready": {"file": "/run/x", "timeout": 5}}, "applies to a probe command only"),
         ({"cmdline_arguments": ["x"]}, "'cmdline_arguments' must be a table"),
         ({"cmdline_arguments": {"a b": ["x"]}}, "must be one command-line word"),
         ({"cmdline_arguments": {"x": "--flag"}}, "cmdline_arguments.'x' must be a list"),
@@ -192,6 +198,17 @@ def test_bad_when_cmdline_or_cmdline_values_are_named(body, message):
         services_file.parse({"services": {"a": {"command": ["x"], **body}}})
 
 
+def test_a_probe_commands_timeout_is_read_from_the_ready_table(tmp_path):
+    path = tmp_path / "services.toml"
+    path.write_text(
+        '[services.a]\ncommand = ["x"]\nready = { command = ["/bin/true"], timeout = 45 }\n'
+        '[services.b]\ncommand = ["x"]\nready = { command = ["/bin/true"] }\n'
+    )
+    a, b = services_file.load(str(path))
+    assert (a.ready.command, a.ready.timeout) == (["/bin/true"], 45.0)
+    assert b.ready.timeout is None  # the supervisor's default
+
+
 def test_the_images_services_file_starts_the_node_daemons():
     """mvirt-log, mvirt-net, then mvirt-vmm; the pool and mvirt-zfs only with
     mvirt.zfs.disk. Each daemon is probed on its own loopback listener; with mvirt.api=tls
@@ -214,6 +231,9 @@ def test_the_images_services_file_starts_the_node_daemons():
         assert spec.ready.command is not None
         assert "mvirt.daemon.health_probe" in spec.ready.command
         assert listen in spec.ready.command
+        # The probe gives up on its own (--wait) before pideisn would kill it as hung.
+        wait = float(spec.ready.command[spec.ready.command.index("--wait") + 1])
+        assert spec.ready.timeout is not None and wait < spec.ready.timeout
         assert argv[argv.index("--tls-listen") + 1] == f"[::]:{api_port}"
         assert not listen.endswith(f":{api_port}")
         assert argv[argv.index("--tls-client-ca") + 1] == "/etc/mvirt/api-ca.crt"

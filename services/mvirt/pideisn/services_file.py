@@ -11,6 +11,7 @@ restart_delay_max = 30.0
 ready = { tcp = 8080 }         # or { tcp = 8080, host = "::1" } (an IP literal, no names)
                                # or { file = "/run/web.ready" }
                                # or { command = ["/usr/bin/probe", "--quiet"] } (exit status 0)
+                               # with timeout = SECONDS: the probe is killed after that long
 ready_timeout = 30.0
 stop_timeout = 5.0             # SIGTERM, then SIGKILL after this many seconds
 working_directory = "/"
@@ -86,11 +87,12 @@ class Readiness:
     """How to tell a service is ready: a TCP port accepting, a file existing, a probe command
     exiting with status 0 (run in a child process, again while it fails), or nothing.
 
-    `problem` says what is wrong with a probe that cannot be used; such a service is
-    reported and not started, and the other services start as usual.
+    `timeout` is how long one run of a probe command may take before it is killed (None: the
+    supervisor's default). `problem` says what is wrong with a probe that cannot be used;
+    such a service is reported and not started, and the other services start as usual.
     """
 
-    __slots__ = ("command", "file", "host", "port", "problem")
+    __slots__ = ("command", "file", "host", "port", "problem", "timeout")
 
     def __init__(
         self,
@@ -99,12 +101,14 @@ class Readiness:
         file: str | None = None,
         command: list[str] | None = None,
         problem: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.file = file
         self.command = command
         self.problem = problem
+        self.timeout = timeout
 
     def describe(self) -> str:
         """`tcp 127.0.0.1:8080`, `file /run/x`, `command probe args` or `started`."""
@@ -388,14 +392,21 @@ def _seconds(body: dict[str, object], key: str, default: float, here: str) -> fl
 def _readiness(value: object, here: str) -> Readiness:
     if value is None:
         return Readiness()
-    if not isinstance(value, dict) or set(value) - {"tcp", "host", "file", "command"}:
+    if not isinstance(value, dict) or set(value) - {"tcp", "host", "file", "command", "timeout"}:
         raise ServicesFileError(
             f"{here}: 'ready' must be {{ tcp = PORT }} (optionally host = ADDRESS), "
-            "{ file = PATH } or { command = [PROGRAM, ARGUMENT, ...] }"
+            "{ file = PATH } or { command = [PROGRAM, ARGUMENT, ...] } (optionally "
+            "timeout = SECONDS)"
         )
     if len({"tcp", "file", "command"} & set(value)) > 1:
         raise ServicesFileError(f"{here}: 'ready' takes one of tcp, file or command")
+    if "timeout" in value and "command" not in value:
+        raise ServicesFileError(
+            f"{here}: ready.timeout applies to a probe command only "
+            "(ready = { command = [PROGRAM, ...], timeout = SECONDS })"
+        )
     if "command" in value:
+        timeout = _probe_timeout(value.get("timeout"), here)
         command = value["command"]
         if (
             not isinstance(command, list)
@@ -414,8 +425,9 @@ def _readiness(value: object, here: str) -> Readiness:
             return Readiness(
                 command=command,
                 problem=f"ready.command program {program} is not an executable file",
+                timeout=timeout,
             )
-        return Readiness(command=command)
+        return Readiness(command=command, timeout=timeout)
     if "tcp" in value:
         port = value["tcp"]
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
@@ -434,6 +446,18 @@ def _readiness(value: object, here: str) -> Readiness:
     if not isinstance(path, str) or not path.startswith("/"):
         raise ServicesFileError(f"{here}: ready.file must be an absolute path")
     return Readiness(file=path)
+
+
+def _probe_timeout(value: object, here: str) -> float | None:
+    """ready.timeout: seconds one run of a probe command may take (None: the default)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ServicesFileError(
+            f"{here}: ready.timeout must be a number of seconds > 0 (how long one run of the "
+            "probe command may take before it is killed)"
+        )
+    return float(value)
 
 
 def executable_file(path: str) -> bool:

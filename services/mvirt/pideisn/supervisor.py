@@ -7,6 +7,13 @@ PID 1 must not (a gRPC client). PID 1 does not wait for it: its exit is reaped l
 and it is run again PROBE_INTERVAL after each failure while the service is starting (past its
 ready_timeout too, so a late "ready" is still seen). A probe that cannot be started counts as
 "not ready yet" and is logged once; it never raises into the supervisor.
+
+A probe command that has not exited PROBE_TIMEOUT after it started (or the service's
+`ready.timeout`) is hung, e.g. on a connect that never completes: a loop timer kills its
+process group (SIGKILL), it counts as "not ready yet" (logged once per service) and the next
+run starts PROBE_INTERVAL later, without waiting for the killed one to be reaped. Only the
+exit of the probe in `probe_pid` is an answer: the killed one's pid is not reused before it is
+reaped, and its exit is then ignored.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ STOPPED = "stopped"
 
 READY_POLL = 0.05
 PROBE_INTERVAL = 0.5
+# A probe command running longer is killed: the node's gRPC health probes take 1-3 s under
+# emulation on a loaded machine (a services file can set another `ready.timeout`).
+PROBE_TIMEOUT = 10.0
 STABLE_AFTER = 10.0
 KILL_WAIT = 2.0
 
@@ -59,9 +69,11 @@ class Service:
         self.output_fd: int | None = None
         self.buffer = b""
         self.probe_pid: int | None = None
+        self.probe_timer: Timer | None = None
         self.probe_ok = False
         self.probe_after = 0.0
         self.probe_complained = False
+        self.probe_timed_out = False
 
     @property
     def name(self) -> str:
@@ -242,6 +254,10 @@ class Supervisor:
             os.close(write_fd)
         service.probe_pid = pid
         self.reaper.watch(pid, lambda status: self._probe_exited(service, pid, status))
+        timeout = spec.ready.timeout if spec.ready.timeout is not None else PROBE_TIMEOUT
+        service.probe_timer = self.loop.call_later(
+            timeout, lambda: self._probe_hung(service, pid, timeout)
+        )
         try:
             self._follow_output(f"{service.name} (ready)".encode(), read_fd)
         except Exception as exc:
@@ -254,10 +270,28 @@ class Supervisor:
             what = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
             log(f"{service.name}: readiness probe {service.spec.ready.describe()} failed: {what}")
 
+    def _probe_hung(self, service: Service, pid: int, timeout: float) -> None:
+        """The probe `pid` has run for `timeout` s: killed, "not ready yet", run again later."""
+        if service.probe_pid != pid:
+            return
+        service.probe_timer = None
+        _kill_group(pid, _signal.SIGKILL)
+        # Its exit, reaped later, is no answer: _probe_exited ignores a pid that is not
+        # probe_pid (and the pid cannot be reused before it is reaped).
+        service.probe_pid = None
+        service.probe_after = self.loop.clock() + PROBE_INTERVAL
+        if not service.probe_timed_out:
+            service.probe_timed_out = True
+            log(
+                f"{service.name}: readiness probe {service.spec.ready.describe()} timed out "
+                f"after {timeout:g} s (killed; it runs again)"
+            )
+
     def _probe_exited(self, service: Service, pid: int, status: int) -> None:
         if service.probe_pid != pid:
             return
         service.probe_pid = None
+        self._cancel_probe_timer(service)
         if service.state != STARTING:
             return
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
@@ -267,8 +301,15 @@ class Supervisor:
         self._poll_readiness()
 
     def _end_probe(self, service: Service) -> None:
+        self._cancel_probe_timer(service)
         if service.probe_pid is not None:
             _kill_group(service.probe_pid, _signal.SIGKILL)
+
+    @staticmethod
+    def _cancel_probe_timer(service: Service) -> None:
+        if service.probe_timer is not None:
+            service.probe_timer.cancel()
+            service.probe_timer = None
 
     # -- output ----------------------------------------------------------------------------
 
