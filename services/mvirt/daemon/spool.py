@@ -23,6 +23,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from mvirt.daemon.sqlite_state import transaction
 from mvirt.proto import log_pb2
 
 _SCHEMA = """
@@ -94,8 +95,7 @@ class AuditSpool:
             room = max(0, self.max_entries - self._count)
             stored = list(entries[:room])
             if stored:
-                with self._db:
-                    self._db.execute("BEGIN IMMEDIATE")
+                with transaction(self._db):
                     self._db.executemany(
                         "INSERT INTO spool (entry) VALUES (?)",
                         [(e.SerializeToString(),) for e in stored],
@@ -132,15 +132,13 @@ class AuditSpool:
         with self._lock:
             self._delivered_through = max(self._delivered_through, last_seq)
             self._count -= count
-            with contextlib.suppress(sqlite3.Error), self._db:
-                self._db.execute("BEGIN IMMEDIATE")
+            with contextlib.suppress(sqlite3.Error), transaction(self._db):
                 self._db.execute("DELETE FROM spool WHERE seq <= ?", (self._delivered_through,))
 
     def quarantine(self, blob: bytes, reason: str, seq: int | None = None) -> None:
         """Keeps ``blob`` in the quarantine table with ``reason``; removes spool row ``seq``."""
         with self._lock:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
+            with transaction(self._db):
                 self._db.execute(
                     "INSERT INTO quarantine (entry, reason, at_ns) VALUES (?, ?, ?)",
                     (blob, reason, time.time_ns()),

@@ -28,6 +28,7 @@ from typing import Any
 
 from mvirt.daemon import log_limits as limits
 from mvirt.daemon.errors import AlreadyExistsError
+from mvirt.daemon.sqlite_state import transaction
 from mvirt.daemon.ulid import UlidGenerator
 from mvirt.log.follow import Follower, Followers
 from mvirt.proto import log_pb2
@@ -265,18 +266,15 @@ class LogStore:
                 for row in rows:
                     stored[row[1]] = row[2:]
                 outcomes.append((item.future, ids))
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                "INSERT INTO entries (seq, id, ts, level, component, message, related, arrived) "
-                f"VALUES (?, ?, ?, ?, ?, ?, ?, {int(now)})",
-                entry_rows,
-            )
-            db.executemany("INSERT INTO refs (object_id, ts, seq) VALUES (?, ?, ?)", ref_rows)
-            db.execute("COMMIT")
+            with transaction(db):
+                db.executemany(
+                    "INSERT INTO entries (seq, id, ts, level, component, message, related, "
+                    f"arrived) VALUES (?, ?, ?, ?, ?, ?, ?, {int(now)})",
+                    entry_rows,
+                )
+                db.executemany("INSERT INTO refs (object_id, ts, seq) VALUES (?, ?, ?)", ref_rows)
         except Exception as exc:
             # Whatever failed, the callers get the error and the writer keeps running.
-            if db.in_transaction:
-                db.execute("ROLLBACK")
             self._reply([(item.future, exc) for item in group])
             return
         self.last_seq = seq
@@ -339,12 +337,9 @@ class LogStore:
             if not job.transaction:
                 self._reply([(job.future, job.fn(self._db))])
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            result = job.fn(self._db)
-            self._db.execute("COMMIT")
+            with transaction(self._db):
+                result = job.fn(self._db)
         except Exception as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             self._reply([(job.future, exc)])
             return
         self._reply([(job.future, result)])

@@ -10,10 +10,11 @@ state is applied again, so neither the database nor the kernel keeps half of a c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,17 +125,23 @@ class NetManager:
         for listener in self.listeners:
             listener.changed(state)
 
-    async def _apply_or_restore(self, state: DesiredState, previous: DesiredState) -> None:
-        """Applies ``state``; on failure re-applies ``previous`` (the state before the change,
-        rendered before the uncommitted write) and re-raises."""
-        try:
-            await self._apply(state)
-        except UnavailableError:
+    @contextlib.asynccontextmanager
+    async def _change(self) -> AsyncIterator[None]:
+        """One mutation, with the lock held: the database writes inside it are applied to the
+        kernel and commit only when the kernel took them. If a write raises, the transaction
+        rolls back; if the kernel refuses, it rolls back too and the kernel gets the state of
+        before (rendered before the uncommitted writes) again."""
+        previous = self.desired()
+        with self.store.transaction():
+            yield
             try:
-                await asyncio.to_thread(self.dataplane.apply, previous, True)
-            except Exception as exc:
-                log.error("could not restore the data plane", extra={"reason": str(exc)})
-            raise
+                await self._apply(self.desired())
+            except UnavailableError:
+                try:
+                    await asyncio.to_thread(self.dataplane.apply, previous, True)
+                except Exception as exc:
+                    log.error("could not restore the data plane", extra={"reason": str(exc)})
+                raise
 
     async def reconcile(self) -> None:
         """Rebuilds TAPs, routes, rules and nftables from the database; removes stale ones."""
@@ -258,13 +265,11 @@ class NetManager:
                 created_at=now,
                 updated_at=now,
             )
-            previous = self.desired()
-            with self.store.transaction():
+            async with self._change():
                 try:
                     self.store.insert_network(net)
                 except ConflictError:
                     raise AlreadyExistsError(f"a network named {name!r} exists already") from None
-                await self._apply_or_restore(self.desired(), previous)
             self._audit(f"network {name} created ({subnet or '-'}, {prefix or '-'})", net.id)
             return net
 
@@ -294,10 +299,8 @@ class NetManager:
                     f"network {net.name!r} has {len(nics)} NIC(s)",
                     hint="delete them first or pass force to delete them with the network",
                 )
-            previous = self.desired()
-            with self.store.transaction():
+            async with self._change():
                 removed = self.store.delete_network(net.id)
-                await self._apply_or_restore(self.desired(), previous)
         self._audit(
             f"network {net.name} deleted with {removed} NIC(s)", net.id, *(n.id for n in nics)
         )
@@ -417,15 +420,13 @@ class NetManager:
                 created_at=now,
                 updated_at=now,
             )
-            previous = self.desired()
-            with self.store.transaction():
+            async with self._change():
                 try:
                     self.store.insert_nic(nic)
                 except ConflictError as exc:
                     raise AlreadyExistsError(
                         f"the NIC conflicts with another one ({exc})"
                     ) from None
-                await self._apply_or_restore(self.desired(), previous)
         self._audit(
             f"NIC {name or nic_id} created in network {net.name} (tap {nic.tap}, "
             f"{ipv4 or '-'}, {ipv6 or '-'}, {mac})",
@@ -445,10 +446,8 @@ class NetManager:
             old = self.get_nic(ref)
             self._check_space_free([*routes4, *routes6], "routed prefix", skip_nic=old.id)
             nic = replace(old, routed_v4=routes4, routed_v6=routes6, updated_at=_now())
-            previous = self.desired()
-            with self.store.transaction():
+            async with self._change():
                 self.store.update_nic_routes(nic)
-                await self._apply_or_restore(self.desired(), previous)
         self._audit(
             f"NIC {nic.name or nic.id} routes set to {[str(n) for n in (*routes4, *routes6)]}",
             nic.id,
@@ -460,10 +459,8 @@ class NetManager:
         """Deletes a NIC and its TAP."""
         async with self._lock:
             nic = self.get_nic(ref)
-            previous = self.desired()
-            with self.store.transaction():
+            async with self._change():
                 self.store.delete_nic(nic.id)
-                await self._apply_or_restore(self.desired(), previous)
         self._audit(f"NIC {nic.name or nic.id} deleted", nic.id, nic.network_id, nic.mac)
 
 

@@ -11,11 +11,10 @@ import contextlib
 import ipaddress
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mvirt.daemon.sqlite_state import open_state
+from mvirt.daemon.sqlite_state import open_state, transaction
 from mvirt.net.model import NetworkRecord, NicRecord
 
 MIGRATIONS: tuple[str, ...] = (
@@ -74,16 +73,9 @@ class NetStore:
         """Close the database."""
         self._db.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
         """One write transaction: everything inside is stored, or nothing."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return transaction(self._db)
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         try:

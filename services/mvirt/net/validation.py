@@ -1,10 +1,15 @@
-"""Checks of request fields; each failure names the field and says what would be accepted."""
+"""Checks of request fields; each failure names the field and says what would be accepted.
+
+The IPv4 and IPv6 checks are one check each, driven by a table of what the two families
+differ in (:class:`_Family`)."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from mvirt.daemon.errors import InvalidArgumentError
 
@@ -16,13 +21,59 @@ MIN_V4_PREFIXLEN = 8
 MAX_V4_PREFIXLEN = 30
 MIN_V6_PREFIXLEN = 16
 MAX_V6_PREFIXLEN = 120
-# Ranges a network or routed prefix may never use: they are the gateway's, the host's own
-# or not unicast.
-_RESERVED_V4 = tuple(
-    ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3")
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Net = TypeVar("_Net", ipaddress.IPv4Network, ipaddress.IPv6Network)
+_Addr = TypeVar("_Addr", ipaddress.IPv4Address, ipaddress.IPv6Address)
+
+
+@dataclass(frozen=True)
+class _Family(Generic[_Net, _Addr]):
+    """What the checks of one address family differ in: types, limits and error wording."""
+
+    name: str
+    network: type[_Net]
+    address: type[_Addr]
+    address_example: str
+    min_prefixlen: int
+    max_prefixlen: int
+    reserved: tuple[_Net, ...]
+    """Ranges a network or routed prefix may never use: they are the gateway's, the host's
+    own or not unicast."""
+    reserved_advice: str
+    """How an error about a network's prefix names the reserved ranges, and what to use."""
+
+    def is_reserved(self, net: _Net) -> bool:
+        """True if ``net`` overlaps a reserved range."""
+        return any(net.overlaps(r) for r in self.reserved)
+
+
+_V4 = _Family(
+    name="IPv4",
+    network=ipaddress.IPv4Network,
+    address=ipaddress.IPv4Address,
+    address_example="10.0.0.5",
+    min_prefixlen=MIN_V4_PREFIXLEN,
+    max_prefixlen=MAX_V4_PREFIXLEN,
+    reserved=tuple(
+        ipaddress.IPv4Network(n)
+        for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3")
+    ),
+    reserved_advice="(0/8, loopback, link-local 169.254/16 used by the gateway, multicast); "
+    "use a private range like 10.0.0.0/24",
 )
-_RESERVED_V6 = tuple(
-    ipaddress.IPv6Network(n) for n in ("::/8", "fe80::/10", "ff00::/8", "::ffff:0:0/96")
+_V6 = _Family(
+    name="IPv6",
+    network=ipaddress.IPv6Network,
+    address=ipaddress.IPv6Address,
+    address_example="fd00::5",
+    min_prefixlen=MIN_V6_PREFIXLEN,
+    max_prefixlen=MAX_V6_PREFIXLEN,
+    reserved=tuple(
+        ipaddress.IPv6Network(n) for n in ("::/8", "fe80::/10", "ff00::/8", "::ffff:0:0/96")
+    ),
+    reserved_advice="(::/8, link-local fe80::/10 used by the gateway, multicast); "
+    "use a unique local prefix like fd00:1::/64",
 )
 
 
@@ -48,9 +99,6 @@ def _network(value: str, field: str) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
         ) from None
 
 
-IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
 def overlaps(a: IPNet, b: IPNet) -> bool:
     """True if two prefixes of the same family share an address."""
     if isinstance(a, ipaddress.IPv4Network) and isinstance(b, ipaddress.IPv4Network):
@@ -60,46 +108,37 @@ def overlaps(a: IPNet, b: IPNet) -> bool:
     return False
 
 
-def _reserved(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    if isinstance(net, ipaddress.IPv4Network):
-        return any(net.overlaps(r) for r in _RESERVED_V4)
-    return any(net.overlaps(r) for r in _RESERVED_V6)
+def _network_of(value: str, field: str, family: _Family[_Net, _Addr], subject: str) -> _Net:
+    """``value`` as a CIDR prefix of ``family``. A malformed CIDR is reported as ``field``'s,
+    one of the other family as ``subject``'s (the field, or an entry of it)."""
+    net = _network(value, field)
+    if not isinstance(net, family.network):
+        raise InvalidArgumentError(f"{subject} {value!r} is not an {family.name} prefix")
+    return net
+
+
+def _network_prefix(value: str, field: str, family: _Family[_Net, _Addr]) -> _Net:
+    net = _network_of(value, field, family, field)
+    if not family.min_prefixlen <= net.prefixlen <= family.max_prefixlen:
+        raise InvalidArgumentError(
+            f"{field} {value!r} has length /{net.prefixlen}; use /{family.min_prefixlen} to "
+            f"/{family.max_prefixlen}"
+        )
+    if family.is_reserved(net):
+        raise InvalidArgumentError(
+            f"{field} {value!r} overlaps a reserved range {family.reserved_advice}"
+        )
+    return net
 
 
 def parse_subnet4(value: str, field: str = "ipv4_subnet") -> ipaddress.IPv4Network:
     """An IPv4 network subnet (/8 to /30, not loopback, link-local, multicast or 0/8)."""
-    net = _network(value, field)
-    if not isinstance(net, ipaddress.IPv4Network):
-        raise InvalidArgumentError(f"{field} {value!r} is not an IPv4 prefix")
-    if not MIN_V4_PREFIXLEN <= net.prefixlen <= MAX_V4_PREFIXLEN:
-        raise InvalidArgumentError(
-            f"{field} {value!r} has length /{net.prefixlen}; use /{MIN_V4_PREFIXLEN} to "
-            f"/{MAX_V4_PREFIXLEN}"
-        )
-    if _reserved(net):
-        raise InvalidArgumentError(
-            f"{field} {value!r} overlaps a reserved range (0/8, loopback, link-local "
-            "169.254/16 used by the gateway, multicast); use a private range like 10.0.0.0/24"
-        )
-    return net
+    return _network_prefix(value, field, _V4)
 
 
 def parse_prefix6(value: str, field: str = "ipv6_prefix") -> ipaddress.IPv6Network:
     """An IPv6 network prefix (/16 to /120, not link-local, multicast or loopback)."""
-    net = _network(value, field)
-    if not isinstance(net, ipaddress.IPv6Network):
-        raise InvalidArgumentError(f"{field} {value!r} is not an IPv6 prefix")
-    if not MIN_V6_PREFIXLEN <= net.prefixlen <= MAX_V6_PREFIXLEN:
-        raise InvalidArgumentError(
-            f"{field} {value!r} has length /{net.prefixlen}; use /{MIN_V6_PREFIXLEN} to "
-            f"/{MAX_V6_PREFIXLEN}"
-        )
-    if _reserved(net):
-        raise InvalidArgumentError(
-            f"{field} {value!r} overlaps a reserved range (::/8, link-local fe80::/10 used by "
-            "the gateway, multicast); use a unique local prefix like fd00:1::/64"
-        )
-    return net
+    return _network_prefix(value, field, _V6)
 
 
 def parse_servers(values: Iterable[str], field: str) -> tuple[str, ...]:
@@ -136,49 +175,28 @@ def parse_mac(value: str, field: str = "mac_address") -> str:
     return mac
 
 
-def parse_address4(value: str, field: str = "ipv4_address") -> ipaddress.IPv4Address:
-    """An IPv4 address (no prefix length)."""
+def _address(value: str, field: str, family: _Family[_Net, _Addr]) -> _Addr:
     try:
-        return ipaddress.IPv4Address(value.strip())
+        return family.address(value.strip())
     except ValueError:
         raise InvalidArgumentError(
-            f"{field} {value!r} is not an IPv4 address (no prefix length: like 10.0.0.5)"
+            f"{field} {value!r} is not an {family.name} address (no prefix length: like "
+            f"{family.address_example})"
         ) from None
+
+
+def parse_address4(value: str, field: str = "ipv4_address") -> ipaddress.IPv4Address:
+    """An IPv4 address (no prefix length)."""
+    return _address(value, field, _V4)
 
 
 def parse_address6(value: str, field: str = "ipv6_address") -> ipaddress.IPv6Address:
     """An IPv6 address (no prefix length)."""
-    try:
-        return ipaddress.IPv6Address(value.strip())
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{field} {value!r} is not an IPv6 address (no prefix length: like fd00::5)"
-        ) from None
+    return _address(value, field, _V6)
 
 
-def parse_routed4(values: Iterable[str], field: str) -> tuple[ipaddress.IPv4Network, ...]:
-    """Routed IPv4 prefixes: strict CIDRs, unicast, no default route, no duplicates."""
-    nets: list[ipaddress.IPv4Network] = []
-    for value in values:
-        net = _network(value, field)
-        if not isinstance(net, ipaddress.IPv4Network):
-            raise InvalidArgumentError(f"{field} entry {value!r} is not an IPv4 prefix")
-        nets.append(net)
-    return tuple(_check_routed(nets, field))  # type: ignore[arg-type]
-
-
-def parse_routed6(values: Iterable[str], field: str) -> tuple[ipaddress.IPv6Network, ...]:
-    """Routed IPv6 prefixes: strict CIDRs, unicast, no default route, no duplicates."""
-    nets: list[ipaddress.IPv6Network] = []
-    for value in values:
-        net = _network(value, field)
-        if not isinstance(net, ipaddress.IPv6Network):
-            raise InvalidArgumentError(f"{field} entry {value!r} is not an IPv6 prefix")
-        nets.append(net)
-    return tuple(_check_routed(nets, field))  # type: ignore[arg-type]
-
-
-def _check_routed(nets: Sequence[IPNet], field: str) -> Sequence[IPNet]:
+def _routed(values: Iterable[str], field: str, family: _Family[_Net, _Addr]) -> tuple[_Net, ...]:
+    nets = tuple(_network_of(value, field, family, f"{field} entry") for value in values)
     if len(nets) > MAX_ROUTED_PREFIXES:
         raise InvalidArgumentError(
             f"{field} has {len(nets)} entries; at most {MAX_ROUTED_PREFIXES}"
@@ -186,11 +204,21 @@ def _check_routed(nets: Sequence[IPNet], field: str) -> Sequence[IPNet]:
     for index, net in enumerate(nets):
         if net.prefixlen == 0:
             raise InvalidArgumentError(f"{field} entry {net} is a default route; not routable")
-        if _reserved(net):
+        if family.is_reserved(net):
             raise InvalidArgumentError(
                 f"{field} entry {net} overlaps a reserved range (loopback, link-local, multicast)"
             )
         for other in nets[:index]:
-            if overlaps(net, other):
+            if net.overlaps(other):
                 raise InvalidArgumentError(f"{field} entries {other} and {net} overlap")
     return nets
+
+
+def parse_routed4(values: Iterable[str], field: str) -> tuple[ipaddress.IPv4Network, ...]:
+    """Routed IPv4 prefixes: strict CIDRs, unicast, no default route, no duplicates."""
+    return _routed(values, field, _V4)
+
+
+def parse_routed6(values: Iterable[str], field: str) -> tuple[ipaddress.IPv6Network, ...]:
+    """Routed IPv6 prefixes: strict CIDRs, unicast, no default route, no duplicates."""
+    return _routed(values, field, _V6)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mvirt.daemon.sqlite_state import open_state
+from mvirt.daemon.sqlite_state import open_state, transaction
 from mvirt.zfs.model import (
     ImportJobRecord,
     JobState,
@@ -75,16 +74,9 @@ class ZfsStore:
         self.path = path
         self._db = open_state(path, MIGRATIONS, synchronous="FULL")
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
         """All statements inside commit together or not at all."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return transaction(self._db)
 
     def close(self) -> None:
         """Closes the database."""
