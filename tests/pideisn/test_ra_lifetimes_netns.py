@@ -18,8 +18,8 @@ from .netns import CLIENT_IF, SERVER_IF, NetnsPair, require_netns
 
 pytestmark = pytest.mark.slow
 
-# Answers one router solicitation with an RA of short lifetimes, then exits.
-ROUTER = """
+# A router's ICMPv6 socket on srv0, in the all-routers group (the scripts below start so).
+ROUTER_SOCKET = """
 import _socket, struct, sys, time
 from mvirt.pideisn import ndp_codec as codec
 s = _socket.socket(_socket.AF_INET6, _socket.SOCK_RAW, _socket.IPPROTO_ICMPV6)
@@ -30,6 +30,12 @@ s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_IF, index)
 group = _socket.inet_pton(_socket.AF_INET6, "ff02::2") + struct.pack("@I", index)
 s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_JOIN_GROUP, group)
 print("listening", flush=True)
+"""
+
+# Answers one router solicitation with an RA of short lifetimes, then exits.
+ROUTER = (
+    ROUTER_SOCKET
+    + """
 while s.recv(2048)[0] != codec.ROUTER_SOLICITATION:
     pass
 info = codec.PrefixInfo("fd00:99::", 64, codec.PREFIX_ON_LINK | codec.PREFIX_AUTONOMOUS, 5, 3)
@@ -47,6 +53,7 @@ for _ in range(100):  # an RA comes from the link-local address, once that has p
         time.sleep(0.1)
 print("sent", flush=True)
 """
+)
 
 
 @pytest.fixture
@@ -166,17 +173,9 @@ def test_router_solicitation_does_not_wait_for_link_local_dad(pair, tmp_path):
 # Prints the source of every router solicitation; answers the first one that comes from a
 # link-local address (an RS from :: is logged, not answered: the reply to it races the
 # client's IPv6 set-up, see NetworkConfig._start_interface).
-RS_LOGGER = """
-import _socket, struct, time
-from mvirt.pideisn import ndp_codec as codec
-s = _socket.socket(_socket.AF_INET6, _socket.SOCK_RAW, _socket.IPPROTO_ICMPV6)
-s.setsockopt(_socket.SOL_SOCKET, _socket.SO_BINDTODEVICE, b"srv0")
-s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_HOPS, 255)
-index = _socket.if_nametoindex("srv0")
-s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_IF, index)
-group = _socket.inet_pton(_socket.AF_INET6, "ff02::2") + struct.pack("@I", index)
-s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_JOIN_GROUP, group)
-print("listening", flush=True)
+RS_LOGGER = (
+    ROUTER_SOCKET
+    + """
 while True:
     data, source = s.recvfrom(2048)
     if data[0] == codec.ROUTER_SOLICITATION:
@@ -195,6 +194,7 @@ for _ in range(100):  # from the link-local address, once that has passed DAD
         time.sleep(0.1)
 print("sent", flush=True)
 """
+)
 
 
 def test_first_router_solicitation_comes_from_the_optimistic_link_local_address(pair, tmp_path):
