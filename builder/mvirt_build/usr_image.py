@@ -11,7 +11,7 @@ API filesystems (docs/pideisn.md); files are then decompressed only when they ar
 the RAM root holds the compressed image instead of the unpacked tree.
 
 `mksquashfs` writes the image reproducibly: one fixed time for the image and every file, all
-files owned by root, no extended attributes.
+files owned by root, no extended attributes, whatever SOURCE_DATE_EPOCH the caller has set.
 """
 
 from __future__ import annotations
@@ -69,12 +69,15 @@ def squashfs(entries: list[Entry], mtime: int) -> bytes:
                 raise BuildError(f"{entry.path}: a {entry.kind} cannot go into the /usr image")
             if entry.kind != "symlink":
                 os.chmod(host, entry.mode & 0o7777)
+        # Every time is `mtime`: mksquashfs takes the image's own time from SOURCE_DATE_EPOCH
+        # (which it refuses to combine with -all-time) and only lowers later file times to it.
+        for host in [*sorted(root.rglob("*"), reverse=True), root]:
+            os.utime(host, (mtime, mtime), follow_symlinks=False)
         image = Path(tmp) / "usr.squashfs"
-        stamp = str(mtime)
         run(
             [TOOL, root, image, "-noappend", "-quiet", "-no-progress", "-all-root", "-no-xattrs",
-             "-mkfs-time", stamp, "-all-time", stamp,
              "-comp", "zstd", "-Xcompression-level", str(ZSTD_LEVEL)],
+            env={"SOURCE_DATE_EPOCH": str(mtime)},
             hint="mksquashfs comes with Debian's squashfs-tools (scripts/bootstrap.sh installs it)",
         )  # fmt: skip
         return image.read_bytes()

@@ -59,8 +59,16 @@ def test_only_early_files_are_unpacked_and_the_image_holds_all_of_usr(tmp_path: 
     assert big == b"x" * 100_000
 
 
-def test_the_image_is_the_same_bytes_from_the_same_entries() -> None:
+def test_the_image_is_the_same_bytes_from_the_same_entries(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A build sets SOURCE_DATE_EPOCH in the environment, and mksquashfs reads it too.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
+    monkeypatch.setenv("TZ", "UTC")  # unsquashfs lists local times
     first = usr_image.split(sample(), set(), mtime=1_700_000_000)
+    image = first.entries[usr_image.IMAGE_PATH].data
+    assert "2023-11-14 22:13" in unsquashfs(image, tmp_path, "-lls")  # every file at `mtime`
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
     second = usr_image.split(sample(), set(), mtime=1_700_000_000)
     assert first.write(0) == second.write(0)
     other = usr_image.split(sample(), set(), mtime=1_700_000_001)
