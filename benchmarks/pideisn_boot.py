@@ -7,9 +7,7 @@ busybox init + udhcpc + busybox httpd on :8080, on the same kernel. (The default
 mvirt-log and mvirt-vmm; its boot is measured by benchmarks/node_boot.py.) The demo image
 carries the whole node runtime (grpc, protobuf, zfs-fuse, qemu-img, firmware) in its
 initramfs, as the squashfs image of /usr that pideisn mounts (UsrImage=squashfs), so copying
-that image into the RAM root is part of what is measured. The demo service listens on all
-addresses and starts while the network is configured (`wait_network = false`); busybox's
-script starts httpd after udhcpc.
+that image into the RAM root is part of what is measured.
 
 Both images boot by direct kernel boot (the firmware's share is the same for both and not
 what is measured) with QEMU user-mode networking and the build's command line. Measured from

@@ -351,19 +351,3 @@ def test_the_builder_and_the_loader_agree_on_the_compiled_layout():
 
     assert services_compile.SUFFIX == services_file.COMPILED_SUFFIX
     assert services_compile.FORMAT == services_file.COMPILED_FORMAT
-
-
-def test_wait_network_is_a_boolean_and_defaults_to_true():
-    specs = services_file.parse(
-        {
-            "services": {
-                "a": {"command": ["/bin/a"]},
-                "b": {"command": ["/bin/b"], "wait_network": False},
-            }
-        }
-    )
-    assert [s.wait_network for s in specs] == [True, False]
-    with pytest.raises(
-        services_file.ServicesFileError, match="'wait_network' must be true or false"
-    ):
-        services_file.parse({"services": {"a": {"command": ["/bin/a"], "wait_network": "no"}}})

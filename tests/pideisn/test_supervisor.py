@@ -401,31 +401,3 @@ def test_a_probe_command_that_fails_to_start_never_raises_and_is_logged_once(
     assert loop.run_until(lambda: odd.probe_after >= first_retry + 2 * PROBE_INTERVAL, 10)
     assert capfd.readouterr().err.count("odd: readiness probe command") == 1
     supervisor.stop_all()
-
-
-def test_only_services_that_need_no_network_start_before_it_is_configured(runtime, tmp_path):
-    loop, reaper = runtime
-    code = "import time; print('up', flush=True); time.sleep(60)"
-    specs = services_file.parse(
-        {
-            "services": {
-                "early": {"command": py(code), "wait_network": False, "stop_timeout": 2},
-                "late": {"command": py(code), "stop_timeout": 2},
-                "after_early": {"command": py(code), "after": ["early"], "wait_network": False,
-                                "stop_timeout": 2},
-            }
-        }
-    )  # fmt: skip
-    supervisor = Supervisor(
-        loop, reaper, specs, base_env={"PATH": os.environ["PATH"]}, output=lambda _: None,
-        network_done=False,
-    )  # fmt: skip
-    supervisor.start()
-    assert loop.run_until(lambda: supervisor.by_name["after_early"].pid is not None, 20)
-    assert supervisor.by_name["early"].pid is not None
-    late = supervisor.by_name["late"]
-    assert late.pid is None and not supervisor.all_settled()
-    supervisor.network_configured()
-    assert late.pid is not None
-    assert loop.run_until(supervisor.all_settled, 20)
-    supervisor.stop_all()

@@ -1,18 +1,16 @@
 """pideisn as PID 1: early boot, network, services, then the event loop until shutdown.
 
 Boot sequence: API filesystems → signals, reaper, power button → the /usr image (in images
-built with one) → hostname → network started (DHCPv4, SLAAC, DHCPv6) → services file read,
-services with `wait_network = false` started → network configured (bounded by a timeout) →
-the other services → the one `ready` line.
+built with one) → hostname → network
+(DHCPv4, SLAAC, DHCPv6; bounded by a timeout) → services → the one `ready` line.
 PID 1 must never exit: every step's failure is logged and the boot goes on; if the main loop
 itself fails, `emergency_loop` keeps reaping and still honours power-off requests.
 
 Startup imports are what the boot pays for under emulation, so they are kept to built-in and
-small modules. The services file module and the supervisor are imported after the network's
-first requests are sent, while the answers are on their way; builds must include
-`DEFERRED_MODULES` in the image. The services file itself is read from its build-time
-compiled form when it is current, so `tomllib` is imported only for a file changed since the
-build.
+small modules. The services file module and the supervisor are imported the first time the
+network wait is idle (see `Init.wait_network`); builds must include `DEFERRED_MODULES` in the
+image. The services file itself is read from its build-time compiled form when it is current,
+so `tomllib` is imported only for a file changed since the build.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ import _signal
 import os
 import sys
 import time
-from _functools import partial
 
 from mvirt.pideisn import syscalls, usr_image
 from mvirt.pideisn.cmdline import BootOptions
@@ -41,7 +38,8 @@ if TYPE_CHECKING:
 
     from mvirt.pideisn.supervisor import Supervisor
 
-# Imported once the network is started (see Init.run).
+# Imported once the boot is idle or the network configured (see Init.wait_network).
+IDLE_SLICE = 0.05
 DEFERRED_MODULES = ("mvirt.pideisn.services_file", "mvirt.pideisn.supervisor")
 
 _NOSUID_NODEV = syscalls.MS_NOSUID | syscalls.MS_NODEV
@@ -56,7 +54,7 @@ MOUNTS: tuple[tuple[str, str, str, int, str | None], ...] = (
     ("tmpfs", "/tmp", "tmpfs", _NOSUID_NODEV, "mode=1777"),
     ("cgroup2", "/sys/fs/cgroup", "cgroup2", _NOSUID_NODEV | syscalls.MS_NOEXEC, None),
 )
-# Left mounted at shutdown: the API filesystems, and the read-only /usr PID 1 still runs from.
+# Left mounted at shutdown: the API filesystems, and the read-only /usr PID 1 runs from.
 API_MOUNTS = frozenset(m[1] for m in MOUNTS) | {"/", usr_image.MOUNT_POINT, usr_image.IMAGE_MOUNT}
 # Links every Linux userland expects in /dev (udev makes them elsewhere): `nft -f -` opens
 # /dev/stdin, shells and other tools use /dev/fd.
@@ -160,7 +158,6 @@ class Init:
         self.supervisor: Supervisor | None = None
         self.shutdown_request: str | None = None
         self.hostname_from_cmdline = False
-        self.services_loaded = False
 
     def request_shutdown(self, action: str, why: str) -> None:
         """Ask the main loop to shut down (first request wins)."""
@@ -214,18 +211,26 @@ class Init:
         if not self.hostname_from_cmdline:
             apply_hostname(name)
 
-    def wait_network(self) -> None:
-        """Run the loop until the network is configured, the timeout, or a shutdown request."""
+    def wait_network(self) -> tuple[ModuleType, ModuleType] | None:
+        """Run the loop until the network is configured, the timeout, or a shutdown request.
+
+        The first time no packet arrives for IDLE_SLICE (e.g. while DAD runs or a DHCP server
+        takes its time), the services modules are imported and returned: their import costs
+        a noticeable time under emulation, better spent while nothing else can happen.
+        """
         network = self.network
         if network is None:
-            return
+            return None
+        modules = None
         deadline = self.loop.clock() + self.options.network_timeout
         while not network.configured() and self.shutdown_request is None:
             left = deadline - self.loop.clock()
             if left <= 0:
                 break
-            self.loop.run_once(left)
-        if network.configured():
+            if not self.loop.run_once(min(left, IDLE_SLICE)) and modules is None:
+                modules = load_services_module_logged()
+        done = network.configured()
+        if done:
             for iface in network.interfaces:
                 if network.no_router(iface):
                     log(
@@ -236,13 +241,10 @@ class Init:
         else:
             network.report_pending()
             log(f"network not fully configured after {self.options.network_timeout:.0f} s")
+        return modules
 
-    def begin_services(self, modules: tuple[ModuleType, ModuleType]) -> None:
-        """Load the services file (once) and start the services that need not wait for the
-        network; the others start at start_services."""
-        if self.services_loaded:
-            return
-        self.services_loaded = True
+    def start_services(self, modules: tuple[ModuleType, ModuleType]) -> None:
+        """Load the services file and start the services, waiting until all are settled."""
         services_file, supervisor_module = modules
         try:
             specs = services_file.load(self.options.services_file)
@@ -260,19 +262,9 @@ class Init:
             specs,
             base_env=dict(SERVICE_ENV),
             cmdline_words=self.options.words,
-            network_done=False,
         )
         self.supervisor = supervisor
         supervisor.start()
-
-    def start_services(self, modules: tuple[ModuleType, ModuleType]) -> None:
-        """Once the network wait is over: start the rest of the services and wait until all
-        are settled."""
-        self.begin_services(modules)
-        supervisor = self.supervisor
-        if supervisor is None:
-            return
-        supervisor.network_configured()
         done = self.loop.run_until(
             lambda: supervisor.all_settled() or self.shutdown_request is not None,
             self.options.services_timeout,
@@ -306,15 +298,13 @@ class Init:
         self.hostname_from_cmdline = self.options.hostname is not None
         step("hostname", lambda: set_hostname(self.options))
         step("network", self.start_network)
-        # While the first DHCP and router answers are on their way: the services modules,
-        # the services file, and the services that need not wait for the network.
-        modules = load_services_module_logged()
-        if modules is not None:
-            step("services", partial(self.begin_services, modules))
+        modules = None
         try:
-            self.wait_network()
+            modules = self.wait_network()
         except Exception as exc:
             log(f"network wait failed: {exc!r}")
+        if modules is None:
+            modules = load_services_module_logged()
         if modules is not None and self.shutdown_request is None:
             step("services", lambda: self.start_services(modules))
         else:

@@ -15,7 +15,6 @@ ready = { tcp = 8080 }         # or { tcp = 8080, host = "::1" } (an IP literal,
 ready_timeout = 30.0
 stop_timeout = 5.0             # SIGTERM, then SIGKILL after this many seconds
 working_directory = "/"
-wait_network = true            # false: start at once, while the network is being configured
 
 [services.web.cmdline_arguments]  # appended to command when the kernel command line has the word
 "web.debug" = ["--debug"]
@@ -75,7 +74,6 @@ _KEYS = {
     "cmdline_arguments",
     "cmdline_values",
     "when_cmdline",
-    "wait_network",
 }
 
 
@@ -137,7 +135,6 @@ class ServiceSpec:
         "restart_delay",
         "restart_delay_max",
         "stop_timeout",
-        "wait_network",
         "when_cmdline",
         "working_directory",
     )
@@ -159,7 +156,6 @@ class ServiceSpec:
         cmdline_arguments: dict[str, list[str]] | None = None,
         cmdline_values: dict[str, list[str]] | None = None,
         when_cmdline: str | None = None,
-        wait_network: bool = True,
     ) -> None:
         self.name = name
         self.command = command
@@ -175,7 +171,6 @@ class ServiceSpec:
         self.cmdline_arguments = cmdline_arguments or {}
         self.cmdline_values = cmdline_values or {}
         self.when_cmdline = when_cmdline
-        self.wait_network = wait_network
 
     def wanted(self, cmdline_words: set[str] | frozenset[str]) -> bool:
         """False when `when_cmdline` names an option the kernel command line does not carry."""
@@ -314,9 +309,6 @@ def _service(name: str, body: object, where: str) -> ServiceSpec:
     working_directory = body.get("working_directory", "/")
     if not isinstance(working_directory, str):
         raise ServicesFileError(f"{here}: 'working_directory' must be a path")
-    wait_network = body.get("wait_network", True)
-    if not isinstance(wait_network, bool):
-        raise ServicesFileError(f"{here}: 'wait_network' must be true or false")
     return ServiceSpec(
         name,
         command,
@@ -336,7 +328,6 @@ def _service(name: str, body: object, where: str) -> ServiceSpec:
             body.get("cmdline_values", {}), here, "cmdline_values", _option_name, "OPTION"
         ),
         when_cmdline=_when_cmdline(body.get("when_cmdline"), here),
-        wait_network=wait_network,
     )
 
 

@@ -98,7 +98,6 @@ class Supervisor:
         base_env: dict[str, str] | None = None,
         output: Callable[[bytes], None] = write_raw,
         cmdline_words: frozenset[str] = frozenset(),
-        network_done: bool = True,
     ) -> None:
         self.loop = loop
         self.reaper = reaper
@@ -107,27 +106,16 @@ class Supervisor:
         self.base_env = base_env if base_env is not None else {"PATH": DEFAULT_PATH}
         self.output = output
         self.cmdline_words = cmdline_words
-        # Until set, only services with `wait_network = false` start (see network_configured).
-        self.network_done = network_done
         self.stopping = False
         self.start_order: list[Service] = []
         self._poll_timer: Timer | None = None
 
     # -- starting --------------------------------------------------------------------------
 
-    def network_configured(self) -> None:
-        """The boot's network wait is over (configured or timed out): the services that wait
-        for it may start now."""
-        self.network_done = True
-        self.start()
-
     def start(self) -> None:
-        """Start every service whose dependencies are settled (the rest follow as they are);
-        before network_configured, only those with `wait_network = false`."""
+        """Start every service whose dependencies are settled (the rest follow as they are)."""
         for service in self.services:
             if service.state != WAITING or self.stopping:
-                continue
-            if service.spec.wait_network and not self.network_done:
                 continue
             if not service.spec.wanted(self.cmdline_words):
                 # when_cmdline names an option this boot does not carry: settled, not started.
