@@ -6,7 +6,7 @@ cryptography, zfs-fuse, qemu-img, firmware: about 80 MiB) for a PID 1 that needs
 it to reach the network. With an image, the archive holds everything outside /usr, the files
 under /usr that PID 1 loads before it mounts the image (the interpreter, its libraries, the
 bytecode of pideisn's start), and `/usr.squashfs`: all of /usr, the early files included,
-zstd-compressed. pideisn mounts it over /usr through a loop device as its first step after the
+lz4-compressed. pideisn mounts it over /usr through a loop device as its first step after the
 API filesystems (docs/pideisn.md); files are then decompressed only when they are read, and
 the RAM root holds the compressed image instead of the unpacked tree.
 
@@ -27,9 +27,9 @@ from mvirt_build.run import run
 # Where pideisn looks for the image (mvirt.pideisn.usr_image.IMAGE: the two must agree).
 IMAGE_PATH = "/usr.squashfs"
 MOUNT_POINT = "/usr"
-# Level 19: 28 MiB for the node's 82 MiB of /usr, against 36 MiB with lz4 (measured in
-# docs/pideisn.md); decompression happens later, when the daemons read their files.
-ZSTD_LEVEL = 19
+# lz4 (high compression): 36 MiB for the node's 80 MiB of /usr. zstd level 19 makes 28 MiB,
+# but the daemons decompress what they read while they start, and under emulation zstd made
+# the node's first daemon about a second slower to start (measured in docs/pideisn.md).
 TOOL = "mksquashfs"
 
 
@@ -76,7 +76,7 @@ def squashfs(entries: list[Entry], mtime: int) -> bytes:
         image = Path(tmp) / "usr.squashfs"
         run(
             [TOOL, root, image, "-noappend", "-quiet", "-no-progress", "-all-root", "-no-xattrs",
-             "-comp", "zstd", "-Xcompression-level", str(ZSTD_LEVEL)],
+             "-comp", "lz4", "-Xhc"],
             env={"SOURCE_DATE_EPOCH": str(mtime)},
             hint="mksquashfs comes with Debian's squashfs-tools (scripts/bootstrap.sh installs it)",
         )  # fmt: skip
