@@ -23,8 +23,9 @@ ratio of 1.3 or less; docs/pideisn.md ("Measured") has the latest figures (1.84,
 with IPv4 only, at a load of 1: most of the distance is the larger archive's unpacking, the
 interpreter's start and the demo service's own Python start) and where the time goes.
 
-pideisn runs twice: as built (DHCPv4 + SLAAC + DHCPv6, one demo service) and with
-`mvirt.net.ipv6=0`, which does what the busybox baseline does (DHCPv4 only). Also printed:
+pideisn runs three times: as built (DHCPv4 + SLAAC + DHCPv6, one demo service), with
+`mvirt.net.ipv6=0`, which does what the busybox baseline does (DHCPv4 only), and as built but
+without /usr.squashfs (the node's runtime): pideisn on its interpreter alone. Also printed:
 what pideisn adds to the initramfs (its bytecode, zstd-compressed alone) and PID 1's resident
 memory after boot.
 
@@ -53,6 +54,7 @@ from mvirt_build.compare import decompress
 from mvirt_build.config import initramfs_image
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.qemu import QemuMachine
+from mvirt_build.stages.initramfs import compress
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_OVERLAY = ROOT / "tests" / "e2e" / "overlay-demo"
@@ -185,6 +187,12 @@ def main() -> None:
                 "resident memory",
                 pideisn_times,
             ),
+            "pideisn, no node runtime": (
+                without_usr_image(initrd, work / "alone.cpio.lz4"),
+                cmdline,
+                "resident memory",
+                pideisn_times,
+            ),
             "busybox + udhcpc": (bb_initrd, cmdline, "bb: ready", busybox_times),
         }
         results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
@@ -200,23 +208,23 @@ def main() -> None:
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\nTCG, direct kernel boot, median of {args.runs} runs (uptime in seconds)")
         print(f"demo image {initrd.stat().st_size / 2**20:.1f} MiB, load average {load}\n")
-        header = f"{'init':<20} {'first line':>10} {'network':>8} {'ready':>7}"
+        header = f"{'init':<24} {'first line':>10} {'network':>8} {'ready':>7}"
         header += f" {'first→net':>10} {'first→ready':>12}"
         print(header)
         medians: dict[str, dict[str, float]] = {}
         for name, runs in results.items():
             if not runs:
-                print(f"{name:<20} (no complete run)")
+                print(f"{name:<24} (no complete run)")
                 continue
             med = {k: statistics.median(r[k] for r in runs) for k in ("first", "network", "ready")}
             medians[name] = med
             print(
-                f"{name:<20} {med['first']:>10.2f} {med['network']:>8.2f} {med['ready']:>7.2f}"
+                f"{name:<24} {med['first']:>10.2f} {med['network']:>8.2f} {med['ready']:>7.2f}"
                 f" {med['network'] - med['first']:>10.2f} {med['ready'] - med['first']:>12.2f}"
             )
         base = medians.get("busybox + udhcpc")
         if base:
-            for name in ("pideisn", "pideisn ipv4 only"):
+            for name in ("pideisn", "pideisn ipv4 only", "pideisn, no node runtime"):
                 if name in medians:
                     ratio = medians[name]["ready"] / base["ready"]
                     print(f"ready (uptime) ratio {name} / busybox: {ratio:.2f}")
@@ -226,6 +234,31 @@ def main() -> None:
         print(pideisn_size_report(cfg))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def without_usr_image(initrd: Path, dest: Path) -> Path:
+    """The demo initramfs without /usr.squashfs: pideisn and its demo service on the early
+    files alone (the interpreter, its libraries, pideisn), as an image without the node's
+    runtime would be."""
+    import libarchive  # noqa: PLC0415 - only this variant needs to read the archive back
+
+    archive = Archive()
+    with libarchive.memory_reader(decompress(initrd.read_bytes())) as reader:
+        for entry in reader:
+            path = "/" + entry.pathname.lstrip("./")
+            mode = entry.mode & 0o7777
+            if path in {"/usr.squashfs", "/"}:
+                continue
+            if entry.isdir:
+                archive.add(Entry(path, "dir", mode))
+            elif entry.issym:
+                archive.add(Entry(path, "symlink", 0o777, target=entry.linkpath))
+            elif entry.ischr:
+                archive.add(Entry(path, "chardev", mode, rdev=(entry.rdevmajor, entry.rdevminor)))
+            else:
+                archive.add(Entry(path, "file", mode, b"".join(entry.get_blocks())))
+    dest.write_bytes(compress(archive.write(0), "lz4", 12))
+    return dest
 
 
 def build_demo_image() -> config.BuildConfig:
