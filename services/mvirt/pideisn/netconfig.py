@@ -157,11 +157,12 @@ class NetworkConfig:
             # routes and DNS servers from RAs are applied (and logged) like DHCP's.
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/accept_ra", "0")
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/autoconf", "0")
-            # The kernel waits a random 0-rtr_solicit_delay (1 s) before starting DAD, a
-            # precaution for many hosts booting at once on one link (RFC 4862 5.4.2); a VM's
-            # virtual NIC is not that, and IPv6 (RS, DHCPv6) waits for DAD. pideisn sends its
-            # own solicitations, so the kernel's RS delay is otherwise unused.
-            _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/rtr_solicit_delay", "0")
+            # The kernel waits a random 0 to router_solicitation_delay (1 s) before starting
+            # DAD on an address that is not optimistic, a precaution for many hosts booting at
+            # once on one link (RFC 4862 5.4.2); a VM's virtual NIC is not that, and SLAAC and
+            # DHCPv6 addresses wait for DAD. pideisn sends its own solicitations, so the
+            # kernel's RS delay is otherwise unused.
+            _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/router_solicitation_delay", "0")
             # Optimistic DAD (RFC 4429): the link-local address is a usable source while DAD
             # runs. The first RS then waits until the kernel has made that address (tens of
             # ms after the link comes up), when IPv6 on the link can also receive the answer:
