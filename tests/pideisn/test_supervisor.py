@@ -6,6 +6,7 @@ import itertools
 import os
 import socket
 import sys
+import time
 
 import pytest
 
@@ -71,6 +72,36 @@ def test_ready_by_tcp_port_and_output_prefixed(runtime):
     assert lines[0] == b"web | hello\n"
     supervisor.stop_all()
     assert web.state == STOPPED
+
+
+def test_a_service_is_seen_ready_when_its_port_accepts_not_a_poll_later():
+    # The loop's clock stands still, so the readiness poll timer never comes due: only the
+    # probe's connect, watched on the loop, can tell that the port accepts (a non-blocking
+    # connect is in progress when the call returns, even on loopback).
+    now = [1000.0]
+    loop = Loop(clock=lambda: now[0])
+    reaper = Reaper()
+    signals = SignalDispatcher(loop)
+    signals.on(_signal.SIGCHLD, reaper.reap)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    service = {"command": py("import time; time.sleep(60)"), "stop_timeout": 2}
+    service["ready"] = {"tcp": listener.getsockname()[1]}
+    try:
+        supervisor, _ = make((loop, reaper), {"web": service})
+        supervisor.start()
+        for _ in range(100):  # at most 5 s of real time
+            if supervisor.all_settled():
+                break
+            loop.run_once(0.05)
+        assert supervisor.by_name["web"].ever_ready
+        loop.clock = time.monotonic  # stopping waits on real time
+        supervisor.stop_all()
+    finally:
+        listener.close()
+        signals.close()
+        loop.close()
 
 
 def test_ready_by_file_and_dependents_wait(runtime, tmp_path):

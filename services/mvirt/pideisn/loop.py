@@ -1,8 +1,9 @@
 """A single-threaded event loop on epoll with timers: everything in PID 1 runs on it.
 
 asyncio would do, but importing it costs a noticeable share of the boot under emulation; the
-loop needs readers, timers and nothing else. A callback that raises is logged and the loop
-goes on: one faulty component must not take PID 1 down.
+loop needs readers, writers (a non-blocking connect finishing), timers and nothing else. A
+callback that raises is logged and the loop goes on: one faulty component must not take PID 1
+down.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Timer:
 
 
 class Loop:
-    """Readers on file descriptors plus timers on a monotonic clock."""
+    """Readers and writers on file descriptors plus timers on a monotonic clock."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -52,10 +53,18 @@ class Loop:
 
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
         """Call `callback` whenever `fd` is readable."""
+        self._watch(fd, select.EPOLLIN, callback)
+
+    def add_writer(self, fd: int, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever `fd` is writable or has failed (a non-blocking connect
+        has an outcome); `remove_reader` ends it like a reader."""
+        self._watch(fd, select.EPOLLOUT, callback)
+
+    def _watch(self, fd: int, events: int, callback: Callable[[], None]) -> None:
         if fd in self._readers:
-            self._epoll.modify(fd, select.EPOLLIN)
+            self._epoll.modify(fd, events)
         else:
-            self._epoll.register(fd, select.EPOLLIN)
+            self._epoll.register(fd, events)
         self._readers[fd] = callback
 
     def remove_reader(self, fd: int) -> None:

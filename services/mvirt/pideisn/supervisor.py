@@ -102,6 +102,8 @@ class Supervisor:
         self.loop = loop
         self.reaper = reaper
         self.services = [Service(spec) for spec in specs]
+        for service in self.services:
+            service.probe.watch(loop, self._poll_readiness)
         self.by_name = {s.name: s for s in self.services}
         self.base_env = base_env if base_env is not None else {"PATH": DEFAULT_PATH}
         self.output = output
@@ -181,7 +183,10 @@ class Supervisor:
         self._poll_readiness()
 
     def _poll_readiness(self) -> None:
-        self._poll_timer = None
+        # Called by its timer, by a launch or by a probe's outcome: one timer chain at most.
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
         pending = False
         now = self.loop.clock()
         for service in self.services:
