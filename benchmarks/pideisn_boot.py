@@ -19,9 +19,10 @@ the console's uptime stamps:
 
 The variants run interleaved (pideisn, pideisn IPv4 only, busybox, then again) and the load
 average is printed: on a shared machine the ready ratio is the steady figure. The goal is a
-ratio of 1.3 or less; docs/pideisn.md ("Measured") has the latest figures (1.84, and 1.62
-with IPv4 only, at a load of 1: most of the distance is the larger archive's unpacking, the
-interpreter's start and the demo service's own Python start) and where the time goes.
+ratio of 1.3 or less; docs/pideisn.md ("Measured") has the latest figures (1.68, and 1.60
+without the node runtime, at a load of 1: most of the distance is the larger archive's
+unpacking, the interpreter's first start and the demo service's own Python start) and where
+the time goes.
 
 pideisn runs three times: as built (DHCPv4 + SLAAC + DHCPv6, one demo service), with
 `mvirt.net.ipv6=0`, which does what the busybox baseline does (DHCPv4 only), and as built but
