@@ -197,18 +197,24 @@ print("sent", flush=True)
 )
 
 
+def configure_from_rs_logger(pair: NetnsPair, log: Path) -> subprocess.CompletedProcess:
+    """pideisn's SLAAC against the router that logs each RS's source into `log`."""
+    pair.wait_server_dad()
+    pair.start_server(sys.executable, "-c", RS_LOGGER, log=log)
+    wait_for(lambda: "listening" in log.read_text(), 20, "the router")
+    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_first_router_solicitation_comes_from_the_optimistic_link_local_address(pair, tmp_path):
     # With optimistic DAD the link-local address is a source while DAD runs: the first RS
     # carries it, and the router's answer configures the link without a second RS (which
     # would come a second later).
     if not Path("/proc/sys/net/ipv6/conf/all/optimistic_dad").exists():
         pytest.skip("the kernel has no CONFIG_IPV6_OPTIMISTIC_DAD")
-    pair.wait_server_dad()
     log = tmp_path / "router.log"
-    pair.start_server(sys.executable, "-c", RS_LOGGER, log=log)
-    wait_for(lambda: "listening" in log.read_text(), 20, "the router")
-    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
-    assert result.returncode == 0, result.stderr
+    result = configure_from_rs_logger(pair, log)
     assert "configured eth0 fd00:98::" in result.stdout
     solicitations = [line.split()[-1] for line in log.read_text().splitlines() if "rs from" in line]
     assert solicitations[:1] and solicitations[0].startswith("fe80:"), solicitations
@@ -218,11 +224,6 @@ def test_dad_on_configured_addresses_starts_without_the_kernels_random_delay(pai
     # The kernel delays DAD of an address that is not optimistic (SLAAC's, DHCPv6's) by a
     # random 0 to router_solicitation_delay (1 s); pideisn sets that delay to 0 on the links
     # it manages (the file's name is the kernel's, not its internal field's).
-    pair.wait_server_dad()
-    log = tmp_path / "router.log"
-    pair.start_server(sys.executable, "-c", RS_LOGGER, log=log)
-    wait_for(lambda: "listening" in log.read_text(), 20, "the router")
-    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
-    assert result.returncode == 0, result.stderr
+    configure_from_rs_logger(pair, tmp_path / "router.log")
     delay = pair.client_cmd("cat", f"/proc/sys/net/ipv6/conf/{CLIENT_IF}/router_solicitation_delay")
     assert delay.stdout.strip() == "0"
