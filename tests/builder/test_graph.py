@@ -4,21 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Graph, Stage
 
-
-def make_config(tmp_path: Path) -> BuildConfig:
-    return BuildConfig(
-        root=tmp_path,
-        output_dir=tmp_path / "out",
-        cache_dir=tmp_path / "cache",
-        source_date_epoch=0,
-        kernel=KernelConfig("x", None, "6.1", tmp_path / "frag", ""),
-        initramfs=InitramfsConfig("m:f", (), (), (), 3),
-        uki=UkiConfig(tmp_path / "stub", "t"),
-    )
+from .build_config import small_config as make_config
 
 
 class Copy(Stage):

@@ -7,11 +7,13 @@ import pytest
 import zstandard
 
 from mvirt_build import budget
-from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.config import InitramfsConfig
 from mvirt_build.cpio import Archive, Entry
 from mvirt_build.graph import Context
 from mvirt_build.run import output
 from mvirt_build.stages import initramfs
+
+from .build_config import small_config
 
 
 def test_size_table_compresses_nothing_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,18 +49,6 @@ def _host_python_tree(tmp_path: Path) -> Path | None:
     return trees[0] if trees and os.geteuid() == 0 else None
 
 
-def _config(tmp_path: Path, initramfs_config: InitramfsConfig) -> BuildConfig:
-    return BuildConfig(
-        root=tmp_path,
-        output_dir=tmp_path / "out",
-        cache_dir=tmp_path / "cache",
-        source_date_epoch=0,
-        kernel=KernelConfig("x", None, "6.1", tmp_path / "frag", ""),
-        initramfs=initramfs_config,
-        uki=UkiConfig(tmp_path / "stub", "t"),
-    )
-
-
 def test_image_interpreter_ignores_host_python_variables(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -71,7 +61,7 @@ def test_image_interpreter_ignores_host_python_variables(
     try:
         (shadow / "socket.py").write_text("raise SystemExit('host module imported')\n")
         monkeypatch.setenv("PYTHONPATH", "/" + str(shadow.relative_to(tree)))
-        cfg = _config(tmp_path, InitramfsConfig("socket:socket", (), (), (), 3))
+        cfg = small_config(tmp_path, initramfs=InitramfsConfig("socket:socket", (), (), (), 3))
         modules = initramfs.collect_modules(Context(cfg), tree)
         assert "/usr/lib/python3.11/socket.py" in modules["source"]
     finally:
@@ -86,8 +76,9 @@ def test_early_files_are_what_pid1_needs_before_mounting_usr(tmp_path: Path) -> 
     tree = _host_python_tree(tmp_path)
     if tree is None:
         pytest.skip("no rootfs tree in the cache yet (run `mvirt-build rootfs`)")
-    cfg = _config(
-        tmp_path, InitramfsConfig("mvirt.pideisn.init:main", (), (), (), 3, "lz4", "squashfs")
+    cfg = small_config(
+        tmp_path,
+        initramfs=InitramfsConfig("mvirt.pideisn.init:main", (), (), (), 3, "lz4", "squashfs"),
     )
     site = initramfs.SITE_DIR
     archive = Archive()

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.config import BuildConfig, KernelConfig
 from mvirt_build.graph import Context, Graph
 from mvirt_build.pipeline import STAGES
 from mvirt_build.stages.kernel import KernelStage
+
+from .build_config import small_config
 
 
 def make_config(root: Path) -> BuildConfig:
@@ -20,14 +22,8 @@ def make_config(root: Path) -> BuildConfig:
     fragment = root / "kernel/kernel.config"
     fragment.parent.mkdir(exist_ok=True)
     fragment.write_text("# fragment\nCONFIG_64BIT=y\n# CONFIG_SWAP is not set\n")
-    return BuildConfig(
-        root=root,
-        output_dir=root / "out",
-        cache_dir=root / "cache",
-        source_date_epoch=0,
-        kernel=KernelConfig(str(tarball), None, "6.1", fragment, "console=ttyS0"),
-        initramfs=InitramfsConfig("m:f", (), (), (), 3),
-        uki=UkiConfig(root / "stub", "t"),
+    return small_config(
+        root, kernel=KernelConfig(str(tarball), None, "6.1", fragment, "console=ttyS0")
     )
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.config import KernelConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context
 from mvirt_build.stages.kernel import configure, extract_source, menuconfig
+
+from .build_config import small_config
 
 FAKE_MAKEFILE = """VERSION = 6
 PATCHLEVEL = 1
@@ -38,14 +40,8 @@ def fake_kernel_tarball(tmp_path: Path) -> Path:
 def test_menuconfig_starts_when_the_fragment_check_fails(tmp_path: Path) -> None:
     fragment = tmp_path / "kernel.config"
     fragment.write_text("CONFIG_NEEDS_DEPENDENCY=y\n")
-    cfg = BuildConfig(
-        root=tmp_path,
-        output_dir=tmp_path / "out",
-        cache_dir=tmp_path / "cache",
-        source_date_epoch=0,
-        kernel=KernelConfig(str(fake_kernel_tarball(tmp_path)), None, "6.1", fragment, ""),
-        initramfs=InitramfsConfig("m:f", (), (), (), 3),
-        uki=UkiConfig(tmp_path / "stub", "t"),
+    cfg = small_config(
+        tmp_path, kernel=KernelConfig(str(fake_kernel_tarball(tmp_path)), None, "6.1", fragment, "")
     )
     ctx = Context(cfg)
     source = extract_source(ctx)

@@ -6,24 +6,18 @@ from pathlib import Path
 import pytest
 
 from mvirt_build import mkosi_config
-from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.config import BuildConfig
 from mvirt_build.graph import Context, Graph
 from mvirt_build.stages.rootfs import RootfsStage
+
+from .build_config import small_config
 
 
 def make_config(root: Path) -> BuildConfig:
     (root / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=debian\nRelease=bookworm\n\n[Content]\nPackages=python3\n"
     )
-    return BuildConfig(
-        root=root,
-        output_dir=root / "out",
-        cache_dir=root / "cache",
-        source_date_epoch=0,
-        kernel=KernelConfig("x", None, "6.1", root / "frag", ""),
-        initramfs=InitramfsConfig("m:f", (), (), (), 3),
-        uki=UkiConfig(root / "stub", "t"),
-    )
+    return small_config(root)
 
 
 def test_mkosi_conventions_are_rootfs_inputs(tmp_path: Path) -> None:

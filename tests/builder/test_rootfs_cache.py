@@ -11,25 +11,18 @@ from pathlib import Path
 import pytest
 
 from mvirt_build import mkosi_sources
-from mvirt_build.config import BuildConfig, InitramfsConfig, KernelConfig, UkiConfig
+from mvirt_build.config import BuildConfig
 from mvirt_build.errors import BuildError
 from mvirt_build.graph import Context, Graph
 from mvirt_build.locking import locked
 from mvirt_build.stages import rootfs
 
+from .build_config import small_config
+
 
 def make_config(root: Path, tree: Path | None = None) -> BuildConfig:
     (root / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\n")
-    return BuildConfig(
-        root=root,
-        output_dir=root / "out",
-        cache_dir=root / "cache",
-        source_date_epoch=0,
-        kernel=KernelConfig("x", None, "6.1", root / "frag", ""),
-        initramfs=InitramfsConfig("m:f", (), (), (), 3),
-        uki=UkiConfig(root / "stub", "t"),
-        rootfs_tree=tree,
-    )
+    return small_config(root, rootfs_tree=tree)
 
 
 def fake_tree(path: Path) -> Path:

@@ -1,8 +1,8 @@
 """pideisn as PID 1: early boot, network, services, then the event loop until shutdown.
 
 Boot sequence: API filesystems → signals, reaper, power button → the /usr image (in images
-built with one) → hostname → network
-(DHCPv4, SLAAC, DHCPv6; bounded by a timeout) → services → the one `ready` line.
+built with one) → hostname → network (DHCPv4, SLAAC, DHCPv6; bounded by a timeout) →
+services → the one `ready` line.
 PID 1 must never exit: every step's failure is logged and the boot goes on; if the main loop
 itself fails, `emergency_loop` keeps reaping and still honours power-off requests.
 
