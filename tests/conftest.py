@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,9 +16,17 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests import namespaces
+
 # Builds started by the tests (the e2e image build) go on without the pinned downloads whose
 # hosts this machine cannot reach, as `make` does; a test that wants them fatal says so itself.
 os.environ.setdefault("MVIRT_ALLOW_MISSING_DOWNLOADS", "1")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Network namespaces an earlier, killed run left behind go first (tests/namespaces.py)."""
+    if os.geteuid() == 0 and shutil.which("ip") is not None:
+        namespaces.remove_stale()
 
 
 def free_port() -> int:

@@ -55,7 +55,7 @@ class NsGuest:
         ipv6: str = "",
         configure: bool = True,
     ) -> None:
-        self.ns = Netns("mvg")
+        self.ns = Netns("guest")
         self.host_fd: int = _in_netns(host_netns, open_tap, tap)
         self.guest_fd: int = _in_netns(self.ns.name, open_tap, "eth0")
         self._stop_r, self._stop_w = os.pipe()

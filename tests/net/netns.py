@@ -11,16 +11,12 @@ import selectors
 import socket
 import subprocess
 import threading
-import uuid
 from pathlib import Path
+
+from tests.namespaces import namespace_name
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def unique_name(prefix: str) -> str:
-    """A name no other test run uses (namespaces and interfaces are machine-wide)."""
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def enter(name: str) -> None:
@@ -42,8 +38,8 @@ def ip(*args: str) -> subprocess.CompletedProcess[str]:
 class Netns:
     """A network namespace created for one test (loopback up)."""
 
-    def __init__(self, prefix: str = "mvt") -> None:
-        self.name = unique_name(prefix)
+    def __init__(self, kind: str = "net") -> None:
+        self.name = namespace_name(kind)
         ip("netns", "add", self.name)
         ip("-n", self.name, "link", "set", "lo", "up")
 

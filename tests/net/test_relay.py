@@ -14,7 +14,7 @@ from tests.net.netns import Netns, Relay, enter
 
 @pytest.fixture
 def netns() -> Iterator[Netns]:
-    ns = Netns("mvr")
+    ns = Netns("relay")
     yield ns
     ns.delete()
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.namespaces import namespace_name
+
 DNSMASQ = "/usr/sbin/dnsmasq"
 SERVER_IF = "srv0"
 CLIENT_IF = "eth0"
@@ -33,10 +35,9 @@ def run(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.Compl
 class NetnsPair:
     """`server` and `client` namespaces; the client side's interface is called eth0."""
 
-    def __init__(self, tag: str) -> None:
-        suffix = f"{os.getpid() % 100000}{tag}"
-        self.server = f"pdsrv{suffix}"
-        self.client = f"pdcli{suffix}"
+    def __init__(self) -> None:
+        self.server = namespace_name("server")
+        self.client = namespace_name("client")
         self.processes: list[subprocess.Popen] = []
         run("ip", "netns", "add", self.server)
         run("ip", "netns", "add", self.client)

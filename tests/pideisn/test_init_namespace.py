@@ -65,10 +65,10 @@ def ask(pair: NetnsPair, address: str, message: str) -> str:
 
 
 @pytest.fixture
-def pair(request):
+def pair():
     require_netns()
     require_unshare()
-    pair = NetnsPair(str(abs(hash(request.node.name)) % 1000))
+    pair = NetnsPair()
     yield pair
     pair.close()
 

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def pair(request):
+def pair():
     require_netns()
-    pair = NetnsPair(str(abs(hash(request.node.name)) % 1000))
+    pair = NetnsPair()
     yield pair
     pair.close()
 

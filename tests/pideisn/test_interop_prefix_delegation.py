@@ -28,11 +28,11 @@ subnet6 fd00:99::/64 {
 
 
 @pytest.fixture
-def pair(request):
+def pair():
     require_netns()
     if not os.path.exists(DHCPD):
         pytest.skip("needs ISC dhcpd (Debian package isc-dhcp-server) for prefix delegation")
-    pair = NetnsPair(str(abs(hash(request.node.name)) % 1000))
+    pair = NetnsPair()
     yield pair
     pair.close()
 

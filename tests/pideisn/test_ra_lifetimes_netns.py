@@ -57,9 +57,9 @@ print("sent", flush=True)
 
 
 @pytest.fixture
-def pair(request):
+def pair():
     require_netns()
-    pair = NetnsPair("r" + str(abs(hash(request.node.name)) % 1000))
+    pair = NetnsPair()
     yield pair
     pair.close()
 

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tests.namespaces import namespace_name
+
 CODE = """
 import time
 from mvirt.pideisn.readiness import Probe
@@ -24,7 +26,7 @@ print(answers.count(True), time.monotonic() - start)
 def test_a_probe_to_an_address_that_never_answers_does_not_block():
     if os.geteuid() != 0:
         pytest.skip("needs root to create a network namespace (CI runs as root)")
-    name = f"pdprobe{os.getpid()}"
+    name = namespace_name("probe")
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         for argv in (

@@ -22,6 +22,7 @@ from mvirt_build import packages
 from mvirt_build.apt_sources import mirror_for
 from mvirt_build.config import source_date_epoch
 from tests.conftest import free_port
+from tests.namespaces import namespace_name
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -190,7 +191,7 @@ def _start_log(box: Chroot) -> tuple[subprocess.Popen[bytes], int]:
 def _net_answers_in_its_own_namespace(box: Chroot) -> None:
     """mvirt-net configures the network it runs in: start it in a namespace made here, and ask
     its health service from inside that namespace with the installed runtime."""
-    namespace = f"mvrel{os.getpid()}"
+    namespace = namespace_name("release")
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     inside = ["ip", "netns", "exec", namespace, "chroot", str(box.root)]
     daemon = None
