@@ -19,9 +19,10 @@ the console's uptime stamps:
 
 The variants run interleaved (pideisn, pideisn IPv4 only, busybox, then again) and the load
 average is printed: on a shared machine the ready ratio is the steady figure. The goal is a
-ratio of 1.3 or less; docs/pideisn.md ("Measured") has the latest figures (1.66-1.77, and
-1.46-1.64 without the node runtime; a bare interpreter as PID 1 doing busybox's work at
-busybox's speed would reach 1.14-1.27) and where the time goes.
+ratio of 1.3 or less; docs/pideisn.md ("Measured") has the latest figures (1.69-1.80, and
+1.44 without the node runtime since SLAAC stopped waiting for the kernel's link watcher; a
+bare interpreter as PID 1 doing busybox's work at busybox's speed would reach 1.14-1.27) and
+where the time goes.
 
 pideisn runs three times: as built (DHCPv4 + SLAAC + DHCPv6, one demo service), with
 `mvirt.net.ipv6=0`, which does what the busybox baseline does (DHCPv4 only), and as built but

@@ -170,9 +170,23 @@ def test_router_solicitation_does_not_wait_for_link_local_dad(pair, tmp_path):
     assert any(r.startswith("default via fe80:") for r in client_state(pair)[1])
 
 
+def test_an_ra_is_received_before_ipv6_on_the_link_is_ready(pair, tmp_path):
+    # A NIC whose carrier came up while it was down gets its IPv6 set-up (link-local address,
+    # multicast route) only when the kernel's link watcher next runs, up to a second after
+    # pideisn set it up. A dormant link stands for that here: IPv6 on it never becomes ready.
+    # The RS goes out from ::, and the RA answering it must still be received and applied.
+    pair.client_cmd("ip", "link", "set", CLIENT_IF, "mode", "dormant")
+    start_router(pair, tmp_path, lifetime=600)
+    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configured eth0 fd00:99::" in result.stdout
+    assert any(r.startswith("default via fe80:") for r in client_state(pair)[1])
+    shown = pair.client_cmd("ip", "-6", "addr", "show", "dev", CLIENT_IF).stdout
+    assert "fe80:" not in shown, "IPv6 on the link became ready: the test proves nothing"
+
+
 # Prints the source of every router solicitation; answers the first one that comes from a
-# link-local address (an RS from :: is logged, not answered: the reply to it races the
-# client's IPv6 set-up, see NetworkConfig._start_interface).
+# link-local address (an RS from :: is logged, not answered).
 RS_LOGGER = (
     ROUTER_SOCKET
     + """

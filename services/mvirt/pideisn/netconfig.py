@@ -67,8 +67,6 @@ class Interface:
         self.ra_config: RaConfig | None = None
         self.solicit_started: float | None = None
         self.link_local_waited = 0.0
-        # Router solicitation waits for a usable link-local source (see _start_interface).
-        self.solicit_deferred = False
 
     @property
     def name(self) -> str:
@@ -164,28 +162,34 @@ class NetworkConfig:
             # kernel's RS delay is otherwise unused.
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/router_solicitation_delay", "0")
             # Optimistic DAD (RFC 4429): the link-local address is a usable source while DAD
-            # runs. The first RS then waits until the kernel has made that address (tens of
-            # ms after the link comes up), when IPv6 on the link can also receive the answer:
-            # an RS sent from `::` at once raced that set-up, and the RA it got was dropped,
-            # so the next RS a second later configured the link. Kernels without
-            # CONFIG_IPV6_OPTIMISTIC_DAD lack the file: there the RS goes out at once from
-            # `::` rather than wait a second for DAD.
-            iface.solicit_deferred = _write_sysctl(
-                f"/proc/sys/net/ipv6/conf/{name}/optimistic_dad", "1"
-            ) and _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/use_optimistic", "1")
+            # runs, so DHCPv6 need not wait for DAD to end. Kernels without
+            # CONFIG_IPV6_OPTIMISTIC_DAD lack the files.
+            _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/optimistic_dad", "1")
+            _write_sysctl(f"/proc/sys/net/ipv6/conf/{name}/use_optimistic", "1")
         self.netlink.set_up(iface.link.index)
         log(f"{name}: link up (mac {iface.link.mac.hex(':')})")
         if self.ipv4:
             self._start_dhcp4(iface)
         if self.ipv6:
-            # Router solicitation and DHCPv6 start once the link-local address is usable
-            # (optimistic, while DAD runs); without optimistic DAD, solicitation starts at
-            # once from `::`.
+            self._receive_multicast6(iface)
+            # Router solicitation starts at once, from `::` until there is a link-local
+            # address (RFC 4861 6.3.7); DHCPv6 once that address is usable.
             try:
                 self._start_slaac(iface)
             except OSError as exc:
                 log(f"{name}: router solicitation unavailable: {exc}")
             self.loop.call_later(0, lambda: self._wait_link_local(iface))
+
+    def _receive_multicast6(self, iface: Interface) -> None:
+        # The kernel adds its route for multicast only when IPv6 on the link becomes ready,
+        # and until then drops multicast to the host: the RA answering a solicitation too. A
+        # NIC whose carrier came up while it was down becomes ready when the kernel's link
+        # watcher next runs, up to a second later (net/core/link_watch.c), well after the
+        # link is up and the first RS out. The same route added now lets that RA in.
+        try:
+            self.netlink.add_multicast_route6(iface.link.index)
+        except OSError as exc:
+            log(f"{iface.name}: cannot add the IPv6 multicast route: {exc}")
 
     def _start_dhcp4(self, iface: Interface) -> None:
         sock = Dhcp4Socket(iface.name)
@@ -251,7 +255,7 @@ class NetworkConfig:
 
     def _wait_link_local(self, iface: Interface) -> None:
         # Until DAD has finished, the link-local address cannot be a source (unless it is
-        # optimistic, RFC 4429): RS and DHCPv6 would fail, so poll briefly for it.
+        # optimistic, RFC 4429): DHCPv6 would fail, so poll briefly for it.
         ready = [
             a
             for a in self.netlink.addresses(iface.link.index)
@@ -264,22 +268,13 @@ class NetworkConfig:
             iface.link_local_waited += LINK_LOCAL_POLL
             if iface.link_local_waited > LINK_LOCAL_TIMEOUT:
                 log(f"{iface.name}: no usable IPv6 link-local address, DHCPv6 skipped")
-                self._solicit_deferred(iface)  # from `::`
                 if iface.ra is None:
                     iface.ra = ndp_codec.RouterAdvertisement()
                 return
             self.loop.call_later(LINK_LOCAL_POLL, lambda: self._wait_link_local(iface))
             return
-        self._solicit_deferred(iface)
         if self.use_dhcp6:
             self._start_dhcp6(iface)
-
-    def _solicit_deferred(self, iface: Interface) -> None:
-        """Start the router solicitations that waited for a link-local source."""
-        if iface.solicit_deferred and iface.slaac is not None:
-            iface.solicit_deferred = False
-            iface.solicit_started = self.loop.clock()
-            iface.slaac.start()
 
     def _start_slaac(self, iface: Interface) -> None:
         sock = Icmp6Socket(iface.name, iface.link.index)
@@ -316,8 +311,7 @@ class NetworkConfig:
                 client.handle_packet(data, source, hop_limit)
 
         self.loop.add_reader(sock.fileno(), readable)
-        if not iface.solicit_deferred:
-            client.start()
+        client.start()
 
     def _start_dhcp6(self, iface: Interface) -> None:
         sock = Dhcp6Socket(iface.name, iface.link.index)

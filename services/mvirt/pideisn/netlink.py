@@ -8,6 +8,7 @@ The raw `_socket` module is used instead of `socket` to skip the latter's enum s
 from __future__ import annotations
 
 import _socket
+import errno
 import os
 import struct
 
@@ -57,6 +58,8 @@ ARPHRD_ETHER = 1
 ARPHRD_LOOPBACK = 772
 
 RT_TABLE_MAIN = 254
+RT_TABLE_LOCAL = 255
+RTPROT_KERNEL = 2
 RTPROT_STATIC = 4
 RTPROT_RA = 9
 RTPROT_DHCP = 16
@@ -64,6 +67,8 @@ RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 RT_SCOPE_HOST = 254
 RTN_UNICAST = 1
+RTN_MULTICAST = 5
+IP6_RT_PRIO_ADDRCONF = 256
 INFINITY_LIFE = 0xFFFFFFFF
 
 _NLMSGHDR = struct.Struct("=IHHII")
@@ -335,6 +340,23 @@ class Netlink:
             dst, dst_len, index, gateway=gateway, protocol=protocol, metric=metric
         )
         self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body)
+
+    def add_multicast_route6(self, index: int) -> None:
+        """Add the route for IPv6 multicast (ff00::/8, local table) that the kernel itself adds
+        when IPv6 on the link becomes ready, with the kernel's own attributes: its later add
+        then finds it in place. Without it, multicast to the host is dropped on input."""
+        body = _RTMSG.pack(
+            _socket.AF_INET6, 8, 0, 0, RT_TABLE_LOCAL, RTPROT_KERNEL, RT_SCOPE_UNIVERSE,
+            RTN_MULTICAST, 0,
+        )  # fmt: skip
+        body += encode_attr(RTA_DST, _socket.inet_pton(_socket.AF_INET6, "ff00::"))
+        body += encode_attr(RTA_OIF, struct.pack("=i", index))
+        body += encode_attr(RTA_PRIORITY, struct.pack("=I", IP6_RT_PRIO_ADDRCONF))
+        try:
+            self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+        except NetlinkError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
 
     def delete_route(
         self, dst: str, dst_len: int, index: int, *, gateway: str | None = None, metric: int = 0
