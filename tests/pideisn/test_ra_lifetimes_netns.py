@@ -170,6 +170,23 @@ def test_router_solicitation_does_not_wait_for_link_local_dad(pair, tmp_path):
     assert any(r.startswith("default via fe80:") for r in client_state(pair)[1])
 
 
+def test_a_slaac_address_is_a_source_while_its_dad_runs(pair, tmp_path):
+    # Thirty DAD probes keep the address tentative for thirty seconds. Optimistic (RFC 4429),
+    # as the kernel's own SLAAC makes it, the address is the source for the router's prefix
+    # all the same; a tentative one would leave only the link-local address.
+    if not Path("/proc/sys/net/ipv6/conf/all/optimistic_dad").exists():
+        pytest.skip("the kernel has no CONFIG_IPV6_OPTIMISTIC_DAD")
+    pair.client_cmd("sysctl", "-q", f"net.ipv6.conf.{CLIENT_IF}.dad_transmits=30")
+    start_router(pair, tmp_path, lifetime=600)
+    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (address,) = [a for a in client_state(pair)[0] if a.startswith("fd00:99::")]
+    route = pair.client_cmd("ip", "-6", "route", "get", "fd00:99::1").stdout
+    assert f"src {address} " in route, route
+    shown = pair.client_cmd("ip", "-6", "addr", "show", "dev", CLIENT_IF, "tentative").stdout
+    assert address in shown, "DAD is over: the test proves nothing"
+
+
 def test_an_ra_is_received_before_ipv6_on_the_link_is_ready(pair, tmp_path):
     # A NIC whose carrier came up while it was down gets its IPv6 set-up (link-local address,
     # multicast route) only when the kernel's link watcher next runs, up to a second after

@@ -143,8 +143,10 @@ class RaConfig:
             64,
             valid=_kernel_lifetime(valid),
             preferred=_kernel_lifetime(preferred),
-            # The on-link route is the L flag's business, with its own lifetime.
-            flags=nl.IFA_F_NOPREFIXROUTE,
+            # The on-link route is the L flag's business, with its own lifetime. Optimistic
+            # (RFC 4429), as the kernel's own SLAAC makes it: a source while DAD runs. The
+            # kernel drops the flag where optimistic DAD is off or DAD is over.
+            flags=nl.IFA_F_NOPREFIXROUTE | nl.IFA_F_OPTIMISTIC,
         )
         self._set_seconds(ADDRESS, address, valid)
         if remaining is None:
