@@ -310,12 +310,14 @@ class Netlink:
         gateway: str | None,
         protocol: int,
         metric: int,
+        table: int = RT_TABLE_MAIN,
+        kind: int = RTN_UNICAST,
     ) -> bytes:
         family = family_of(dst)
         scope = RT_SCOPE_UNIVERSE if gateway else RT_SCOPE_LINK
         if family == _socket.AF_INET6:
             scope = RT_SCOPE_UNIVERSE
-        body = _RTMSG.pack(family, dst_len, 0, 0, RT_TABLE_MAIN, protocol, scope, RTN_UNICAST, 0)
+        body = _RTMSG.pack(family, dst_len, 0, 0, table, protocol, scope, kind, 0)
         if dst_len:
             body += encode_attr(RTA_DST, _socket.inet_pton(family, dst))
         if gateway:
@@ -345,13 +347,10 @@ class Netlink:
         """Add the route for IPv6 multicast (ff00::/8, local table) that the kernel itself adds
         when IPv6 on the link becomes ready, with the kernel's own attributes: its later add
         then finds it in place. Without it, multicast to the host is dropped on input."""
-        body = _RTMSG.pack(
-            _socket.AF_INET6, 8, 0, 0, RT_TABLE_LOCAL, RTPROT_KERNEL, RT_SCOPE_UNIVERSE,
-            RTN_MULTICAST, 0,
+        body = self._route_body(
+            "ff00::", 8, index, gateway=None, protocol=RTPROT_KERNEL,
+            metric=IP6_RT_PRIO_ADDRCONF, table=RT_TABLE_LOCAL, kind=RTN_MULTICAST,
         )  # fmt: skip
-        body += encode_attr(RTA_DST, _socket.inet_pton(_socket.AF_INET6, "ff00::"))
-        body += encode_attr(RTA_OIF, struct.pack("=i", index))
-        body += encode_attr(RTA_PRIORITY, struct.pack("=I", IP6_RT_PRIO_ADDRCONF))
         try:
             self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
         except NetlinkError as exc:
