@@ -202,59 +202,12 @@ def test_an_ra_is_received_before_ipv6_on_the_link_is_ready(pair, tmp_path):
     assert "fe80:" not in shown, "IPv6 on the link became ready: the test proves nothing"
 
 
-# Prints the source of every router solicitation; answers the first one that comes from a
-# link-local address (an RS from :: is logged, not answered).
-RS_LOGGER = (
-    ROUTER_SOCKET
-    + """
-while True:
-    data, source = s.recvfrom(2048)
-    if data[0] == codec.ROUTER_SOLICITATION:
-        print("rs from", source[0].split("%")[0], flush=True)
-        if source[0].startswith("fe80:"):
-            break
-info = codec.PrefixInfo("fd00:98::", 64, codec.PREFIX_ON_LINK | codec.PREFIX_AUTONOMOUS, 600, 300)
-ra = codec.RouterAdvertisement(lifetime=600, prefixes=[info])
-mac = bytes.fromhex(open("/sys/class/net/srv0/address").read().strip().replace(":", ""))
-for _ in range(100):  # from the link-local address, once that has passed DAD
-    try:
-        s.bind((codec.eui64_address("fe80::", mac), 0, 0, index))
-        s.sendto(ra.encode(), ("ff02::1", 0, 0, index))
-        break
-    except OSError:
-        time.sleep(0.1)
-print("sent", flush=True)
-"""
-)
-
-
-def configure_from_rs_logger(pair: NetnsPair, log: Path) -> subprocess.CompletedProcess:
-    """pideisn's SLAAC against the router that logs each RS's source into `log`."""
-    pair.wait_server_dad()
-    pair.start_server(sys.executable, "-c", RS_LOGGER, log=log)
-    wait_for(lambda: "listening" in log.read_text(), 20, "the router")
-    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def test_first_router_solicitation_comes_from_the_optimistic_link_local_address(pair, tmp_path):
-    # With optimistic DAD the link-local address is a source while DAD runs: the first RS
-    # carries it, and the router's answer configures the link without a second RS (which
-    # would come a second later).
-    if not Path("/proc/sys/net/ipv6/conf/all/optimistic_dad").exists():
-        pytest.skip("the kernel has no CONFIG_IPV6_OPTIMISTIC_DAD")
-    log = tmp_path / "router.log"
-    result = configure_from_rs_logger(pair, log)
-    assert "configured eth0 fd00:98::" in result.stdout
-    solicitations = [line.split()[-1] for line in log.read_text().splitlines() if "rs from" in line]
-    assert solicitations[:1] and solicitations[0].startswith("fe80:"), solicitations
-
-
 def test_dad_on_configured_addresses_starts_without_the_kernels_random_delay(pair, tmp_path):
     # The kernel delays DAD of an address that is not optimistic (SLAAC's, DHCPv6's) by a
     # random 0 to router_solicitation_delay (1 s); pideisn sets that delay to 0 on the links
     # it manages (the file's name is the kernel's, not its internal field's).
-    configure_from_rs_logger(pair, tmp_path / "router.log")
+    start_router(pair, tmp_path, lifetime=600)
+    result = pair.pideisn_dhcp("--no-ipv4", "--no-dhcp6", "--wait", "ra", "--timeout", "20")
+    assert result.returncode == 0, result.stdout + result.stderr
     delay = pair.client_cmd("cat", f"/proc/sys/net/ipv6/conf/{CLIENT_IF}/router_solicitation_delay")
     assert delay.stdout.strip() == "0"
